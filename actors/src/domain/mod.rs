@@ -1,0 +1,66 @@
+//! Pure domain types and rules. Nothing here performs I/O.
+
+mod access;
+mod event;
+mod ids;
+mod menu;
+mod money;
+mod order;
+mod time;
+
+pub use access::{Principal, PrincipalError, Role};
+pub use event::{Event, EventKind};
+pub use ids::{MenuItemId, OrderId, RestaurantId, StaffCallId, TableId};
+pub use menu::{
+    validate_menu_item, validate_restaurant, validate_table_name, MenuItem, NewMenuItem,
+    NewRestaurant, Restaurant, StaffCall, Table, DEFAULT_CURRENCY,
+};
+pub use money::{Currency, Money};
+pub use order::{
+    advance, build_order, cancel, fingerprint, validate_request, CancelRule, LineRequest, Order,
+    OrderItem, OrderStatus, PlaceOrderRequest, MAX_LINES, MAX_QUANTITY,
+};
+pub use time::{next_ticket, BusinessDay, Timestamp};
+
+/// Why a command was refused. Each variant maps to one public error code in the adapter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("menu item {0} is sold out")]
+    SoldOut(MenuItemId),
+    #[error("an order cannot move from {from} to {to}")]
+    InvalidTransition { from: OrderStatus, to: OrderStatus },
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Free text from clients: bounded in length, no control characters except line breaks and tabs.
+pub(crate) fn check_text(field: &str, text: &str, max_chars: usize) -> Result<(), DomainError> {
+    if text.chars().count() > max_chars {
+        return Err(DomainError::BadInput(format!(
+            "{field} is longer than {max_chars} characters"
+        )));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(DomainError::BadInput(format!(
+            "{field} contains control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Names must say something: not blank, bounded, printable.
+pub(crate) fn check_name(field: &str, name: &str, max_chars: usize) -> Result<(), DomainError> {
+    if name.trim().is_empty() {
+        return Err(DomainError::BadInput(format!("{field} must not be empty")));
+    }
+    check_text(field, name, max_chars)
+}

@@ -1,0 +1,10 @@
+//! The orderhub core: domain types and rules, the ports the core needs (store, event sink,
+//! clock) and the actors that execute a restaurant's commands. No HTTP, SQL or Redis here:
+//! adapters in the `orderhub` crate implement the ports.
+
+pub mod domain;
+pub mod error;
+pub mod ports;
+pub mod restaurant;
+
+pub use error::{CommandError, StoreError};

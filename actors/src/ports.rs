@@ -1,0 +1,124 @@
+//! What the core needs from the outside world. Adapters implement these traits.
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    BusinessDay, Event, EventKind, MenuItem, MenuItemId, Order, OrderId, OrderStatus, Restaurant,
+    RestaurantId, StaffCall, Table, TableId, Timestamp,
+};
+use crate::StoreError;
+
+/// One page of a restaurant's orders, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderQuery {
+    pub restaurant_id: RestaurantId,
+    /// Empty: every status.
+    pub statuses: Vec<OrderStatus>,
+    pub limit: usize,
+    /// Keyset position: orders strictly older than this (placed_at, id).
+    pub before: Option<(Timestamp, OrderId)>,
+}
+
+/// Something that belongs to one restaurant, to find out which one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owned<'a> {
+    Order(&'a OrderId),
+    Table(&'a TableId),
+    MenuItem(&'a MenuItemId),
+}
+
+/// The durable state of every restaurant.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Starts a transaction that holds the restaurant's write lock until it commits or is
+    /// dropped, so that commands of one restaurant are serialized across every node.
+    /// `None` when there is no such restaurant.
+    async fn begin(
+        &self,
+        restaurant: &RestaurantId,
+    ) -> Result<Option<Box<dyn RestaurantTx>>, StoreError>;
+
+    async fn create_restaurant(&self, restaurant: &Restaurant) -> Result<(), StoreError>;
+    async fn count_restaurants(&self) -> Result<i64, StoreError>;
+
+    async fn restaurant(&self, id: &RestaurantId) -> Result<Option<Restaurant>, StoreError>;
+    /// In display order.
+    async fn menu(&self, restaurant: &RestaurantId) -> Result<Vec<MenuItem>, StoreError>;
+    async fn tables(&self, restaurant: &RestaurantId) -> Result<Vec<Table>, StoreError>;
+    async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError>;
+    async fn orders(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError>;
+    async fn owner(&self, thing: Owned<'_>) -> Result<Option<RestaurantId>, StoreError>;
+    /// Events with seq > `after`, in seq order, at most `limit`.
+    async fn events(
+        &self,
+        restaurant: &RestaurantId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Settings kept in the database (e.g. a generated token secret), shared by every node.
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Stores `value` unless the key already has one; returns the value that won.
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError>;
+
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// The restaurant's counters as locked at the start of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counters {
+    pub last_seq: i64,
+    pub ticket_day: BusinessDay,
+    pub last_ticket: i64,
+}
+
+/// A transaction on one restaurant, holding its lock. Dropping it without `commit` rolls back.
+#[async_trait]
+pub trait RestaurantTx: Send {
+    fn restaurant(&self) -> &Restaurant;
+    fn counters(&self) -> &Counters;
+
+    async fn table(&mut self, id: &TableId) -> Result<Option<Table>, StoreError>;
+    async fn menu_items(&mut self, ids: &[MenuItemId]) -> Result<Vec<MenuItem>, StoreError>;
+    async fn order(&mut self, id: &OrderId) -> Result<Option<Order>, StoreError>;
+    /// The order placed earlier with this idempotency key, and that request's fingerprint.
+    async fn order_by_key(&mut self, key: &str) -> Result<Option<(String, OrderId)>, StoreError>;
+
+    async fn insert_order(
+        &mut self,
+        order: &Order,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<(), StoreError>;
+    async fn set_ticket(&mut self, day: BusinessDay, number: i64) -> Result<(), StoreError>;
+    /// Writes status, version, updated_at and cancel reason.
+    async fn update_order(&mut self, order: &Order) -> Result<(), StoreError>;
+    async fn insert_table(&mut self, table: &Table) -> Result<(), StoreError>;
+    async fn insert_menu_item(&mut self, item: &MenuItem) -> Result<(), StoreError>;
+    async fn set_availability(&mut self, item: &MenuItem) -> Result<(), StoreError>;
+    async fn insert_staff_call(&mut self, call: &StaffCall) -> Result<(), StoreError>;
+    /// Appends the event with the restaurant's next seq.
+    async fn append_event(&mut self, kind: EventKind, at: Timestamp) -> Result<Event, StoreError>;
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Where committed events go to reach subscribers (Redis or in-process).
+pub trait EventSink: Send + Sync + 'static {
+    /// Must not block: delivery is best effort, the store is the source of truth.
+    fn publish(&self, event: &Event);
+}
+
+/// The time, so tests can move it.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}

@@ -1,0 +1,349 @@
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::collections::BTreeSet;
+
+use super::Deps;
+use crate::domain::{
+    advance, build_order, cancel, fingerprint, next_ticket, validate_menu_item, validate_request,
+    validate_table_name, BusinessDay, CancelRule, DomainError, EventKind, MenuItem, MenuItemId,
+    NewMenuItem, Order, OrderId, OrderStatus, PlaceOrderRequest, Principal, StaffCall, Table,
+    TableId,
+};
+use crate::ports::RestaurantTx;
+use crate::{CommandError, StoreError};
+
+pub type Reply<T> = RpcReplyPort<Result<T, CommandError>>;
+
+/// Every command that changes a restaurant. Each carries who asked, so the actor applies the
+/// access rules against the state it has locked.
+pub enum RestaurantMsg {
+    PlaceOrder {
+        by: Principal,
+        request: PlaceOrderRequest,
+        reply: Reply<Order>,
+    },
+    AdvanceOrder {
+        by: Principal,
+        order_id: OrderId,
+        to: OrderStatus,
+        expected_version: Option<i64>,
+        reply: Reply<Order>,
+    },
+    CancelOrder {
+        by: Principal,
+        order_id: OrderId,
+        reason: String,
+        reply: Reply<Order>,
+    },
+    SetAvailability {
+        by: Principal,
+        menu_item_id: MenuItemId,
+        available: bool,
+        reply: Reply<MenuItem>,
+    },
+    CallStaff {
+        by: Principal,
+        table_id: TableId,
+        message: Option<String>,
+        reply: Reply<StaffCall>,
+    },
+    CreateTable {
+        by: Principal,
+        name: String,
+        reply: Reply<Table>,
+    },
+    CreateMenuItem {
+        by: Principal,
+        item: NewMenuItem,
+        reply: Reply<MenuItem>,
+    },
+}
+
+/// Executes one restaurant's commands one at a time: validate with the domain, write the change
+/// and its event in one transaction, then publish the event.
+pub struct RestaurantActor;
+
+pub struct RestaurantState {
+    restaurant_id: crate::domain::RestaurantId,
+    deps: Deps,
+}
+
+impl Actor for RestaurantActor {
+    type Msg = RestaurantMsg;
+    type State = RestaurantState;
+    type Arguments = (crate::domain::RestaurantId, Deps);
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        (restaurant_id, deps): Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(RestaurantState {
+            restaurant_id,
+            deps,
+        })
+    }
+
+    // Failures go back to the caller; returning Err here would stop the actor for everyone.
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RestaurantMsg::PlaceOrder { by, request, reply } => {
+                answer(reply, state.place_order(&by, &request).await)
+            }
+            RestaurantMsg::AdvanceOrder {
+                by,
+                order_id,
+                to,
+                expected_version,
+                reply,
+            } => answer(
+                reply,
+                state
+                    .advance_order(&by, &order_id, to, expected_version)
+                    .await,
+            ),
+            RestaurantMsg::CancelOrder {
+                by,
+                order_id,
+                reason,
+                reply,
+            } => answer(reply, state.cancel_order(&by, &order_id, &reason).await),
+            RestaurantMsg::SetAvailability {
+                by,
+                menu_item_id,
+                available,
+                reply,
+            } => answer(
+                reply,
+                state.set_availability(&by, &menu_item_id, available).await,
+            ),
+            RestaurantMsg::CallStaff {
+                by,
+                table_id,
+                message,
+                reply,
+            } => answer(reply, state.call_staff(&by, &table_id, message).await),
+            RestaurantMsg::CreateTable { by, name, reply } => {
+                answer(reply, state.create_table(&by, &name).await)
+            }
+            RestaurantMsg::CreateMenuItem { by, item, reply } => {
+                answer(reply, state.create_menu_item(&by, item).await)
+            }
+        }
+        Ok(())
+    }
+}
+
+fn answer<T: Send + 'static>(reply: Reply<T>, result: Result<T, CommandError>) {
+    if let Err(error) = &result {
+        tracing::debug!(%error, "command refused");
+    }
+    // The caller may have timed out and gone; the outcome is in the store either way.
+    let _ = reply.send(result);
+}
+
+impl RestaurantState {
+    async fn begin(&self) -> Result<Box<dyn RestaurantTx>, CommandError> {
+        self.deps
+            .store
+            .begin(&self.restaurant_id)
+            .await?
+            .ok_or(CommandError::not_found("restaurant"))
+    }
+
+    /// Commits, then hands the event to the bus. Publishing after commit means a subscriber
+    /// never sees an event that was rolled back.
+    async fn commit_and_publish(
+        &self,
+        mut tx: Box<dyn RestaurantTx>,
+        kind: EventKind,
+    ) -> Result<(), CommandError> {
+        let event = tx.append_event(kind, self.deps.clock.now()).await?;
+        tx.commit().await?;
+        self.deps.sink.publish(&event);
+        Ok(())
+    }
+
+    /// Loads an order the principal may see; anything else is NOT_FOUND, never FORBIDDEN,
+    /// so that nobody learns which orders exist at other tables.
+    async fn visible_order(
+        tx: &mut Box<dyn RestaurantTx>,
+        by: &Principal,
+        order_id: &OrderId,
+    ) -> Result<Order, CommandError> {
+        match tx.order(order_id).await? {
+            Some(order) if by.may_see_order(&order) => Ok(order),
+            _ => Err(CommandError::not_found("order")),
+        }
+    }
+
+    async fn place_order(
+        &self,
+        by: &Principal,
+        request: &PlaceOrderRequest,
+    ) -> Result<Order, CommandError> {
+        by.may_act_for_table(&request.restaurant_id, &request.table_id)?;
+        validate_request(request)?;
+        let now = self.deps.clock.now();
+        let mut tx = self.begin().await?;
+        let request_fingerprint = fingerprint(request);
+        if let Some((earlier, order_id)) = tx.order_by_key(&request.idempotency_key).await? {
+            if earlier != request_fingerprint {
+                return Err(DomainError::Conflict(
+                    "idempotencyKey was already used for a different order".into(),
+                )
+                .into());
+            }
+            // A retry: answer with the order placed the first time and write nothing.
+            return tx.order(&order_id).await?.ok_or_else(|| {
+                StoreError::Internal(format!("order {order_id} of an idempotency key is missing"))
+                    .into()
+            });
+        }
+        if tx.table(&request.table_id).await?.is_none() {
+            return Err(CommandError::not_found("table"));
+        }
+        let wanted: BTreeSet<MenuItemId> = request
+            .items
+            .iter()
+            .map(|line| line.menu_item_id.clone())
+            .collect();
+        let menu = tx
+            .menu_items(&wanted.into_iter().collect::<Vec<_>>())
+            .await?;
+        let today = BusinessDay::of(now, tx.restaurant().utc_offset_minutes);
+        let counters = tx.counters();
+        let number = next_ticket(counters.ticket_day, counters.last_ticket, today);
+        let order = build_order(request, tx.restaurant(), &menu, number, now)?;
+        tx.insert_order(&order, &request.idempotency_key, &request_fingerprint)
+            .await?;
+        tx.set_ticket(today, number).await?;
+        self.commit_and_publish(
+            tx,
+            EventKind::OrderPlaced {
+                order: order.clone(),
+            },
+        )
+        .await?;
+        Ok(order)
+    }
+
+    async fn advance_order(
+        &self,
+        by: &Principal,
+        order_id: &OrderId,
+        to: OrderStatus,
+        expected_version: Option<i64>,
+    ) -> Result<Order, CommandError> {
+        let mut tx = self.begin().await?;
+        let order = Self::visible_order(&mut tx, by, order_id).await?;
+        by.may_operate(&order.restaurant_id)?;
+        let advanced = advance(&order, to, expected_version, self.deps.clock.now())?;
+        tx.update_order(&advanced).await?;
+        let kind = EventKind::OrderStatusChanged {
+            order: advanced.clone(),
+            from: order.status,
+        };
+        self.commit_and_publish(tx, kind).await?;
+        Ok(advanced)
+    }
+
+    async fn cancel_order(
+        &self,
+        by: &Principal,
+        order_id: &OrderId,
+        reason: &str,
+    ) -> Result<Order, CommandError> {
+        let mut tx = self.begin().await?;
+        let order = Self::visible_order(&mut tx, by, order_id).await?;
+        let cancelled = cancel(
+            &order,
+            CancelRule::for_principal(by),
+            reason,
+            self.deps.clock.now(),
+        )?;
+        tx.update_order(&cancelled).await?;
+        let kind = EventKind::OrderStatusChanged {
+            order: cancelled.clone(),
+            from: order.status,
+        };
+        self.commit_and_publish(tx, kind).await?;
+        Ok(cancelled)
+    }
+
+    async fn set_availability(
+        &self,
+        by: &Principal,
+        menu_item_id: &MenuItemId,
+        available: bool,
+    ) -> Result<MenuItem, CommandError> {
+        by.may_operate(&self.restaurant_id)?;
+        let mut tx = self.begin().await?;
+        let mut item = tx
+            .menu_items(std::slice::from_ref(menu_item_id))
+            .await?
+            .pop()
+            .ok_or(CommandError::not_found("menu item"))?;
+        if item.available == available {
+            return Ok(item); // nothing changed: no write, no event
+        }
+        item.available = available;
+        tx.set_availability(&item).await?;
+        let kind = EventKind::MenuItemAvailabilityChanged {
+            menu_item: item.clone(),
+        };
+        self.commit_and_publish(tx, kind).await?;
+        Ok(item)
+    }
+
+    async fn call_staff(
+        &self,
+        by: &Principal,
+        table_id: &TableId,
+        message: Option<String>,
+    ) -> Result<StaffCall, CommandError> {
+        by.may_view_restaurant(&self.restaurant_id)?;
+        let mut tx = self.begin().await?;
+        let table = tx
+            .table(table_id)
+            .await?
+            .ok_or(CommandError::not_found("table"))?;
+        by.may_act_for_table(&table.restaurant_id, &table.id)?;
+        let call = StaffCall::new(&table, message, self.deps.clock.now())?;
+        tx.insert_staff_call(&call).await?;
+        self.commit_and_publish(tx, EventKind::StaffCalled { call: call.clone() })
+            .await?;
+        Ok(call)
+    }
+
+    async fn create_table(&self, by: &Principal, name: &str) -> Result<Table, CommandError> {
+        by.may_administer()?;
+        let name = validate_table_name(name)?;
+        let mut tx = self.begin().await?;
+        let table = Table {
+            id: TableId::generate(),
+            restaurant_id: self.restaurant_id.clone(),
+            name,
+        };
+        tx.insert_table(&table).await?;
+        tx.commit().await?;
+        Ok(table)
+    }
+
+    async fn create_menu_item(
+        &self,
+        by: &Principal,
+        input: NewMenuItem,
+    ) -> Result<MenuItem, CommandError> {
+        by.may_administer()?;
+        let mut tx = self.begin().await?;
+        let item = validate_menu_item(tx.restaurant(), input)?;
+        tx.insert_menu_item(&item).await?;
+        tx.commit().await?;
+        Ok(item)
+    }
+}

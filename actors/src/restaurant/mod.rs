@@ -1,0 +1,7 @@
+//! The restaurant actors: one per restaurant per node, spawned on first use, stopped when idle.
+
+mod actor;
+mod registry;
+
+pub use actor::{Reply, RestaurantActor, RestaurantMsg};
+pub use registry::{Deps, RegistryConfig, RestaurantRegistry};

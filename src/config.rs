@@ -1,0 +1,165 @@
+//! Configuration: one clap struct, every option also an environment variable.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use orderhub_actors::domain::Role;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orderhub",
+    version,
+    about = "A realtime order hub for restaurants."
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// With no subcommand, orderhub serves.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Print a signed token for a customer, staff member or admin.
+    Token(TokenArgs),
+    /// Print the GraphQL schema (SDL) that the server serves.
+    Schema,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the database is and how tokens are signed: what `serve` and `token` share.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Writer database: postgres://… or sqlite://… (a file, created if missing).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://orderhub.db")]
+    pub database_url: String,
+
+    /// HS256 secret for tokens, at least 32 bytes. Without it, a random secret is generated
+    /// once and kept in the database, so tokens survive restarts and every node shares it.
+    #[arg(long, env = "ORDERHUB_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// HTTP and WebSocket listener.
+    #[arg(long, env = "ORDERHUB_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Log format.
+    #[arg(long, env = "ORDERHUB_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Do not create the demo restaurant when the database is empty.
+    #[arg(long, env = "ORDERHUB_NO_DEMO")]
+    pub no_demo: bool,
+
+    /// A restaurant's actor that handled nothing for this long is stopped (e.g. 300s, 5m).
+    #[arg(long, env = "ORDERHUB_ACTOR_IDLE", default_value = "5m", value_parser = parse_duration)]
+    pub actor_idle: Duration,
+
+    /// How long a mutation waits for its restaurant's actor before failing with UNAVAILABLE.
+    #[arg(long, env = "ORDERHUB_COMMAND_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub command_timeout: Duration,
+
+    /// Largest HTTP request body accepted, in bytes.
+    #[arg(long, env = "ORDERHUB_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// Restaurant id (customer and staff tokens).
+    #[arg(long)]
+    pub restaurant: Option<String>,
+    /// Table id (customer tokens).
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Lifetime, e.g. 90s, 30m, 12h, 7d.
+    #[arg(long, default_value = "12h", value_parser = parse_duration)]
+    pub ttl: Duration,
+    /// Who the token is for (the `sub` claim), for logs.
+    #[arg(long, default_value = "cli")]
+    pub subject: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Customer,
+    Staff,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Customer => Role::Customer,
+            RoleArg::Staff => Role::Staff,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+/// A duration such as `90s`, `30m`, `12h` or `7d`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: use e.g. 90s, 30m, 12h, 7d"))?;
+    let unit_seconds = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "ms" => return Ok(Duration::from_millis(number)),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?}: use ms, s, m, h or d"
+            ))
+        }
+    };
+    Ok(Duration::from_secs(number.saturating_mul(unit_seconds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("5 weeks").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn no_subcommand_means_serve_with_defaults() {
+        let cli = Cli::parse_from(["orderhub"]);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(cli.serve.store.database_url, "sqlite://orderhub.db");
+    }
+}

@@ -1,0 +1,100 @@
+//! The GraphQL schema: the public contract (tests/contract/schema.graphql) and its resolvers.
+
+mod error;
+mod events;
+mod orders;
+mod restaurants;
+mod types;
+
+use async_graphql::{Context, MergedObject, Schema, ID};
+use orderhub_actors::domain::Principal;
+use orderhub_actors::domain::RestaurantId;
+use orderhub_actors::ports::{Owned, Store};
+use orderhub_actors::restaurant::RestaurantRegistry;
+use std::sync::Arc;
+
+pub use error::{ApiError, ApiResult};
+
+use crate::auth::AuthError;
+
+#[derive(MergedObject, Default)]
+pub struct Query(orders::OrderQuery, restaurants::RestaurantQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(orders::OrderMutation, restaurants::RestaurantMutation);
+
+pub type AppSchema = Schema<Query, Mutation, events::Subscription>;
+
+/// What resolvers share: the store for reads, the registry for commands.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub registry: RestaurantRegistry,
+}
+
+/// Who sent a request, attached per request by the transport.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Anonymous,
+    Authenticated(Principal),
+    Rejected(AuthError),
+}
+
+/// Limits that refuse abusive documents yet admit the standard introspection queries of
+/// GraphiQL and graphql-js (about 15 levels deep).
+pub const MAX_DEPTH: usize = 16;
+pub const MAX_COMPLEXITY: usize = 2_000;
+
+pub fn build(services: Option<Services>) -> AppSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), events::Subscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_recursive_depth(32);
+    if let Some(services) = services {
+        builder = builder.data(services);
+    }
+    builder.finish()
+}
+
+/// The served SDL.
+pub fn sdl() -> String {
+    build(None).sdl()
+}
+
+pub(crate) fn services<'a>(ctx: &Context<'a>) -> ApiResult<&'a Services> {
+    ctx.data::<Services>()
+        .map_err(|_| ApiError::new("INTERNAL", "the schema was built without services"))
+}
+
+/// The caller's verified identity; every field of this API needs one.
+pub(crate) fn principal<'a>(ctx: &Context<'a>) -> ApiResult<&'a Principal> {
+    match ctx.data_opt::<Caller>() {
+        Some(Caller::Authenticated(principal)) => Ok(principal),
+        Some(Caller::Rejected(error)) => Err(error.clone().into()),
+        Some(Caller::Anonymous) | None => Err(ApiError::unauthenticated(
+            "send a token: Authorization: Bearer <token>",
+        )),
+    }
+}
+
+/// Parses a client-supplied id; malformed ones are bad input, not lookups.
+pub(crate) fn parse_id<T>(field: &str, id: &ID, parse: fn(&str) -> Option<T>) -> ApiResult<T> {
+    parse(id.as_str()).ok_or_else(|| ApiError::bad_input(format!("{field} is not a valid id")))
+}
+
+/// The restaurant an order, table or menu item belongs to, whose actor handles commands on it.
+/// Things of restaurants the caller has no access to read as missing, exactly like things that
+/// do not exist.
+pub(crate) async fn owner(
+    ctx: &Context<'_>,
+    thing: Owned<'_>,
+    what: &str,
+) -> ApiResult<RestaurantId> {
+    let by = principal(ctx)?;
+    services(ctx)?
+        .store
+        .owner(thing)
+        .await?
+        .filter(|restaurant| by.may_view_restaurant(restaurant).is_ok())
+        .ok_or_else(|| ApiError::not_found(what))
+}

@@ -1,0 +1,175 @@
+//! Restaurants, their tables and menus, staff calls, and the admin mutations that set them up.
+
+use async_graphql::{Context, InputObject, Object, ID};
+use orderhub_actors::domain::{
+    self, validate_restaurant, MenuItemId, NewMenuItem, NewRestaurant, RestaurantId, TableId,
+};
+use orderhub_actors::ports::Owned;
+use orderhub_actors::restaurant::RestaurantMsg;
+
+use super::types::{MenuItem, StaffCall, Table};
+use super::{owner, parse_id, principal, services, ApiResult};
+
+pub struct Restaurant(domain::Restaurant);
+
+#[Object]
+impl Restaurant {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn currency(&self) -> &str {
+        self.0.currency.as_str()
+    }
+    /// The menu, in display order.
+    async fn menu(&self, ctx: &Context<'_>) -> ApiResult<Vec<MenuItem>> {
+        let menu = services(ctx)?.store.menu(&self.0.id).await?;
+        Ok(menu.into_iter().map(MenuItem).collect())
+    }
+    /// Staff and admin only.
+    async fn tables(&self, ctx: &Context<'_>) -> ApiResult<Vec<Table>> {
+        principal(ctx)?.may_operate(&self.0.id)?;
+        let tables = services(ctx)?.store.tables(&self.0.id).await?;
+        Ok(tables.into_iter().map(Table).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct RestaurantQuery;
+
+#[Object]
+impl RestaurantQuery {
+    async fn restaurant(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Restaurant>> {
+        let id = parse_id("id", &id, RestaurantId::parse)?;
+        principal(ctx)?.may_view_restaurant(&id)?;
+        Ok(services(ctx)?.store.restaurant(&id).await?.map(Restaurant))
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateRestaurantInput {
+    name: String,
+    /// ISO 4217; defaults to JPY.
+    currency: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct MenuItemInput {
+    name: String,
+    /// Minor units, >= 0.
+    price: i32,
+    available: Option<bool>,
+}
+
+#[derive(Default)]
+pub struct RestaurantMutation;
+
+#[Object]
+impl RestaurantMutation {
+    /// Staff.
+    async fn set_menu_item_availability(
+        &self,
+        ctx: &Context<'_>,
+        menu_item_id: ID,
+        available: bool,
+    ) -> ApiResult<MenuItem> {
+        let by = principal(ctx)?;
+        let menu_item_id = parse_id("menuItemId", &menu_item_id, MenuItemId::parse)?;
+        let restaurant = owner(ctx, Owned::MenuItem(&menu_item_id), "menu item").await?;
+        let item = services(ctx)?
+            .registry
+            .call(&restaurant, |reply| RestaurantMsg::SetAvailability {
+                by: by.clone(),
+                menu_item_id: menu_item_id.clone(),
+                available,
+                reply,
+            })
+            .await?;
+        Ok(MenuItem(item))
+    }
+
+    /// Customer (its own table) or staff.
+    async fn call_staff(
+        &self,
+        ctx: &Context<'_>,
+        table_id: ID,
+        message: Option<String>,
+    ) -> ApiResult<StaffCall> {
+        let by = principal(ctx)?;
+        let table_id = parse_id("tableId", &table_id, TableId::parse)?;
+        let restaurant = owner(ctx, Owned::Table(&table_id), "table").await?;
+        let call = services(ctx)?
+            .registry
+            .call(&restaurant, |reply| RestaurantMsg::CallStaff {
+                by: by.clone(),
+                table_id: table_id.clone(),
+                message: message.clone(),
+                reply,
+            })
+            .await?;
+        Ok(StaffCall(call))
+    }
+
+    /// Admin.
+    async fn create_restaurant(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateRestaurantInput,
+    ) -> ApiResult<Restaurant> {
+        principal(ctx)?.may_administer()?;
+        let restaurant = validate_restaurant(NewRestaurant {
+            name: input.name,
+            currency: input.currency,
+        })?;
+        services(ctx)?.store.create_restaurant(&restaurant).await?;
+        Ok(Restaurant(restaurant))
+    }
+
+    /// Admin.
+    async fn create_table(
+        &self,
+        ctx: &Context<'_>,
+        restaurant_id: ID,
+        name: String,
+    ) -> ApiResult<Table> {
+        let by = principal(ctx)?;
+        by.may_administer()?;
+        let restaurant = parse_id("restaurantId", &restaurant_id, RestaurantId::parse)?;
+        let table = services(ctx)?
+            .registry
+            .call(&restaurant, |reply| RestaurantMsg::CreateTable {
+                by: by.clone(),
+                name: name.clone(),
+                reply,
+            })
+            .await?;
+        Ok(Table(table))
+    }
+
+    /// Admin.
+    async fn create_menu_item(
+        &self,
+        ctx: &Context<'_>,
+        restaurant_id: ID,
+        input: MenuItemInput,
+    ) -> ApiResult<MenuItem> {
+        let by = principal(ctx)?;
+        by.may_administer()?;
+        let restaurant = parse_id("restaurantId", &restaurant_id, RestaurantId::parse)?;
+        let item = services(ctx)?
+            .registry
+            .call(&restaurant, |reply| RestaurantMsg::CreateMenuItem {
+                by: by.clone(),
+                item: NewMenuItem {
+                    name: input.name.clone(),
+                    price: i64::from(input.price),
+                    available: input.available,
+                },
+                reply,
+            })
+            .await?;
+        Ok(MenuItem(item))
+    }
+}

@@ -1,0 +1,122 @@
+//! HTTP: the GraphQL endpoint, health checks and GraphiQL.
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use orderhub_actors::ports::Store;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::auth::{AuthError, Tokens};
+use crate::graphql::{AppSchema, Caller};
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub schema: AppSchema,
+    pub tokens: Tokens,
+    pub store: Arc<dyn Store>,
+}
+
+pub fn router(state: HttpState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/graphql", post(graphql_post).get(graphql_get))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        // The GraphQL extractor streams the body itself, past axum's DefaultBodyLimit.
+        .layer(RequestBodyLimitLayer::new(max_body_bytes))
+}
+
+/// The caller of a request, from its `Authorization` header. A bad token is remembered, not
+/// refused here, so that the error comes back as GraphQL with the code UNAUTHENTICATED.
+pub fn caller(tokens: &Tokens, headers: &HeaderMap) -> Caller {
+    match headers
+        .get(header::AUTHORIZATION)
+        .map(|value| value.to_str())
+    {
+        None => Caller::Anonymous,
+        Some(Err(_)) => Caller::Rejected(AuthError::Malformed),
+        Some(Ok(value)) => match tokens.verify_header(value) {
+            Ok(principal) => Caller::Authenticated(principal),
+            Err(error) => Caller::Rejected(error),
+        },
+    }
+}
+
+async fn graphql_post(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
+    let request = request.into_inner().data(caller(&state.tokens, &headers));
+    state.schema.execute(request).await.into()
+}
+
+/// GET serves queries only: a mutation through a link or an image tag must never run.
+async fn graphql_get(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    let request = request.into_inner();
+    if is_mutation(&request) {
+        let body = json!({"errors": [{
+            "message": "mutations must be sent with POST",
+            "extensions": {"code": "BAD_REQUEST"}
+        }]});
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "POST")],
+            Json(body),
+        )
+            .into_response();
+    }
+    let request = request.data(caller(&state.tokens, &headers));
+    GraphQLResponse::from(state.schema.execute(request).await).into_response()
+}
+
+/// Whether the operation the request would run is a mutation. Unparsable documents are left
+/// to the executor, which reports the syntax error.
+fn is_mutation(request: &async_graphql::Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let is = |ty: OperationType| ty == OperationType::Mutation;
+    match &document.operations {
+        DocumentOperations::Single(operation) => is(operation.node.ty),
+        DocumentOperations::Multiple(operations) => match &request.operation_name {
+            Some(name) => operations
+                .get(name.as_str())
+                .is_some_and(|op| is(op.node.ty)),
+            None => operations.values().any(|op| is(op.node.ty)),
+        },
+    }
+}
+
+/// The process is up.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The node can serve: its store answers.
+async fn readyz(State(state): State<HttpState>) -> Response {
+    let store = match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("no answer within 2 s".to_owned()),
+    };
+    match store {
+        Ok(()) => Json(json!({"status": "ready", "store": "ok"})).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "not ready: store");
+            let body = json!({"status": "unavailable", "store": "unavailable"});
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}

@@ -1,0 +1,180 @@
+use anyhow::Context;
+use clap::Parser;
+use orderhub::app::{self, App, SecretSource};
+use orderhub::config::{Cli, Command, LogFormat, ServeArgs, TokenArgs};
+use orderhub::{demo, graphql, store};
+use orderhub_actors::domain::{Principal, RestaurantId, TableId};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Schema) => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Some(Command::Token(args)) => token(args).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        None => serve(cli.serve).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line an operator can act on, not a backtrace.
+            eprintln!("orderhub: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,ractor=warn"));
+    // Colours only for a person at a terminal, never into log files.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let app = App::build(&args).await?;
+    match app.secret_source {
+        SecretSource::Configured => {}
+        SecretSource::Stored => tracing::info!("using the token secret kept in the database"),
+        SecretSource::Generated => tracing::info!(
+            "no ORDERHUB_JWT_SECRET set: generated a random token secret and kept it in the database"
+        ),
+    }
+    let listener = app::bind(args.listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    if !args.no_demo && app.store.count_restaurants().await? == 0 {
+        let demo = demo::seed(&app.registry)
+            .await
+            .context("cannot create the demo restaurant")?;
+        print_demo(&app, &demo, &base);
+    }
+    tracing::info!(address = %base, database = %redacted(&args.store.database_url), "orderhub is serving");
+    app.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_demo(app: &App, demo: &demo::Demo, base: &str) {
+    let day = Duration::from_secs(30 * 86_400);
+    let restaurant = &demo.restaurant.id;
+    let staff = Principal::new(
+        "demo-staff".into(),
+        orderhub_actors::domain::Role::Staff,
+        Some(restaurant.clone()),
+        None,
+    );
+    let table = &demo.tables[0];
+    let staff_token = app.tokens.issue(
+        "demo-staff",
+        orderhub_actors::domain::Role::Staff,
+        Some(restaurant),
+        None,
+        day,
+    );
+    let customer_token = app.tokens.issue(
+        "demo-table-1",
+        orderhub_actors::domain::Role::Customer,
+        Some(restaurant),
+        Some(&table.id),
+        day,
+    );
+    let admin_token = app.tokens.issue(
+        "demo-admin",
+        orderhub_actors::domain::Role::Admin,
+        None,
+        None,
+        day,
+    );
+    debug_assert!(staff.is_ok());
+    println!(
+        "\nCreated the demo restaurant \"{name}\" ({restaurant}) with {tables} tables and {items} menu items.\n\
+         \n  GraphiQL:        {base}/\n\
+         \n  staff token:     {staff_token}\n\
+         \n  customer token ({table_name}, table id {table_id}):\n                   {customer_token}\n\
+         \n  admin token:     {admin_token}\n\
+         \nOpen GraphiQL with the staff token filled in: {base}/#token={staff_token}\n\
+         Tokens are valid for 30 days; mint more with `orderhub token --role staff --restaurant {restaurant}`.\n",
+        name = demo.restaurant.name,
+        tables = demo.tables.len(),
+        items = demo.menu.len(),
+        table_name = table.name,
+        table_id = table.id,
+    );
+}
+
+async fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let restaurant = args
+        .restaurant
+        .as_deref()
+        .map(|id| RestaurantId::parse(id).context("--restaurant is not a valid id"))
+        .transpose()?;
+    let table = args
+        .table
+        .as_deref()
+        .map(|id| TableId::parse(id).context("--table is not a valid id"))
+        .transpose()?;
+    let principal = Principal::new(args.subject.clone(), args.role.into(), restaurant, table)?;
+    let store = store::connect(&args.store.database_url).await?;
+    let (tokens, _) = app::token_secret(&args.store, store.as_ref()).await?;
+    println!(
+        "{}",
+        tokens.issue(
+            &principal.subject,
+            principal.role,
+            principal.restaurant_id(),
+            principal.table_id(),
+            args.ttl,
+        )
+    );
+    Ok(())
+}
+
+/// The URL without its password, for logs.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

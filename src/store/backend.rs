@@ -1,0 +1,598 @@
+//! The sqlx store, written once as a macro and instantiated per backend: sqlx's `Any` driver
+//! lacks the types we need, and code generic over `sqlx::Database` drowns in bounds, while the
+//! SQL text and the Rust around it are identical for PostgreSQL and SQLite.
+
+use orderhub_actors::StoreError;
+
+/// Connection trouble is UNAVAILABLE (retry later); a unique-key violation is a conflict;
+/// the rest is internal. The text goes to logs only.
+pub(super) fn store_error(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(error.to_string())
+        }
+        sqlx::Error::Database(db) if is_connection_state(db.code().as_deref()) => {
+            StoreError::Unavailable(error.to_string())
+        }
+        _ => StoreError::Internal(error.to_string()),
+    }
+}
+
+/// PostgreSQL class 08 (connection exception) and 57P0x (shutdown, crash recovery);
+/// SQLite 5/6 (busy, locked).
+fn is_connection_state(code: Option<&str>) -> bool {
+    code.is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "5" || c == "6")
+}
+
+pub(super) fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Internal(format!("stored {what} is invalid: {value:?}"))
+}
+
+macro_rules! sql_store {
+    ($store:ident, $tx:ident, $db:ty) => {
+        use async_trait::async_trait;
+        use orderhub_actors::domain::{
+            BusinessDay, Currency, Event, EventKind, MenuItem, MenuItemId, Money, Order, OrderId,
+            OrderItem, OrderStatus, Restaurant, RestaurantId, StaffCall, Table, TableId, Timestamp,
+        };
+        use orderhub_actors::ports::{Counters, OrderQuery, Owned, RestaurantTx, Store};
+        use orderhub_actors::StoreError;
+        use sqlx::Row;
+        use std::collections::HashMap;
+
+        use crate::store::backend::{corrupt, store_error};
+        use crate::store::sql;
+
+        type DbRow = <$db as sqlx::Database>::Row;
+        type DbConnection = <$db as sqlx::Database>::Connection;
+
+        fn get<'r, T>(row: &'r DbRow, column: &str) -> Result<T, StoreError>
+        where
+            T: sqlx::Decode<'r, $db> + sqlx::Type<$db>,
+        {
+            row.try_get(column).map_err(store_error)
+        }
+
+        fn restaurant_from(row: &DbRow) -> Result<Restaurant, StoreError> {
+            let offset: i64 = get(row, "utc_offset_minutes")?;
+            Ok(Restaurant {
+                id: RestaurantId::from_trusted(get(row, "id")?),
+                name: get(row, "name")?,
+                currency: Currency::from_trusted(get(row, "currency")?),
+                utc_offset_minutes: i32::try_from(offset)
+                    .map_err(|_| corrupt("utc offset", &offset.to_string()))?,
+            })
+        }
+
+        fn table_from(row: &DbRow) -> Result<Table, StoreError> {
+            Ok(Table {
+                id: TableId::from_trusted(get(row, "id")?),
+                restaurant_id: RestaurantId::from_trusted(get(row, "restaurant_id")?),
+                name: get(row, "name")?,
+            })
+        }
+
+        fn menu_item_from(row: &DbRow) -> Result<MenuItem, StoreError> {
+            Ok(MenuItem {
+                id: MenuItemId::from_trusted(get(row, "id")?),
+                restaurant_id: RestaurantId::from_trusted(get(row, "restaurant_id")?),
+                name: get(row, "name")?,
+                price: Money::new(
+                    get(row, "price")?,
+                    Currency::from_trusted(get(row, "currency")?),
+                ),
+                available: get(row, "available")?,
+            })
+        }
+
+        /// An order without its items; `with_items` adds them.
+        fn order_from(row: &DbRow) -> Result<Order, StoreError> {
+            let status: String = get(row, "status")?;
+            Ok(Order {
+                id: OrderId::from_trusted(get(row, "id")?),
+                restaurant_id: RestaurantId::from_trusted(get(row, "restaurant_id")?),
+                table_id: TableId::from_trusted(get(row, "table_id")?),
+                number: get(row, "number")?,
+                status: OrderStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+                items: Vec::new(),
+                total: Money::new(
+                    get(row, "total")?,
+                    Currency::from_trusted(get(row, "currency")?),
+                ),
+                note: get(row, "note")?,
+                cancel_reason: get(row, "cancel_reason")?,
+                placed_at: Timestamp(get(row, "placed_at")?),
+                updated_at: Timestamp(get(row, "updated_at")?),
+                version: get(row, "version")?,
+            })
+        }
+
+        fn event_from(restaurant_id: &RestaurantId, row: &DbRow) -> Result<Event, StoreError> {
+            let payload: String = get(row, "payload")?;
+            let kind: EventKind = serde_json::from_str(&payload)
+                .map_err(|e| corrupt("event payload", &e.to_string()))?;
+            Ok(Event {
+                restaurant_id: restaurant_id.clone(),
+                seq: get(row, "seq")?,
+                at: Timestamp(get(row, "at")?),
+                kind,
+            })
+        }
+
+        async fn with_items(
+            conn: &mut DbConnection,
+            mut orders: Vec<Order>,
+        ) -> Result<Vec<Order>, StoreError> {
+            if orders.is_empty() {
+                return Ok(orders);
+            }
+            let statement = sql::select_items(orders.len());
+            let mut query = sqlx::query(&statement);
+            for order in &orders {
+                query = query.bind(order.id.as_str());
+            }
+            let rows = query.fetch_all(&mut *conn).await.map_err(store_error)?;
+            let currencies: HashMap<String, Currency> = orders
+                .iter()
+                .map(|o| (o.id.as_str().to_owned(), o.total.currency.clone()))
+                .collect();
+            let mut items: HashMap<String, Vec<OrderItem>> = HashMap::new();
+            for row in &rows {
+                let order_id: String = get(row, "order_id")?;
+                let currency = currencies
+                    .get(&order_id)
+                    .cloned()
+                    .ok_or_else(|| corrupt("order item", &order_id))?;
+                items.entry(order_id).or_default().push(OrderItem {
+                    menu_item_id: MenuItemId::from_trusted(get(row, "menu_item_id")?),
+                    name: get(row, "name")?,
+                    unit_price: Money::new(get(row, "unit_price")?, currency),
+                    quantity: get(row, "quantity")?,
+                    note: get(row, "note")?,
+                });
+            }
+            for order in &mut orders {
+                order.items = items.remove(order.id.as_str()).unwrap_or_default();
+            }
+            Ok(orders)
+        }
+
+        async fn order_by_id(
+            conn: &mut DbConnection,
+            id: &OrderId,
+            restaurant: Option<&RestaurantId>,
+        ) -> Result<Option<Order>, StoreError> {
+            let statement = sql::select_order(restaurant.is_some());
+            let mut query = sqlx::query(&statement).bind(id.as_str());
+            if let Some(restaurant) = restaurant {
+                query = query.bind(restaurant.as_str());
+            }
+            let Some(row) = query
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(store_error)?
+            else {
+                return Ok(None);
+            };
+            let order = order_from(&row)?;
+            Ok(with_items(conn, vec![order]).await?.pop())
+        }
+
+        pub struct $store {
+            pool: sqlx::Pool<$db>,
+        }
+
+        impl $store {
+            pub fn new(pool: sqlx::Pool<$db>) -> Self {
+                Self { pool }
+            }
+
+            pub fn pool(&self) -> &sqlx::Pool<$db> {
+                &self.pool
+            }
+
+            async fn connection(&self) -> Result<sqlx::pool::PoolConnection<$db>, StoreError> {
+                self.pool.acquire().await.map_err(store_error)
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            async fn begin(
+                &self,
+                restaurant: &RestaurantId,
+            ) -> Result<Option<Box<dyn RestaurantTx>>, StoreError> {
+                let mut tx = self.pool.begin().await.map_err(store_error)?;
+                let row = sqlx::query(sql::LOCK_RESTAURANT)
+                    .bind(restaurant.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                let Some(row) = row else { return Ok(None) };
+                let counters = Counters {
+                    last_seq: get(&row, "last_seq")?,
+                    ticket_day: BusinessDay(get(&row, "ticket_day")?),
+                    last_ticket: get(&row, "last_ticket")?,
+                };
+                let restaurant = restaurant_from(&row)?;
+                Ok(Some(Box::new($tx {
+                    tx,
+                    restaurant,
+                    counters,
+                })))
+            }
+
+            async fn create_restaurant(&self, restaurant: &Restaurant) -> Result<(), StoreError> {
+                sqlx::query(sql::INSERT_RESTAURANT)
+                    .bind(restaurant.id.as_str())
+                    .bind(&restaurant.name)
+                    .bind(restaurant.currency.as_str())
+                    .bind(i64::from(restaurant.utc_offset_minutes))
+                    .bind(Timestamp::now().millis())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(store_error)?;
+                Ok(())
+            }
+
+            async fn count_restaurants(&self) -> Result<i64, StoreError> {
+                let row = sqlx::query(sql::COUNT_RESTAURANTS)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(store_error)?;
+                row.try_get(0).map_err(store_error)
+            }
+
+            async fn restaurant(
+                &self,
+                id: &RestaurantId,
+            ) -> Result<Option<Restaurant>, StoreError> {
+                sqlx::query(sql::SELECT_RESTAURANT)
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(store_error)?
+                    .as_ref()
+                    .map(restaurant_from)
+                    .transpose()
+            }
+
+            async fn menu(&self, restaurant: &RestaurantId) -> Result<Vec<MenuItem>, StoreError> {
+                sqlx::query(sql::SELECT_MENU)
+                    .bind(restaurant.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(store_error)?
+                    .iter()
+                    .map(menu_item_from)
+                    .collect()
+            }
+
+            async fn tables(&self, restaurant: &RestaurantId) -> Result<Vec<Table>, StoreError> {
+                sqlx::query(sql::SELECT_TABLES)
+                    .bind(restaurant.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(store_error)?
+                    .iter()
+                    .map(table_from)
+                    .collect()
+            }
+
+            async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+                order_by_id(&mut *self.connection().await?, id, None).await
+            }
+
+            async fn orders(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError> {
+                let statement = sql::select_orders(query.statuses.len(), query.before.is_some());
+                let mut q = sqlx::query(&statement).bind(query.restaurant_id.as_str());
+                for status in &query.statuses {
+                    q = q.bind(status.as_str());
+                }
+                if let Some((placed_at, id)) = &query.before {
+                    q = q.bind(placed_at.millis()).bind(id.as_str());
+                }
+                let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+                let mut conn = self.connection().await?;
+                let rows = q
+                    .bind(limit)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(store_error)?;
+                let orders = rows.iter().map(order_from).collect::<Result<Vec<_>, _>>()?;
+                with_items(&mut conn, orders).await
+            }
+
+            async fn owner(&self, thing: Owned<'_>) -> Result<Option<RestaurantId>, StoreError> {
+                let (statement, id) = match thing {
+                    Owned::Order(id) => (sql::OWNER_OF_ORDER, id.as_str()),
+                    Owned::Table(id) => (sql::OWNER_OF_TABLE, id.as_str()),
+                    Owned::MenuItem(id) => (sql::OWNER_OF_MENU_ITEM, id.as_str()),
+                };
+                let row = sqlx::query(statement)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(store_error)?;
+                row.map(|row| get(&row, "restaurant_id").map(RestaurantId::from_trusted))
+                    .transpose()
+            }
+
+            async fn events(
+                &self,
+                restaurant: &RestaurantId,
+                after: i64,
+                limit: usize,
+            ) -> Result<Vec<Event>, StoreError> {
+                sqlx::query(sql::SELECT_EVENTS)
+                    .bind(restaurant.as_str())
+                    .bind(after)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(store_error)?
+                    .iter()
+                    .map(|row| event_from(restaurant, row))
+                    .collect()
+            }
+
+            async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+                let row = sqlx::query(sql::SELECT_SETTING)
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(store_error)?;
+                row.map(|row| get(&row, "value")).transpose()
+            }
+
+            async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError> {
+                sqlx::query(sql::INIT_SETTING)
+                    .bind(key)
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(store_error)?;
+                self.setting(key)
+                    .await?
+                    .ok_or_else(|| StoreError::Internal(format!("setting {key} vanished")))
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query(sql::PING)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(store_error)?;
+                Ok(())
+            }
+        }
+
+        pub struct $tx {
+            tx: sqlx::Transaction<'static, $db>,
+            restaurant: Restaurant,
+            counters: Counters,
+        }
+
+        impl $tx {
+            async fn run<'q>(
+                &mut self,
+                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            ) -> Result<u64, StoreError> {
+                let done = query.execute(&mut *self.tx).await.map_err(store_error)?;
+                Ok(done.rows_affected())
+            }
+        }
+
+        #[async_trait]
+        impl RestaurantTx for $tx {
+            fn restaurant(&self) -> &Restaurant {
+                &self.restaurant
+            }
+
+            fn counters(&self) -> &Counters {
+                &self.counters
+            }
+
+            async fn table(&mut self, id: &TableId) -> Result<Option<Table>, StoreError> {
+                sqlx::query(sql::SELECT_TABLE)
+                    .bind(id.as_str())
+                    .bind(self.restaurant.id.as_str())
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err(store_error)?
+                    .as_ref()
+                    .map(table_from)
+                    .transpose()
+            }
+
+            async fn menu_items(
+                &mut self,
+                ids: &[MenuItemId],
+            ) -> Result<Vec<MenuItem>, StoreError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let statement = sql::select_menu_items(ids.len());
+                let mut query = sqlx::query(&statement).bind(self.restaurant.id.as_str());
+                for id in ids {
+                    query = query.bind(id.as_str());
+                }
+                query
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err(store_error)?
+                    .iter()
+                    .map(menu_item_from)
+                    .collect()
+            }
+
+            async fn order(&mut self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+                order_by_id(&mut self.tx, id, Some(&self.restaurant.id)).await
+            }
+
+            async fn order_by_key(
+                &mut self,
+                key: &str,
+            ) -> Result<Option<(String, OrderId)>, StoreError> {
+                let row = sqlx::query(sql::ORDER_BY_KEY)
+                    .bind(self.restaurant.id.as_str())
+                    .bind(key)
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err(store_error)?;
+                row.map(|row| {
+                    Ok((
+                        get(&row, "request_fingerprint")?,
+                        OrderId::from_trusted(get(&row, "id")?),
+                    ))
+                })
+                .transpose()
+            }
+
+            async fn insert_order(
+                &mut self,
+                order: &Order,
+                key: &str,
+                fingerprint: &str,
+            ) -> Result<(), StoreError> {
+                let insert = sqlx::query(sql::INSERT_ORDER)
+                    .bind(order.id.as_str())
+                    .bind(order.restaurant_id.as_str())
+                    .bind(order.table_id.as_str())
+                    .bind(order.number)
+                    .bind(order.status.as_str())
+                    .bind(order.total.amount)
+                    .bind(order.total.currency.as_str())
+                    .bind(order.note.as_deref())
+                    .bind(order.cancel_reason.as_deref())
+                    .bind(order.placed_at.millis())
+                    .bind(order.updated_at.millis())
+                    .bind(order.version)
+                    .bind(key)
+                    .bind(fingerprint);
+                self.run(insert).await?;
+                let statement = sql::insert_items(order.items.len());
+                let mut items = sqlx::query(&statement);
+                for (line, item) in order.items.iter().enumerate() {
+                    items = items
+                        .bind(order.id.as_str())
+                        .bind(i64::try_from(line).unwrap_or(i64::MAX))
+                        .bind(item.menu_item_id.as_str())
+                        .bind(item.name.as_str())
+                        .bind(item.unit_price.amount)
+                        .bind(item.quantity)
+                        .bind(item.note.as_deref());
+                }
+                self.run(items).await?;
+                Ok(())
+            }
+
+            async fn set_ticket(
+                &mut self,
+                day: BusinessDay,
+                number: i64,
+            ) -> Result<(), StoreError> {
+                let id = self.restaurant.id.as_str().to_owned();
+                self.run(
+                    sqlx::query(sql::SET_TICKET)
+                        .bind(id)
+                        .bind(day.0)
+                        .bind(number),
+                )
+                .await?;
+                Ok(())
+            }
+
+            async fn update_order(&mut self, order: &Order) -> Result<(), StoreError> {
+                let update = sqlx::query(sql::UPDATE_ORDER)
+                    .bind(order.id.as_str())
+                    .bind(order.status.as_str())
+                    .bind(order.version)
+                    .bind(order.updated_at.millis())
+                    .bind(order.cancel_reason.as_deref());
+                self.run(update).await?;
+                Ok(())
+            }
+
+            async fn insert_table(&mut self, table: &Table) -> Result<(), StoreError> {
+                let insert = sqlx::query(sql::INSERT_TABLE)
+                    .bind(table.id.as_str())
+                    .bind(table.restaurant_id.as_str())
+                    .bind(table.name.as_str())
+                    .bind(Timestamp::now().millis());
+                self.run(insert).await?;
+                Ok(())
+            }
+
+            async fn insert_menu_item(&mut self, item: &MenuItem) -> Result<(), StoreError> {
+                let insert = sqlx::query(sql::INSERT_MENU_ITEM)
+                    .bind(item.id.as_str())
+                    .bind(item.restaurant_id.as_str())
+                    .bind(item.name.as_str())
+                    .bind(item.price.amount)
+                    .bind(item.available)
+                    .bind(Timestamp::now().millis());
+                self.run(insert).await?;
+                Ok(())
+            }
+
+            async fn set_availability(&mut self, item: &MenuItem) -> Result<(), StoreError> {
+                let update = sqlx::query(sql::SET_AVAILABILITY)
+                    .bind(item.id.as_str())
+                    .bind(item.available)
+                    .bind(item.restaurant_id.as_str());
+                self.run(update).await?;
+                Ok(())
+            }
+
+            async fn insert_staff_call(&mut self, call: &StaffCall) -> Result<(), StoreError> {
+                let insert = sqlx::query(sql::INSERT_STAFF_CALL)
+                    .bind(call.id.as_str())
+                    .bind(call.restaurant_id.as_str())
+                    .bind(call.table_id.as_str())
+                    .bind(call.message.as_deref())
+                    .bind(call.at.millis());
+                self.run(insert).await?;
+                Ok(())
+            }
+
+            async fn append_event(
+                &mut self,
+                kind: EventKind,
+                at: Timestamp,
+            ) -> Result<Event, StoreError> {
+                let row = sqlx::query(sql::NEXT_SEQ)
+                    .bind(self.restaurant.id.as_str())
+                    .fetch_one(&mut *self.tx)
+                    .await
+                    .map_err(store_error)?;
+                let seq: i64 = get(&row, "last_seq")?;
+                let payload = serde_json::to_string(&kind)
+                    .map_err(|e| StoreError::Internal(e.to_string()))?;
+                let insert = sqlx::query(sql::INSERT_EVENT)
+                    .bind(self.restaurant.id.as_str().to_owned())
+                    .bind(seq)
+                    .bind(kind.name())
+                    .bind(payload)
+                    .bind(at.millis());
+                self.run(insert).await?;
+                Ok(Event {
+                    restaurant_id: self.restaurant.id.clone(),
+                    seq,
+                    at,
+                    kind,
+                })
+            }
+
+            async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+                self.tx.commit().await.map_err(store_error)
+            }
+        }
+    };
+}
+
+pub(super) use sql_store;

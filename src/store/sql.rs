@@ -1,0 +1,165 @@
+//! SQL shared by both backends. Both accept `$1`-style placeholders, `RETURNING` and
+//! `ON CONFLICT`, so every statement is written once.
+
+use std::fmt::Write;
+
+pub const ORDER_COLUMNS: &str = "id, restaurant_id, table_id, number, status, total, currency, \
+     note, cancel_reason, placed_at, updated_at, version";
+
+/// The first statement of every command transaction: a write, so that it takes the
+/// restaurant's lock at once (a PostgreSQL row lock; SQLite's single write lock) and holds it
+/// until commit. Concurrent commands on other nodes wait here, never on stale counters.
+pub const LOCK_RESTAURANT: &str = "UPDATE restaurants SET last_seq = last_seq WHERE id = $1 \
+     RETURNING id, name, currency, utc_offset_minutes, last_seq, ticket_day, last_ticket";
+
+pub const SELECT_RESTAURANT: &str =
+    "SELECT id, name, currency, utc_offset_minutes FROM restaurants WHERE id = $1";
+pub const INSERT_RESTAURANT: &str = "INSERT INTO restaurants \
+     (id, name, currency, utc_offset_minutes, created_at) VALUES ($1, $2, $3, $4, $5)";
+pub const COUNT_RESTAURANTS: &str = "SELECT COUNT(*) FROM restaurants";
+
+pub const MENU_COLUMNS: &str = "m.id, m.restaurant_id, m.name, m.price, m.available, r.currency";
+pub const SELECT_MENU: &str = "SELECT m.id, m.restaurant_id, m.name, m.price, m.available, \
+     r.currency FROM menu_items m JOIN restaurants r ON r.id = m.restaurant_id \
+     WHERE m.restaurant_id = $1 ORDER BY m.created_at, m.id";
+pub const INSERT_MENU_ITEM: &str = "INSERT INTO menu_items \
+     (id, restaurant_id, name, price, available, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub const SET_AVAILABILITY: &str =
+    "UPDATE menu_items SET available = $2 WHERE id = $1 AND restaurant_id = $3";
+
+pub const SELECT_TABLES: &str = "SELECT id, restaurant_id, name FROM restaurant_tables \
+     WHERE restaurant_id = $1 ORDER BY created_at, id";
+pub const SELECT_TABLE: &str = "SELECT id, restaurant_id, name FROM restaurant_tables \
+     WHERE id = $1 AND restaurant_id = $2";
+pub const INSERT_TABLE: &str = "INSERT INTO restaurant_tables \
+     (id, restaurant_id, name, created_at) VALUES ($1, $2, $3, $4)";
+
+pub const OWNER_OF_ORDER: &str = "SELECT restaurant_id FROM orders WHERE id = $1";
+pub const OWNER_OF_TABLE: &str = "SELECT restaurant_id FROM restaurant_tables WHERE id = $1";
+pub const OWNER_OF_MENU_ITEM: &str = "SELECT restaurant_id FROM menu_items WHERE id = $1";
+
+pub const ORDER_BY_KEY: &str = "SELECT request_fingerprint, id FROM orders \
+     WHERE restaurant_id = $1 AND idempotency_key = $2";
+pub const INSERT_ORDER: &str = "INSERT INTO orders (id, restaurant_id, table_id, number, \
+     status, total, currency, note, cancel_reason, placed_at, updated_at, version, \
+     idempotency_key, request_fingerprint) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+pub const UPDATE_ORDER: &str = "UPDATE orders SET status = $2, version = $3, updated_at = $4, \
+     cancel_reason = $5 WHERE id = $1";
+pub const SET_TICKET: &str =
+    "UPDATE restaurants SET ticket_day = $2, last_ticket = $3 WHERE id = $1";
+
+pub const INSERT_STAFF_CALL: &str = "INSERT INTO staff_calls \
+     (id, restaurant_id, table_id, message, at) VALUES ($1, $2, $3, $4, $5)";
+
+pub const NEXT_SEQ: &str =
+    "UPDATE restaurants SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq";
+pub const INSERT_EVENT: &str = "INSERT INTO events (restaurant_id, seq, kind, payload, at) \
+     VALUES ($1, $2, $3, $4, $5)";
+pub const SELECT_EVENTS: &str = "SELECT seq, at, payload FROM events \
+     WHERE restaurant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+
+pub const SELECT_SETTING: &str = "SELECT value FROM settings WHERE key = $1";
+pub const INIT_SETTING: &str =
+    "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
+
+pub const PING: &str = "SELECT 1";
+
+/// `$first, $first+1, …` for `count` values, for `IN (…)` lists and multi-row inserts.
+pub fn placeholders(first: usize, count: usize) -> String {
+    let mut out = String::new();
+    for i in 0..count {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "${}", first + i);
+    }
+    out
+}
+
+pub fn select_order(in_restaurant: bool) -> String {
+    let scope = if in_restaurant {
+        " AND restaurant_id = $2"
+    } else {
+        ""
+    };
+    format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1{scope}")
+}
+
+pub fn select_items(orders: usize) -> String {
+    format!(
+        "SELECT order_id, menu_item_id, name, unit_price, quantity, note FROM order_items \
+         WHERE order_id IN ({}) ORDER BY order_id, line",
+        placeholders(1, orders)
+    )
+}
+
+pub fn select_menu_items(ids: usize) -> String {
+    format!(
+        "SELECT {MENU_COLUMNS} FROM menu_items m JOIN restaurants r ON r.id = m.restaurant_id \
+         WHERE m.restaurant_id = $1 AND m.id IN ({})",
+        placeholders(2, ids)
+    )
+}
+
+/// `(order_id, line, menu_item_id, name, unit_price, quantity, note)` for `lines` rows.
+pub fn insert_items(lines: usize) -> String {
+    let rows: Vec<String> = (0..lines)
+        .map(|i| format!("({})", placeholders(1 + i * 7, 7)))
+        .collect();
+    format!(
+        "INSERT INTO order_items (order_id, line, menu_item_id, name, unit_price, quantity, note) \
+         VALUES {}",
+        rows.join(", ")
+    )
+}
+
+/// Newest first; `$1` restaurant, then the statuses, then the keyset position, then the limit.
+pub fn select_orders(statuses: usize, after_cursor: bool) -> String {
+    let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE restaurant_id = $1");
+    let mut next = 2;
+    if statuses > 0 {
+        let _ = write!(sql, " AND status IN ({})", placeholders(next, statuses));
+        next += statuses;
+    }
+    if after_cursor {
+        let (at, id) = (next, next + 1);
+        let _ = write!(
+            sql,
+            " AND (placed_at < ${at} OR (placed_at = ${at} AND id < ${id}))"
+        );
+        next += 2;
+    }
+    let _ = write!(sql, " ORDER BY placed_at DESC, id DESC LIMIT ${next}");
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_count_from_first() {
+        assert_eq!(placeholders(2, 3), "$2, $3, $4");
+        assert_eq!(placeholders(1, 0), "");
+    }
+
+    #[test]
+    fn order_pages_number_their_parameters_in_order() {
+        assert!(select_orders(0, false)
+            .ends_with("restaurant_id = $1 ORDER BY placed_at DESC, id DESC LIMIT $2"));
+        let sql = select_orders(2, true);
+        assert!(sql.contains("status IN ($2, $3)"), "{sql}");
+        assert!(
+            sql.contains("placed_at < $4 OR (placed_at = $4 AND id < $5)"),
+            "{sql}"
+        );
+        assert!(sql.ends_with("LIMIT $6"), "{sql}");
+    }
+
+    #[test]
+    fn item_rows_take_seven_parameters_each() {
+        assert!(insert_items(2)
+            .ends_with("VALUES ($1, $2, $3, $4, $5, $6, $7), ($8, $9, $10, $11, $12, $13, $14)"));
+    }
+}

@@ -1,0 +1,267 @@
+//! The binary as an operator meets it.
+
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_orderhub");
+
+fn run(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("ORDERHUB_JWT_SECRET");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("orderhub runs")
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Bad configuration ends with one clear line on stderr and a failure status, no backtrace.
+#[test]
+fn bad_configuration_fails_with_one_line() {
+    let dir = scratch("bad-config");
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let unreachable = format!("postgres://postgres@127.0.0.1:{closed_port}/x?connect_timeout=2");
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[("DATABASE_URL", "mysql://localhost/x")],
+            "DATABASE_URL must start with",
+        ),
+        (
+            &[("DATABASE_URL", &unreachable)],
+            "cannot connect to the database",
+        ),
+        (&[("ORDERHUB_JWT_SECRET", "short")], "at least 32 bytes"),
+        (&[("ORDERHUB_LISTEN", "not-an-address")], "invalid value"),
+    ];
+    for (env, expected) in cases {
+        let output = run(&[], env, &dir);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{env:?} must fail");
+        assert!(stderr.contains(expected), "{env:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn schema_prints_the_served_sdl() {
+    let output = run(&["schema"], &[], &scratch("schema"));
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        orderhub::graphql::sdl()
+    );
+}
+
+struct Node {
+    child: Child,
+    base: String,
+    stdout_lines: Vec<String>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with no configuration at all in `dir`, on a port the OS picks, and reads
+/// its output up to the "serving" line.
+fn start_node(dir: &Path) -> Node {
+    let child = Command::new(BIN)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("ORDERHUB_JWT_SECRET")
+        .env("ORDERHUB_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("orderhub starts");
+    // Owned by a Node from here on, so that it is killed and reaped whatever happens next.
+    let mut node = Node {
+        child,
+        base: String::new(),
+        stdout_lines: Vec::new(),
+    };
+    let stdout = node.child.stdout.take().expect("stdout");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("orderhub said it is serving");
+        node.stdout_lines.push(line.clone());
+        if let Some(at) = line.find("address=") {
+            node.base = line[at + "address=".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            return node;
+        }
+    }
+}
+
+fn printed(node: &Node, label: &str) -> Option<String> {
+    node.stdout_lines.iter().find_map(|line| {
+        line.trim()
+            .strip_prefix(label)
+            .map(|rest| rest.trim().to_owned())
+    })
+}
+
+/// The README's promise: no configuration, a demo restaurant, a staff token that works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_seeds_a_demo_and_tokens_survive_restarts() {
+    let dir = scratch("first-start");
+    let first = start_node(&dir);
+    assert!(
+        dir.join("orderhub.db").exists(),
+        "the embedded default is a SQLite file here"
+    );
+    let staff = printed(&first, "staff token:").expect("a staff token is printed");
+    assert!(printed(&first, "GraphiQL:").is_some());
+    let http = reqwest::Client::new();
+    let gql = |base: String, query: &'static str, variables: serde_json::Value, token: String| {
+        let http = http.clone();
+        async move {
+            http.post(format!("{base}/graphql"))
+                .bearer_auth(token)
+                .json(&json!({"query": query, "variables": variables}))
+                .send()
+                .await
+                .expect("POST")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let home = http
+        .get(format!("{}/", first.base))
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(home.status(), 200, "GraphiQL is served at /");
+
+    // Through the staff token alone: find the restaurant, a table and the menu.
+    let restaurant = first
+        .stdout_lines
+        .iter()
+        .find_map(|l| {
+            l.split_once("mint more with `orderhub token --role staff --restaurant ")
+                .map(|(_, r)| r.trim_end_matches("`.").to_owned())
+        })
+        .expect("the restaurant id is printed");
+    let menu = gql(
+        first.base.clone(),
+        "query($r: ID!) { restaurant(id: $r) { menu { id available } tables { id } } }",
+        json!({"r": restaurant}),
+        staff.clone(),
+    )
+    .await;
+    let item = menu["data"]["restaurant"]["menu"][0]["id"]
+        .as_str()
+        .expect("menu")
+        .to_owned();
+    let table = menu["data"]["restaurant"]["tables"][0]["id"]
+        .as_str()
+        .expect("tables")
+        .to_owned();
+    let placed = gql(
+        first.base.clone(),
+        "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id status number } }",
+        json!({"i": {"restaurantId": restaurant, "tableId": table, "items": [{"menuItemId": item, "quantity": 1}], "idempotencyKey": "readme"}}),
+        staff.clone(),
+    )
+    .await;
+    assert_eq!(placed["data"]["placeOrder"]["status"], "PLACED", "{placed}");
+    let order = placed["data"]["placeOrder"]["id"]
+        .as_str()
+        .expect("order id")
+        .to_owned();
+    let advanced = gql(
+        first.base.clone(),
+        "mutation($o: ID!) { advanceOrder(orderId: $o, to: ACCEPTED) { status } }",
+        json!({"o": order}),
+        staff.clone(),
+    )
+    .await;
+    assert_eq!(
+        advanced["data"]["advanceOrder"]["status"], "ACCEPTED",
+        "{advanced}"
+    );
+    drop(first);
+
+    // Restarted: no second demo, and the earlier token still verifies.
+    let second = start_node(&dir);
+    assert!(
+        printed(&second, "staff token:").is_none(),
+        "the demo is created once"
+    );
+    let read = gql(
+        second.base.clone(),
+        "query($o: ID!) { order(id: $o) { status } }",
+        json!({"o": order}),
+        staff.clone(),
+    )
+    .await;
+    assert_eq!(read["data"]["order"]["status"], "ACCEPTED", "{read}");
+
+    // `orderhub token` signs with the same stored secret.
+    let minted = run(
+        &["token", "--role", "staff", "--restaurant", &restaurant],
+        &[],
+        &dir,
+    );
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    let token = String::from_utf8_lossy(&minted.stdout).trim().to_owned();
+    let with_minted = gql(
+        second.base.clone(),
+        "query($o: ID!) { order(id: $o) { status } }",
+        json!({"o": order}),
+        token,
+    )
+    .await;
+    assert_eq!(
+        with_minted["data"]["order"]["status"], "ACCEPTED",
+        "{with_minted}"
+    );
+    let customer_without_table = run(
+        &["token", "--role", "customer", "--restaurant", &restaurant],
+        &[],
+        &dir,
+    );
+    assert!(!customer_without_table.status.success());
+    assert!(String::from_utf8_lossy(&customer_without_table.stderr).contains("table_id"));
+}

@@ -1,0 +1,11 @@
+//! Integration tests: real orderhub nodes on real SQLite files and a real PostgreSQL server
+//! started by the harness, spoken to over HTTP.
+
+mod harness;
+mod support;
+
+mod api;
+mod authorization;
+mod cli;
+mod nodes;
+mod orders;

@@ -1,0 +1,309 @@
+//! The servers under test and a small GraphQL client.
+//!
+//! One orderhub per backend is shared by every test of this binary: it runs on its own
+//! runtime thread (a `#[tokio::test]` runtime ends with its test), and every test creates its
+//! own restaurant, so tests do not see each other's data.
+
+use orderhub::app::App;
+use orderhub::auth::Tokens;
+use orderhub::config::{Cli, Command};
+use orderhub_actors::domain::{RestaurantId, Role, TableId};
+use orderhub_actors::restaurant::RestaurantRegistry;
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::harness::postgres::PgServer;
+
+pub const SECRET: &str = "integration-tests-secret-0123456789abcdef";
+
+pub struct TestServer {
+    pub base: String,
+    pub database_url: String,
+    pub registry: RestaurantRegistry,
+    tokens: Tokens,
+    http: reqwest::Client,
+}
+
+impl TestServer {
+    /// Starts an in-process node on a free loopback port; `extra` are more `serve` flags.
+    pub fn start(database_url: &str, extra: &[&str]) -> TestServer {
+        let mut argv = vec![
+            "orderhub",
+            "serve",
+            "--no-demo",
+            "--database-url",
+            database_url,
+            "--jwt-secret",
+            SECRET,
+        ];
+        argv.extend_from_slice(extra);
+        let Some(Command::Serve(args)) = <Cli as clap::Parser>::parse_from(argv).command else {
+            panic!("serve arguments did not parse");
+        };
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("test runtime");
+            runtime.block_on(async move {
+                let app = App::build(&args).await.expect("orderhub starts");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let addr = listener.local_addr().expect("address");
+                ready_tx
+                    .send((addr, app.registry.clone()))
+                    .expect("report readiness");
+                app.serve(listener, std::future::pending())
+                    .await
+                    .expect("serve");
+            });
+        });
+        let (addr, registry) = ready_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("orderhub did not start within 60 s");
+        TestServer {
+            base: format!("http://{addr}"),
+            database_url: database_url.to_owned(),
+            registry,
+            tokens: Tokens::new(SECRET.as_bytes()).expect("secret"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn token(&self, role: Role, restaurant: Option<&str>, table: Option<&str>) -> String {
+        let restaurant = restaurant.map(|r| RestaurantId::parse(r).expect("restaurant id"));
+        let table = table.map(|t| TableId::parse(t).expect("table id"));
+        self.tokens.issue(
+            "test",
+            role,
+            restaurant.as_ref(),
+            table.as_ref(),
+            Duration::from_secs(600),
+        )
+    }
+
+    pub fn admin(&self) -> String {
+        self.token(Role::Admin, None, None)
+    }
+
+    /// POSTs a GraphQL request and returns the whole JSON response.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Gql {
+        let mut request = self
+            .http
+            .post(format!("{}/graphql", self.base))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        assert!(response.status().is_success(), "HTTP {}", response.status());
+        Gql(response.json().await.expect("JSON response"))
+    }
+
+    /// A new restaurant with two tables and a menu of three items, the last one sold out.
+    pub async fn fixture(&self) -> Fixture {
+        let admin = self.admin();
+        let created = self
+            .gql(
+                Some(&admin),
+                "mutation($name: String!) { createRestaurant(input: {name: $name}) { id currency } }",
+                json!({"name": "Test Kitchen"}),
+            )
+            .await;
+        let restaurant = created.str("createRestaurant.id");
+        assert_eq!(created.str("createRestaurant.currency"), "JPY");
+        let mut tables = Vec::new();
+        for name in ["T1", "T2"] {
+            let table = self
+                .gql(
+                    Some(&admin),
+                    "mutation($r: ID!, $n: String!) { createTable(restaurantId: $r, name: $n) { id } }",
+                    json!({"r": restaurant, "n": name}),
+                )
+                .await;
+            tables.push(table.str("createTable.id"));
+        }
+        let mut menu = Vec::new();
+        for (name, price, available) in [
+            ("Ramen", 900, true),
+            ("Gyoza", 450, true),
+            ("Special", 1500, false),
+        ] {
+            let item = self
+                .gql(
+                    Some(&admin),
+                    "mutation($r: ID!, $i: MenuItemInput!) { createMenuItem(restaurantId: $r, input: $i) { id } }",
+                    json!({"r": restaurant, "i": {"name": name, "price": price, "available": available}}),
+                )
+                .await;
+            menu.push(item.str("createMenuItem.id"));
+        }
+        Fixture {
+            staff: self.token(Role::Staff, Some(&restaurant), None),
+            customer: self.token(Role::Customer, Some(&restaurant), Some(&tables[0])),
+            other_customer: self.token(Role::Customer, Some(&restaurant), Some(&tables[1])),
+            admin,
+            restaurant,
+            tables,
+            menu,
+        }
+    }
+}
+
+pub struct Fixture {
+    pub restaurant: String,
+    /// Two tables: the customer sits at the first.
+    pub tables: Vec<String>,
+    /// Ramen 900, Gyoza 450, Special 1500 (sold out).
+    pub menu: Vec<String>,
+    pub admin: String,
+    pub staff: String,
+    pub customer: String,
+    /// A customer at the second table.
+    pub other_customer: String,
+}
+
+pub const PLACE: &str = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { \
+    id number status version tableId restaurantId note total { amount currency } \
+    items { menuItemId name quantity note unitPrice { amount currency } subtotal { amount } } } }";
+
+pub const ADVANCE: &str = "mutation($o: ID!, $to: OrderStatus!, $v: Int) { \
+    advanceOrder(orderId: $o, to: $to, expectedVersion: $v) { id status version } }";
+
+pub const CANCEL: &str = "mutation($o: ID!, $r: String!) { \
+    cancelOrder(orderId: $o, reason: $r) { id status version cancelReason } }";
+
+impl Fixture {
+    /// A `placeOrder` input for the first table: `(menu index, quantity)` lines.
+    pub fn order_input(&self, key: &str, lines: &[(usize, i64)]) -> Value {
+        json!({
+            "restaurantId": self.restaurant,
+            "tableId": self.tables[0],
+            "items": lines.iter().map(|(i, q)| json!({"menuItemId": self.menu[*i], "quantity": q})).collect::<Vec<_>>(),
+            "idempotencyKey": key,
+        })
+    }
+
+    /// Places a one-ramen order as the customer and returns its id.
+    pub async fn place(&self, server: &TestServer, key: &str) -> String {
+        let placed = server
+            .gql(
+                Some(&self.customer),
+                PLACE,
+                json!({"i": self.order_input(key, &[(0, 1)])}),
+            )
+            .await;
+        placed.str("placeOrder.id")
+    }
+}
+
+/// A GraphQL response.
+#[derive(Debug, Clone)]
+pub struct Gql(pub Value);
+
+impl Gql {
+    /// The value at a dotted path under `data`, e.g. `placeOrder.items.0.name`.
+    pub fn at(&self, path: &str) -> &Value {
+        let mut value = &self.0["data"];
+        for key in path.split('.') {
+            value = match key.parse::<usize>() {
+                Ok(index) => &value[index],
+                Err(_) => &value[key],
+            };
+        }
+        value
+    }
+
+    pub fn str(&self, path: &str) -> String {
+        match self.at(path).as_str() {
+            Some(s) => s.to_owned(),
+            None => panic!("no string at {path} in {}", self.0),
+        }
+    }
+
+    pub fn int(&self, path: &str) -> i64 {
+        match self.at(path).as_i64() {
+            Some(n) => n,
+            None => panic!("no integer at {path} in {}", self.0),
+        }
+    }
+
+    /// The `extensions.code` of the first error, if any.
+    pub fn code(&self) -> Option<&str> {
+        self.0["errors"][0]["extensions"]["code"].as_str()
+    }
+
+    pub fn ok(&self) -> &Self {
+        assert!(
+            self.0.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.0
+        );
+        self
+    }
+
+    pub fn expect_code(&self, code: &str) {
+        assert_eq!(self.code(), Some(code), "expected {code} in {}", self.0);
+    }
+}
+
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A fresh SQLite file in the target's scratch area.
+pub fn sqlite_url(name: &str) -> String {
+    format!("sqlite://{}/{name}.db", scratch_dir("sqlite").display())
+}
+
+pub fn postgres_server() -> &'static PgServer {
+    static PG: OnceLock<PgServer> = OnceLock::new();
+    PG.get_or_init(PgServer::start)
+}
+
+/// A fresh database on the shared PostgreSQL server.
+pub fn postgres_url(name: &str) -> String {
+    let pg = postgres_server();
+    pg.create_database(name);
+    pg.url(name)
+}
+
+pub fn sqlite() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(|| TestServer::start(&sqlite_url("shared"), &[]))
+}
+
+pub fn postgres() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(|| TestServer::start(&postgres_url("orderhub_shared"), &[]))
+}
+
+/// Runs a scenario `async fn(&'static TestServer)` once per backend, as two tests.
+macro_rules! on_every_backend {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$scenario(crate::support::sqlite()).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$scenario(crate::support::postgres()).await;
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_every_backend;
