@@ -1,5 +1,7 @@
 //! HTTP: the GraphQL endpoint, health checks and GraphiQL.
 
+mod graphiql;
+
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
@@ -28,6 +30,7 @@ pub fn router(state: HttpState, max_body_bytes: usize) -> Router {
         .route("/graphql", post(graphql_post).get(graphql_get))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(graphiql::routes())
         .with_state(state)
         // The GraphQL extractor streams the body itself, past axum's DefaultBodyLimit.
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
