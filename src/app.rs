@@ -1,7 +1,9 @@
 //! Wiring: from configuration to a running server.
 
+use axum::serve::ListenerExt;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use orderhub_actors::channel::{ChannelConfig, ChannelRegistry};
 use orderhub_actors::ports::{Store, SystemClock};
 use orderhub_actors::restaurant::{Deps, RegistryConfig, RestaurantRegistry};
 use orderhub_actors::StoreError;
@@ -16,6 +18,7 @@ use crate::config::{ServeArgs, StoreArgs};
 use crate::graphql::{self, Services};
 use crate::http::{self, HttpState};
 use crate::store::{self, ConnectError};
+use crate::ws::WsConfig;
 
 /// Why the server could not start; one line each, for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -84,18 +87,20 @@ pub struct App {
     pub registry: RestaurantRegistry,
     pub tokens: Tokens,
     pub secret_source: SecretSource,
+    pub channels: ChannelRegistry,
     pub router: axum::Router,
+    socket_send_buffer: usize,
 }
 
 impl App {
     pub async fn build(args: &ServeArgs) -> Result<App, StartError> {
         let store = store::connect(&args.store.database_url).await?;
         let (tokens, secret_source) = token_secret(&args.store, store.as_ref()).await?;
-        let bus = LocalBus::new(1024);
+        let bus = Arc::new(LocalBus::new());
         let registry = RestaurantRegistry::new(
             Deps {
                 store: store.clone(),
-                sink: Arc::new(bus),
+                sink: bus.clone(),
                 clock: Arc::new(SystemClock),
             },
             RegistryConfig {
@@ -103,24 +108,41 @@ impl App {
                 call_timeout: args.command_timeout,
             },
         );
+        let channels = ChannelRegistry::new(
+            store.clone(),
+            bus,
+            ChannelConfig {
+                buffer: args.subscription_buffer,
+                ..ChannelConfig::default()
+            },
+        );
         let schema = graphql::build(Some(Services {
             store: store.clone(),
             registry: registry.clone(),
+            channels: channels.clone(),
         }));
-        let router = http::router(
-            HttpState {
-                schema,
-                tokens: tokens.clone(),
-                store: store.clone(),
-            },
-            args.max_body_bytes,
-        );
+        let ws = WsConfig {
+            init_timeout: args.ws_init_timeout,
+            keepalive: args.ws_keepalive,
+            write_timeout: args.slow_consumer_timeout,
+            ..WsConfig::default()
+        };
+        let state = HttpState {
+            schema,
+            tokens: tokens.clone(),
+            store: store.clone(),
+            ws,
+            max_message_bytes: args.max_body_bytes,
+        };
+        let router = http::router(state, args.max_body_bytes);
         Ok(App {
             store,
             registry,
             tokens,
             secret_source,
+            channels,
             router,
+            socket_send_buffer: args.socket_send_buffer,
         })
     }
 
@@ -132,6 +154,16 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let registry = self.registry.clone();
+        let send_buffer = self.socket_send_buffer;
+        // Linux lets a send buffer grow to megabytes; a small one makes a client that stopped
+        // reading show up as a stuck write within kilobytes.
+        let listener = listener.tap_io(move |tcp| {
+            let socket = socket2::SockRef::from(&*tcp);
+            if let Err(error) = socket.set_send_buffer_size(send_buffer) {
+                tracing::debug!(%error, "cannot set the socket send buffer");
+            }
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await?;

@@ -90,7 +90,8 @@ impl Tokens {
             .claims;
         let restaurant = parse_id(claims.restaurant_id, RestaurantId::parse)?;
         let table = parse_id(claims.table_id, TableId::parse)?;
-        Ok(Principal::new(claims.sub, claims.role, restaurant, table)?)
+        let expires_at = Timestamp(claims.exp.saturating_mul(1000));
+        Ok(Principal::new(claims.sub, claims.role, restaurant, table)?.expiring_at(expires_at))
     }
 
     /// `Authorization: Bearer <token>` (the scheme is case-insensitive).

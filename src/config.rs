@@ -74,6 +74,29 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERHUB_COMMAND_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub command_timeout: Duration,
 
+    /// Events buffered per subscription; a client that falls this far behind is cut off with
+    /// SLOW_CONSUMER and resumes with `after`.
+    #[arg(long, env = "ORDERHUB_SUBSCRIPTION_BUFFER", default_value_t = 256)]
+    pub subscription_buffer: usize,
+
+    /// A WebSocket that sends no connection_init within this time is closed with 4408.
+    #[arg(long, env = "ORDERHUB_WS_INIT_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub ws_init_timeout: Duration,
+
+    /// The server pings WebSocket clients this often and closes (4504) one silent for twice as long.
+    #[arg(long, env = "ORDERHUB_WS_KEEPALIVE", default_value = "15s", value_parser = parse_duration)]
+    pub ws_keepalive: Duration,
+
+    /// A WebSocket whose socket write is stuck this long is closed (4508); its client
+    /// reconnects and resumes with `after`.
+    #[arg(long, env = "ORDERHUB_SLOW_CONSUMER_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub slow_consumer_timeout: Duration,
+
+    /// Kernel send buffer per accepted socket, in bytes: small, so that a client that stopped
+    /// reading is noticed after kilobytes rather than megabytes.
+    #[arg(long, env = "ORDERHUB_SOCKET_SEND_BUFFER", default_value_t = 64 * 1024)]
+    pub socket_send_buffer: usize,
+
     /// Largest HTTP request body accepted, in bytes.
     #[arg(long, env = "ORDERHUB_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,

@@ -9,3 +9,4 @@ pub mod demo;
 pub mod graphql;
 pub mod http;
 pub mod store;
+pub mod ws;

@@ -3,7 +3,7 @@ use clap::Parser;
 use orderhub::app::{self, App, SecretSource};
 use orderhub::config::{Cli, Command, LogFormat, ServeArgs, TokenArgs};
 use orderhub::{demo, graphql, store};
-use orderhub_actors::domain::{Principal, RestaurantId, TableId};
+use orderhub_actors::domain::{Principal, RestaurantId, Role, TableId};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -69,44 +69,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn print_demo(app: &App, demo: &demo::Demo, base: &str) {
-    let day = Duration::from_secs(30 * 86_400);
+    let ttl = Duration::from_secs(30 * 86_400);
     let restaurant = &demo.restaurant.id;
-    let staff = Principal::new(
-        "demo-staff".into(),
-        orderhub_actors::domain::Role::Staff,
-        Some(restaurant.clone()),
-        None,
-    );
     let table = &demo.tables[0];
-    let staff_token = app.tokens.issue(
-        "demo-staff",
-        orderhub_actors::domain::Role::Staff,
-        Some(restaurant),
-        None,
-        day,
-    );
+    let staff_token = app
+        .tokens
+        .issue("demo-staff", Role::Staff, Some(restaurant), None, ttl);
     let customer_token = app.tokens.issue(
         "demo-table-1",
-        orderhub_actors::domain::Role::Customer,
+        Role::Customer,
         Some(restaurant),
         Some(&table.id),
-        day,
+        ttl,
     );
-    let admin_token = app.tokens.issue(
-        "demo-admin",
-        orderhub_actors::domain::Role::Admin,
-        None,
-        None,
-        day,
-    );
-    debug_assert!(staff.is_ok());
+    let admin_token = app.tokens.issue("demo-admin", Role::Admin, None, None, ttl);
     println!(
         "\nCreated the demo restaurant \"{name}\" ({restaurant}) with {tables} tables and {items} menu items.\n\
          \n  GraphiQL:        {base}/\n\
          \n  staff token:     {staff_token}\n\
          \n  customer token ({table_name}, table id {table_id}):\n                   {customer_token}\n\
          \n  admin token:     {admin_token}\n\
-         \nOpen GraphiQL with the staff token filled in: {base}/#token={staff_token}\n\
+         \nOpen GraphiQL with the staff token filled in: {base}/#token={staff_token}&restaurant={restaurant}\n\
          Tokens are valid for 30 days; mint more with `orderhub token --role staff --restaurant {restaurant}`.\n",
         name = demo.restaurant.name,
         tables = demo.tables.len(),

@@ -2,9 +2,11 @@
 //! clock) and the actors that execute a restaurant's commands. No HTTP, SQL or Redis here:
 //! adapters in the `orderhub` crate implement the ports.
 
+pub mod channel;
 pub mod domain;
 pub mod error;
 pub mod ports;
 pub mod restaurant;
+mod slots;
 
 pub use error::{CommandError, StoreError};

@@ -1,6 +1,7 @@
 //! What the core needs from the outside world. Adapters implement these traits.
 
 use async_trait::async_trait;
+use std::sync::Arc;
 
 use crate::domain::{
     BusinessDay, Event, EventKind, MenuItem, MenuItemId, Order, OrderId, OrderStatus, Restaurant,
@@ -55,6 +56,11 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError>;
+    /// The restaurant's history: the oldest retained seq (none when nothing is retained) and
+    /// the last seq ever assigned. `None` when there is no such restaurant.
+    async fn history(&self, restaurant: &RestaurantId) -> Result<Option<History>, StoreError>;
+    /// Deletes events older than `before`; returns how many.
+    async fn prune_events(&self, before: Timestamp) -> Result<u64, StoreError>;
 
     /// Settings kept in the database (e.g. a generated token secret), shared by every node.
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
@@ -63,6 +69,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct History {
+    pub first_retained: Option<i64>,
+    pub last_seq: i64,
+}
+
+impl History {
+    /// Whether every event after `after` is still retained.
+    pub fn covers(&self, after: i64) -> bool {
+        after >= self.last_seq || self.first_retained.is_some_and(|first| first <= after + 1)
+    }
 }
 
 /// The restaurant's counters as locked at the start of a transaction.
@@ -108,6 +127,40 @@ pub trait RestaurantTx: Send {
 pub trait EventSink: Send + Sync + 'static {
     /// Must not block: delivery is best effort, the store is the source of truth.
     fn publish(&self, event: &Event);
+}
+
+/// What the bus tells a channel's listener.
+#[derive(Debug, Clone)]
+pub enum BusSignal {
+    Event(Arc<Event>),
+    /// Messages may have been lost (the bus reconnected): catch up from the store.
+    Resync,
+}
+
+pub type Listener = Arc<dyn Fn(BusSignal) + Send + Sync>;
+
+/// Stops listening when dropped.
+pub struct Listening(Option<Box<dyn FnOnce() + Send + Sync>>);
+
+impl Listening {
+    pub fn new(stop: impl FnOnce() + Send + Sync + 'static) -> Self {
+        Self(Some(Box::new(stop)))
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        if let Some(stop) = self.0.take() {
+            stop();
+        }
+    }
+}
+
+/// Carries events between nodes: publish after commit, listen per restaurant channel.
+pub trait Bus: EventSink {
+    /// Calls `listener` with the channel's events until the returned guard is dropped. At most
+    /// one listener per channel per node (the channel's actor); the listener must not block.
+    fn listen(&self, restaurant: &RestaurantId, listener: Listener) -> Listening;
 }
 
 /// The time, so tests can move it.

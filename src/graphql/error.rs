@@ -36,6 +36,14 @@ impl ApiError {
         Self::new("UNAUTHENTICATED", message)
     }
 
+    /// The last event the client was sent, so that it can resume with `after`.
+    pub fn with_last_seq(self, seq: i64) -> Self {
+        Self {
+            last_seq: Some(seq),
+            ..self
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         self.code
     }

@@ -1,43 +1,107 @@
 //! Restaurant events and the subscriptions that stream them.
 
-use async_graphql::futures_util::stream::BoxStream;
+use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
 use async_graphql::{Context, Interface, SimpleObject, Subscription as SubscriptionRoot, ID};
-use orderhub_actors::domain;
+use orderhub_actors::channel::Filter;
+use orderhub_actors::domain::{self, OrderId, RestaurantId};
+use orderhub_actors::ports::Owned;
 
 use super::types::{DateTime, MenuItem, Order, OrderStatus, StaffCall};
-use super::ApiError;
+use super::{live, owner, parse_id, principal, services, ApiError};
 
 pub struct Subscription;
+
+type EventStream<T> = BoxStream<'static, Result<T, ApiError>>;
 
 #[SubscriptionRoot]
 impl Subscription {
     /// Staff and admin. Every event of one restaurant in seq order, with no gap and no duplicate. With `after`, first replays every retained event with seq > after, then goes on live.
     async fn restaurant_events(
         &self,
-        _ctx: &Context<'_>,
+        ctx: &Context<'_>,
         restaurant_id: ID,
         after: Option<i32>,
-    ) -> Result<BoxStream<'static, RestaurantEvent>, ApiError> {
-        let _ = (restaurant_id, after);
-        Err(not_yet())
+    ) -> Result<EventStream<RestaurantEvent>, ApiError> {
+        let by = principal(ctx)?;
+        let restaurant = parse_id("restaurantId", &restaurant_id, RestaurantId::parse)?;
+        by.may_operate(&restaurant)?;
+        let services = services(ctx)?;
+        let history = services
+            .store
+            .history(&restaurant)
+            .await?
+            .ok_or_else(|| ApiError::not_found("restaurant"))?;
+        let after = after.map(i64::from);
+        if let Some(after) = after {
+            if after < 0 {
+                return Err(ApiError::bad_input("after must be a seq, 0 or more"));
+            }
+            if !history.covers(after) {
+                return Err(ApiError::new(
+                    "HISTORY_GONE",
+                    "events after that seq are no longer retained; reload the current state and subscribe without after",
+                ));
+            }
+        }
+        let subscription = services.channels.join(&restaurant, Filter::All).await?;
+        let events = live::events(
+            services.store.clone(),
+            restaurant,
+            subscription,
+            after,
+            by.expires_at(),
+        );
+        Ok(events
+            .map(|event| event.map(|e| RestaurantEvent::from(e.as_ref().clone())))
+            .boxed())
     }
 
     /// The order each time it changes, starting with its current state. A customer may watch the orders of its own table.
     async fn order_updated(
         &self,
-        _ctx: &Context<'_>,
+        ctx: &Context<'_>,
         order_id: ID,
-    ) -> Result<BoxStream<'static, Order>, ApiError> {
-        let _ = order_id;
-        Err(not_yet())
+    ) -> Result<EventStream<Order>, ApiError> {
+        let by = principal(ctx)?;
+        let order_id = parse_id("orderId", &order_id, OrderId::parse)?;
+        let services = services(ctx)?;
+        let restaurant = owner(ctx, Owned::Order(&order_id), "order").await?;
+        // Joined before reading the current state, so that no change falls in between.
+        let subscription = services
+            .channels
+            .join(&restaurant, Filter::Order(order_id.clone()))
+            .await?;
+        let current = services
+            .store
+            .order(&order_id)
+            .await?
+            .filter(|order| by.may_see_order(order))
+            .ok_or_else(|| ApiError::not_found("order"))?;
+        let mut version = current.version;
+        let changes = live::events(
+            services.store.clone(),
+            restaurant,
+            subscription,
+            None,
+            by.expires_at(),
+        )
+        .filter_map(move |event| {
+            let change = match event {
+                Err(error) => Some(Err(error)),
+                Ok(event) => match event.kind.order() {
+                    Some(order) if order.version > version => {
+                        version = order.version;
+                        Some(Ok(Order(order.clone())))
+                    }
+                    _ => None,
+                },
+            };
+            std::future::ready(change)
+        });
+        Ok(stream::once(std::future::ready(Ok(Order(current))))
+            .chain(changes)
+            .boxed())
     }
-}
-
-fn not_yet() -> ApiError {
-    ApiError::new(
-        "UNAVAILABLE",
-        "subscriptions are not served by this version yet",
-    )
 }
 
 /// Something that happened in one restaurant. seq is 1, 2, 3, ... per restaurant, without gaps.

@@ -2,11 +2,13 @@
 
 mod error;
 mod events;
+mod live;
 mod orders;
 mod restaurants;
 mod types;
 
 use async_graphql::{Context, MergedObject, Schema, ID};
+use orderhub_actors::channel::ChannelRegistry;
 use orderhub_actors::domain::Principal;
 use orderhub_actors::domain::RestaurantId;
 use orderhub_actors::ports::{Owned, Store};
@@ -25,11 +27,13 @@ pub struct Mutation(orders::OrderMutation, restaurants::RestaurantMutation);
 
 pub type AppSchema = Schema<Query, Mutation, events::Subscription>;
 
-/// What resolvers share: the store for reads, the registry for commands.
+/// What resolvers share: the store for reads, the registry for commands, the channels for
+/// subscriptions.
 #[derive(Clone)]
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub registry: RestaurantRegistry,
+    pub channels: ChannelRegistry,
 }
 
 /// Who sent a request, attached per request by the transport.

@@ -3,8 +3,11 @@
 mod graphiql;
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,12 +20,16 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{AuthError, Tokens};
 use crate::graphql::{AppSchema, Caller};
+use crate::ws::{self, Protocol, WsConfig};
 
 #[derive(Clone)]
 pub struct HttpState {
     pub schema: AppSchema,
     pub tokens: Tokens,
     pub store: Arc<dyn Store>,
+    pub ws: WsConfig,
+    /// Largest WebSocket message accepted from a client.
+    pub max_message_bytes: usize,
 }
 
 pub fn router(state: HttpState, max_body_bytes: usize) -> Router {
@@ -61,13 +68,21 @@ async fn graphql_post(
     state.schema.execute(request).await.into()
 }
 
-/// GET serves queries only: a mutation through a link or an image tag must never run.
+/// GET: a WebSocket upgrade for subscriptions, or a query. A mutation through a link or an
+/// image tag must never run.
 async fn graphql_get(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    request: Request,
 ) -> Response {
-    let request = request.into_inner();
+    if let Ok(upgrade) = upgrade {
+        return websocket(state, &headers, upgrade);
+    }
+    let request = match GraphQLRequest::<GraphQLRejection>::from_request(request, &state).await {
+        Ok(request) => request.into_inner(),
+        Err(rejection) => return rejection.into_response(),
+    };
     if is_mutation(&request) {
         let body = json!({"errors": [{
             "message": "mutations must be sent with POST",
@@ -82,6 +97,32 @@ async fn graphql_get(
     }
     let request = request.data(caller(&state.tokens, &headers));
     GraphQLResponse::from(state.schema.execute(request).await).into_response()
+}
+
+fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+    let upgrade = upgrade
+        .protocols([Protocol::TRANSPORT_WS, Protocol::LEGACY])
+        .max_message_size(state.max_message_bytes);
+    let Some(protocol) = upgrade
+        .selected_protocol()
+        .and_then(|name| name.to_str().ok())
+        .and_then(Protocol::from_name)
+    else {
+        let message = "WebSocket subprotocol must be graphql-transport-ws or graphql-ws";
+        return (StatusCode::BAD_REQUEST, message).into_response();
+    };
+    // A token on the upgrade request counts unless connection_init brings one.
+    let upgrade_caller = caller(&state.tokens, headers);
+    upgrade.on_upgrade(move |socket| {
+        ws::serve(
+            socket,
+            protocol,
+            state.schema,
+            state.tokens,
+            upgrade_caller,
+            state.ws,
+        )
+    })
 }
 
 /// Whether the operation the request would run is a mutation. Unparsable documents are left

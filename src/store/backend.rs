@@ -40,7 +40,7 @@ macro_rules! sql_store {
             BusinessDay, Currency, Event, EventKind, MenuItem, MenuItemId, Money, Order, OrderId,
             OrderItem, OrderStatus, Restaurant, RestaurantId, StaffCall, Table, TableId, Timestamp,
         };
-        use orderhub_actors::ports::{Counters, OrderQuery, Owned, RestaurantTx, Store};
+        use orderhub_actors::ports::{Counters, History, OrderQuery, Owned, RestaurantTx, Store};
         use orderhub_actors::StoreError;
         use sqlx::Row;
         use std::collections::HashMap;
@@ -339,6 +339,33 @@ macro_rules! sql_store {
                     .iter()
                     .map(|row| event_from(restaurant, row))
                     .collect()
+            }
+
+            async fn history(
+                &self,
+                restaurant: &RestaurantId,
+            ) -> Result<Option<History>, StoreError> {
+                let row = sqlx::query(sql::SELECT_HISTORY)
+                    .bind(restaurant.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(store_error)?;
+                row.map(|row| {
+                    Ok(History {
+                        last_seq: get(&row, "last_seq")?,
+                        first_retained: get(&row, "first_retained")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn prune_events(&self, before: Timestamp) -> Result<u64, StoreError> {
+                let done = sqlx::query(sql::PRUNE_EVENTS)
+                    .bind(before.millis())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(store_error)?;
+                Ok(done.rows_affected())
             }
 
             async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {

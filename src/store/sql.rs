@@ -59,6 +59,11 @@ pub const INSERT_EVENT: &str = "INSERT INTO events (restaurant_id, seq, kind, pa
 pub const SELECT_EVENTS: &str = "SELECT seq, at, payload FROM events \
      WHERE restaurant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 
+pub const SELECT_HISTORY: &str = "SELECT r.last_seq, \
+     (SELECT MIN(e.seq) FROM events e WHERE e.restaurant_id = r.id) AS first_retained \
+     FROM restaurants r WHERE r.id = $1";
+pub const PRUNE_EVENTS: &str = "DELETE FROM events WHERE at < $1";
+
 pub const SELECT_SETTING: &str = "SELECT value FROM settings WHERE key = $1";
 pub const INIT_SETTING: &str =
     "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";

@@ -3,9 +3,11 @@
 
 mod harness;
 mod support;
+mod ws_client;
 
 mod api;
 mod authorization;
 mod cli;
 mod nodes;
 mod orders;
+mod realtime;

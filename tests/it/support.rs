@@ -79,15 +79,20 @@ impl TestServer {
     }
 
     pub fn token(&self, role: Role, restaurant: Option<&str>, table: Option<&str>) -> String {
+        self.token_with_ttl(role, restaurant, table, Duration::from_secs(600))
+    }
+
+    pub fn token_with_ttl(
+        &self,
+        role: Role,
+        restaurant: Option<&str>,
+        table: Option<&str>,
+        ttl: Duration,
+    ) -> String {
         let restaurant = restaurant.map(|r| RestaurantId::parse(r).expect("restaurant id"));
         let table = table.map(|t| TableId::parse(t).expect("table id"));
-        self.tokens.issue(
-            "test",
-            role,
-            restaurant.as_ref(),
-            table.as_ref(),
-            Duration::from_secs(600),
-        )
+        self.tokens
+            .issue("test", role, restaurant.as_ref(), table.as_ref(), ttl)
     }
 
     pub fn admin(&self) -> String {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DomainError, Order, RestaurantId, TableId};
+use super::{DomainError, Order, RestaurantId, TableId, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -32,6 +32,8 @@ pub struct Principal {
     pub role: Role,
     restaurant_id: Option<RestaurantId>,
     table_id: Option<TableId>,
+    /// When the token stops being valid; subscriptions end then.
+    expires_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +69,7 @@ impl Principal {
             role,
             restaurant_id,
             table_id,
+            expires_at: None,
         })
     }
 
@@ -77,7 +80,19 @@ impl Principal {
             role: Role::Admin,
             restaurant_id: None,
             table_id: None,
+            expires_at: None,
         }
+    }
+
+    pub fn expiring_at(self, at: Timestamp) -> Self {
+        Self {
+            expires_at: Some(at),
+            ..self
+        }
+    }
+
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.expires_at
     }
 
     pub fn restaurant_id(&self) -> Option<&RestaurantId> {

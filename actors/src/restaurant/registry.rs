@@ -1,13 +1,12 @@
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, MessagingErr};
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use super::actor::{Reply, RestaurantActor, RestaurantMsg};
 use crate::domain::RestaurantId;
 use crate::ports::{Clock, EventSink, Store};
+use crate::slots::Slots;
 use crate::CommandError;
 
 /// What a restaurant actor needs from the outside.
@@ -36,9 +35,6 @@ impl Default for RegistryConfig {
 }
 
 /// Finds or spawns the actor of a restaurant on this node, and stops actors that sit idle.
-///
-/// The map is local to this registry rather than ractor's global name registry, so that
-/// several nodes can live in one process (tests) without their names colliding.
 #[derive(Clone)]
 pub struct RestaurantRegistry {
     inner: Arc<Inner>,
@@ -47,12 +43,7 @@ pub struct RestaurantRegistry {
 struct Inner {
     deps: Deps,
     config: RegistryConfig,
-    actors: Mutex<HashMap<RestaurantId, Running>>,
-}
-
-struct Running {
-    actor: ActorRef<RestaurantMsg>,
-    last_used: Instant,
+    actors: Slots<RestaurantMsg>,
 }
 
 impl RestaurantRegistry {
@@ -62,7 +53,7 @@ impl RestaurantRegistry {
         let inner = Arc::new(Inner {
             deps,
             config,
-            actors: Mutex::new(HashMap::new()),
+            actors: Slots::new(),
         });
         tokio::spawn(sweep_idle(Arc::downgrade(&inner), config.idle_after));
         Self { inner }
@@ -90,13 +81,13 @@ impl RestaurantRegistry {
                 Ok(CallResult::Success(result)) => return result,
                 Ok(CallResult::Timeout) => return Err(CommandError::Timeout(timeout)),
                 Ok(CallResult::SenderError) => {
-                    self.forget(restaurant, &actor);
+                    self.inner.actors.forget(restaurant, actor.get_id());
                     return Err(CommandError::ActorUnavailable(
                         "the restaurant actor stopped while handling the command".into(),
                     ));
                 }
                 Err(MessagingErr::SendErr(_) | MessagingErr::ChannelClosed) => {
-                    self.forget(restaurant, &actor);
+                    self.inner.actors.forget(restaurant, actor.get_id());
                     last_error = "the restaurant actor had stopped".into();
                 }
                 Err(error) => return Err(CommandError::ActorUnavailable(error.to_string())),
@@ -107,31 +98,23 @@ impl RestaurantRegistry {
 
     /// How many restaurant actors run on this node.
     pub fn active(&self) -> usize {
-        self.inner.lock().len()
+        self.inner.actors.len()
     }
 
     /// Stops every actor after it has finished the commands already queued.
     pub fn shutdown(&self) {
-        for (_, running) in self.inner.lock().drain() {
-            let _ = running.actor.drain();
+        for actor in self.inner.actors.take_all() {
+            let _ = actor.drain();
         }
-    }
-
-    fn lookup(&self, restaurant: &RestaurantId) -> Option<ActorRef<RestaurantMsg>> {
-        let mut actors = self.inner.lock();
-        let running = actors.get_mut(restaurant)?;
-        running.last_used = Instant::now();
-        Some(running.actor.clone())
     }
 
     async fn actor_for(
         &self,
         restaurant: &RestaurantId,
     ) -> Result<ActorRef<RestaurantMsg>, CommandError> {
-        if let Some(actor) = self.lookup(restaurant) {
+        if let Some(actor) = self.inner.actors.lookup(restaurant) {
             return Ok(actor);
         }
-        // Spawned outside the lock; if another caller won the race, ours is stopped again.
         let (spawned, _) = Actor::spawn(
             None,
             RestaurantActor,
@@ -139,40 +122,7 @@ impl RestaurantRegistry {
         )
         .await
         .map_err(|e| CommandError::ActorUnavailable(e.to_string()))?;
-        let mut actors = self.inner.lock();
-        match actors.entry(restaurant.clone()) {
-            Entry::Occupied(mut existing) => {
-                spawned.stop(None);
-                existing.get_mut().last_used = Instant::now();
-                Ok(existing.get().actor.clone())
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(Running {
-                    actor: spawned.clone(),
-                    last_used: Instant::now(),
-                });
-                Ok(spawned)
-            }
-        }
-    }
-
-    fn forget(&self, restaurant: &RestaurantId, dead: &ActorRef<RestaurantMsg>) {
-        let mut actors = self.inner.lock();
-        if actors
-            .get(restaurant)
-            .is_some_and(|r| r.actor.get_id() == dead.get_id())
-        {
-            actors.remove(restaurant);
-        }
-    }
-}
-
-impl Inner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RestaurantId, Running>> {
-        // A panic while holding this lock cannot leave the map inconsistent: recover it.
-        self.actors
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        Ok(self.inner.actors.insert_or_existing(restaurant, spawned))
     }
 }
 
@@ -183,14 +133,9 @@ async fn sweep_idle(registry: Weak<Inner>, idle_after: Duration) {
         let Some(inner) = registry.upgrade() else {
             return;
         };
-        let now = Instant::now();
-        inner.lock().retain(|_, running| {
-            let busy = now.duration_since(running.last_used) < idle_after;
-            if !busy {
-                // Finishes what is queued, then stops; later senders get a fresh actor.
-                let _ = running.actor.drain();
-            }
-            busy
-        });
+        for actor in inner.actors.take_idle(idle_after) {
+            // Finishes what is queued, then stops; later senders get a fresh actor.
+            let _ = actor.drain();
+        }
     }
 }

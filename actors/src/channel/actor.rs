@@ -1,0 +1,233 @@
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::mpsc;
+
+use super::registry::ChannelInner;
+use super::subscriber::{Filter, SubscriberMsg, Subscription, SubscriptionActor};
+use crate::domain::{Event, RestaurantId};
+use crate::ports::{BusSignal, Listening};
+use crate::CommandError;
+
+/// Events read from the store per round trip when catching up.
+const CATCH_UP_PAGE: usize = 500;
+
+pub enum ChannelMsg {
+    Bus(BusSignal),
+    Join {
+        filter: Filter,
+        reply: RpcReplyPort<Result<Subscription, CommandError>>,
+    },
+    /// Read what the store has past the last event fanned out: fills gaps, and delivers events
+    /// whose publication was lost (a node died between commit and publish, the bus was down).
+    CatchUp,
+}
+
+/// One restaurant's live events on this node: puts them in seq order, fills gaps from the
+/// store, and fans each out to its subscribers without waiting for any of them.
+pub struct ChannelActor;
+
+pub struct ChannelState {
+    restaurant: RestaurantId,
+    inner: Arc<ChannelInner>,
+    /// Every event up to here has been fanned out.
+    last_seq: i64,
+    /// Events that arrived ahead of a gap.
+    pending: BTreeMap<i64, Arc<Event>>,
+    gap_check_scheduled: bool,
+    subscribers: HashMap<ActorId, ActorRef<SubscriberMsg>>,
+    _listening: Listening,
+}
+
+impl Actor for ChannelActor {
+    type Msg = ChannelMsg;
+    type State = ChannelState;
+    type Arguments = (RestaurantId, Arc<ChannelInner>);
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        (restaurant, inner): Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        // Listen first, then read the high-water mark: an event published in between is
+        // either at or below the mark (dropped as seen) or above it (delivered).
+        let me = myself.clone();
+        let listening = inner.bus.listen(
+            &restaurant,
+            Arc::new(move |signal| {
+                let _ = me.cast(ChannelMsg::Bus(signal));
+            }),
+        );
+        let last_seq = inner
+            .store
+            .history(&restaurant)
+            .await?
+            .map_or(0, |h| h.last_seq);
+        myself.send_interval(inner.config.catch_up_every, || ChannelMsg::CatchUp);
+        inner.stats.channels_started.fetch_add(1, Ordering::Relaxed);
+        Ok(ChannelState {
+            restaurant,
+            inner,
+            last_seq,
+            pending: BTreeMap::new(),
+            gap_check_scheduled: false,
+            subscribers: HashMap::new(),
+            _listening: listening,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state
+            .inner
+            .channels
+            .forget(&state.restaurant, myself.get_id());
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ChannelMsg::Bus(BusSignal::Event(event)) => state.accept(event, &myself),
+            ChannelMsg::Bus(BusSignal::Resync) | ChannelMsg::CatchUp => {
+                state.catch_up(&myself).await
+            }
+            ChannelMsg::Join { filter, reply } => {
+                let _ = reply.send(state.join(filter, &myself).await);
+            }
+        }
+        Ok(())
+    }
+
+    // Without this override ractor stops the channel whenever any subscriber ends.
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                state.subscribers.remove(&cell.get_id());
+            }
+            SupervisionEvent::ActorFailed(cell, error) => {
+                tracing::warn!(restaurant = %state.restaurant, %error, "a subscriber failed");
+                state
+                    .inner
+                    .stats
+                    .subscribers_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                state.subscribers.remove(&cell.get_id());
+            }
+            _ => return Ok(()),
+        }
+        if state.subscribers.is_empty() {
+            // Out of the registry first: a join racing with this stop gets a fresh channel.
+            state
+                .inner
+                .channels
+                .forget(&state.restaurant, myself.get_id());
+            myself.stop(None);
+        }
+        Ok(())
+    }
+}
+
+impl ChannelState {
+    async fn join(
+        &mut self,
+        filter: Filter,
+        myself: &ActorRef<ChannelMsg>,
+    ) -> Result<Subscription, CommandError> {
+        let (sender, receiver) = mpsc::channel(self.inner.config.buffer);
+        let ended = Arc::new(OnceLock::new());
+        let (child, _) = Actor::spawn_linked(
+            None,
+            SubscriptionActor,
+            (filter, sender, ended.clone()),
+            myself.get_cell(),
+        )
+        .await
+        .map_err(|e| CommandError::ActorUnavailable(e.to_string()))?;
+        self.subscribers.insert(child.get_id(), child.clone());
+        Ok(Subscription::new(self.last_seq, receiver, ended, child))
+    }
+
+    fn fan_out(&mut self, event: Arc<Event>) {
+        self.last_seq = event.seq;
+        for subscriber in self.subscribers.values() {
+            // A mailbox send: never waits for the subscriber.
+            let _ = subscriber.cast(SubscriberMsg::Deliver(event.clone()));
+        }
+    }
+
+    fn accept(&mut self, event: Arc<Event>, myself: &ActorRef<ChannelMsg>) {
+        if event.seq <= self.last_seq {
+            return; // seen already (two paths: the bus and a catch-up)
+        }
+        if event.seq == self.last_seq + 1 {
+            self.fan_out(event);
+            self.release_pending();
+            return;
+        }
+        self.pending.insert(event.seq, event);
+        if !self.gap_check_scheduled {
+            // Give the missing event a moment to arrive by the bus before reading the store.
+            self.gap_check_scheduled = true;
+            myself.send_after(self.inner.config.hold_gap, || ChannelMsg::CatchUp);
+        }
+    }
+
+    fn release_pending(&mut self) {
+        while let Some(next) = self.pending.remove(&(self.last_seq + 1)) {
+            self.fan_out(next);
+        }
+        let last = self.last_seq;
+        self.pending.retain(|seq, _| *seq > last);
+    }
+
+    async fn catch_up(&mut self, myself: &ActorRef<ChannelMsg>) {
+        self.gap_check_scheduled = false;
+        loop {
+            let page = match self
+                .inner
+                .store
+                .events(&self.restaurant, self.last_seq, CATCH_UP_PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    // The next periodic catch-up tries again.
+                    tracing::warn!(restaurant = %self.restaurant, %error, "cannot catch up from the store");
+                    break;
+                }
+            };
+            let full_page = page.len() == CATCH_UP_PAGE;
+            for event in page {
+                if event.seq == self.last_seq + 1 {
+                    self.inner
+                        .stats
+                        .events_caught_up
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.fan_out(Arc::new(event));
+                }
+            }
+            if !full_page {
+                break;
+            }
+        }
+        self.release_pending();
+        if !self.pending.is_empty() && !self.gap_check_scheduled {
+            self.gap_check_scheduled = true;
+            myself.send_after(self.inner.config.hold_gap, || ChannelMsg::CatchUp);
+        }
+    }
+}

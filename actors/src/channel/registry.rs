@@ -1,0 +1,125 @@
+use ractor::rpc::CallResult;
+use ractor::{Actor, MessagingErr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::actor::{ChannelActor, ChannelMsg};
+use super::subscriber::{Filter, Subscription};
+use crate::domain::RestaurantId;
+use crate::ports::{Bus, Store};
+use crate::slots::Slots;
+use crate::CommandError;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelConfig {
+    /// Events buffered per subscription before its client counts as too slow.
+    pub buffer: usize,
+    /// How long an out-of-order event waits for the missing ones before the store is read.
+    pub hold_gap: Duration,
+    /// How often a channel checks the store for events the bus did not bring.
+    pub catch_up_every: Duration,
+    /// How long a join waits for the channel.
+    pub call_timeout: Duration,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        Self {
+            buffer: 256,
+            hold_gap: Duration::from_millis(100),
+            catch_up_every: Duration::from_secs(2),
+            call_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters for operators.
+#[derive(Debug, Default)]
+pub struct ChannelStats {
+    pub channels_started: AtomicU64,
+    pub subscribers_failed: AtomicU64,
+    pub events_caught_up: AtomicU64,
+}
+
+/// What a registry's channels share.
+pub struct ChannelInner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) config: ChannelConfig,
+    pub(crate) channels: Slots<ChannelMsg>,
+    pub(crate) stats: ChannelStats,
+}
+
+/// Finds or starts this node's channel of a restaurant and joins subscriptions to it.
+#[derive(Clone)]
+pub struct ChannelRegistry {
+    inner: Arc<ChannelInner>,
+}
+
+impl ChannelRegistry {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, config: ChannelConfig) -> Self {
+        let inner = ChannelInner {
+            store,
+            bus,
+            config,
+            channels: Slots::new(),
+            stats: ChannelStats::default(),
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// A new subscription to the restaurant's live events.
+    pub async fn join(
+        &self,
+        restaurant: &RestaurantId,
+        filter: Filter,
+    ) -> Result<Subscription, CommandError> {
+        let timeout = self.inner.config.call_timeout;
+        for _ in 0..3 {
+            let channel = match self.inner.channels.lookup(restaurant) {
+                Some(channel) => channel,
+                None => {
+                    let (spawned, _) =
+                        Actor::spawn(None, ChannelActor, (restaurant.clone(), self.inner.clone()))
+                            .await
+                            .map_err(|e| CommandError::ActorUnavailable(e.to_string()))?;
+                    self.inner.channels.insert_or_existing(restaurant, spawned)
+                }
+            };
+            let filter = filter.clone();
+            match channel
+                .call(|reply| ChannelMsg::Join { filter, reply }, Some(timeout))
+                .await
+            {
+                Ok(CallResult::Success(result)) => return result,
+                Ok(CallResult::Timeout) => return Err(CommandError::Timeout(timeout)),
+                // The channel stopped (its last subscriber left) before it saw the join: the
+                // join had no effect, so it goes to a fresh channel.
+                Ok(CallResult::SenderError)
+                | Err(MessagingErr::SendErr(_) | MessagingErr::ChannelClosed) => {
+                    self.inner.channels.forget(restaurant, channel.get_id());
+                }
+                Err(error) => return Err(CommandError::ActorUnavailable(error.to_string())),
+            }
+        }
+        Err(CommandError::ActorUnavailable(
+            "the restaurant's channel kept stopping".into(),
+        ))
+    }
+
+    /// Channels running on this node.
+    pub fn active(&self) -> usize {
+        self.inner.channels.len()
+    }
+
+    pub fn stats(&self) -> &ChannelStats {
+        &self.inner.stats
+    }
+
+    pub fn failed_subscribers(&self) -> u64 {
+        self.inner.stats.subscribers_failed.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,95 @@
+//! The actors of one kind on this node, one per restaurant: looked up, raced for, forgotten.
+//!
+//! Kept per registry rather than in ractor's global name registry, so that several nodes can
+//! live in one process (tests) without their names colliding.
+
+use ractor::{ActorId, ActorRef, Message};
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::domain::RestaurantId;
+
+pub(crate) struct Slots<M: Message> {
+    map: Mutex<HashMap<RestaurantId, Slot<M>>>,
+}
+
+struct Slot<M: Message> {
+    actor: ActorRef<M>,
+    last_used: Instant,
+}
+
+impl<M: Message> Slots<M> {
+    pub fn new() -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<RestaurantId, Slot<M>>> {
+        // Nothing here can be left half-done by a panic: recover the map.
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn lookup(&self, key: &RestaurantId) -> Option<ActorRef<M>> {
+        let mut map = self.lock();
+        let slot = map.get_mut(key)?;
+        slot.last_used = Instant::now();
+        Some(slot.actor.clone())
+    }
+
+    /// Keeps `spawned` unless another caller won the race, in which case `spawned` is stopped
+    /// and the winner returned.
+    pub fn insert_or_existing(&self, key: &RestaurantId, spawned: ActorRef<M>) -> ActorRef<M> {
+        match self.lock().entry(key.clone()) {
+            Entry::Occupied(mut existing) => {
+                spawned.stop(None);
+                existing.get_mut().last_used = Instant::now();
+                existing.get().actor.clone()
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(Slot {
+                    actor: spawned.clone(),
+                    last_used: Instant::now(),
+                });
+                spawned
+            }
+        }
+    }
+
+    /// Removes the entry if it still names that actor (a newer one may have replaced it).
+    pub fn forget(&self, key: &RestaurantId, actor: ActorId) {
+        let mut map = self.lock();
+        if map
+            .get(key)
+            .is_some_and(|slot| slot.actor.get_id() == actor)
+        {
+            map.remove(key);
+        }
+    }
+
+    /// Removes and returns the actors unused for `idle_after`.
+    pub fn take_idle(&self, idle_after: Duration) -> Vec<ActorRef<M>> {
+        let now = Instant::now();
+        let mut idle = Vec::new();
+        self.lock().retain(|_, slot| {
+            let busy = now.duration_since(slot.last_used) < idle_after;
+            if !busy {
+                idle.push(slot.actor.clone());
+            }
+            busy
+        });
+        idle
+    }
+
+    pub fn take_all(&self) -> Vec<ActorRef<M>> {
+        self.lock().drain().map(|(_, slot)| slot.actor).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+}

@@ -1,0 +1,318 @@
+use async_graphql::futures_util::{SinkExt, StreamExt};
+use async_graphql::Variables;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::{sleep, timeout, Instant};
+
+use super::protocol::{self, close, ClientMessage, Payload, Protocol};
+use crate::auth::Tokens;
+use crate::graphql::{AppSchema, Caller};
+
+#[derive(Debug, Clone, Copy)]
+pub struct WsConfig {
+    /// A connection that sends no `connection_init` within this time is closed with 4408.
+    pub init_timeout: Duration,
+    /// The server pings this often, and closes (4504) a connection silent for twice as long.
+    pub keepalive: Duration,
+    /// A socket write stuck this long closes the connection (4508): the client reconnects and
+    /// resumes with `after`.
+    pub write_timeout: Duration,
+    /// Operations running at once on one connection.
+    pub max_operations: usize,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self {
+            init_timeout: Duration::from_secs(3),
+            keepalive: Duration::from_secs(15),
+            write_timeout: Duration::from_secs(5),
+            max_operations: 100,
+        }
+    }
+}
+
+/// What the connection's writer sends.
+enum Out {
+    Text(String),
+    Ping,
+    Close(u16, String),
+}
+
+/// Frames queued for the writer. When they back up, operations wait here and their
+/// subscriptions' own buffers fill: those subscribers are cut as slow, nobody else.
+const OUTBOX: usize = 64;
+
+struct Connection {
+    protocol: Protocol,
+    schema: AppSchema,
+    tokens: Tokens,
+    config: WsConfig,
+    upgrade_caller: Caller,
+    /// Set by `connection_init`; operations may start once it is.
+    caller: Option<Caller>,
+    init_received: bool,
+    operations: HashMap<String, AbortHandle>,
+    out: mpsc::Sender<Out>,
+    finished: mpsc::UnboundedSender<String>,
+}
+
+/// What to do after a client message.
+enum Flow {
+    Continue,
+    Close(u16, String),
+}
+
+/// Runs one WebSocket connection to its end.
+pub async fn serve(
+    socket: WebSocket,
+    protocol: Protocol,
+    schema: AppSchema,
+    tokens: Tokens,
+    upgrade_caller: Caller,
+    config: WsConfig,
+) {
+    let (sink, mut inbound) = socket.split();
+    let (out, outbox) = mpsc::channel(OUTBOX);
+    let mut writer = tokio::spawn(write_loop(sink, outbox, config.write_timeout));
+    let (finished, mut finished_ids) = mpsc::unbounded_channel();
+    let mut connection = Connection {
+        protocol,
+        schema,
+        tokens,
+        config,
+        upgrade_caller,
+        caller: None,
+        init_received: false,
+        operations: HashMap::new(),
+        out,
+        finished,
+    };
+    let init_deadline = sleep(config.init_timeout);
+    tokio::pin!(init_deadline);
+    let mut keepalive =
+        tokio::time::interval_at(Instant::now() + config.keepalive, config.keepalive);
+    let mut last_heard = Instant::now();
+    let close = loop {
+        tokio::select! {
+            frame = inbound.next() => {
+                last_heard = Instant::now();
+                match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Flow::Close(code, reason) = connection.handle(text.as_str()) {
+                            break Some((code, reason));
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        break Some((close::INVALID_MESSAGE, "Invalid message: binary frames are not supported".into()));
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break None,
+                }
+            }
+            () = &mut init_deadline, if !connection.init_received => {
+                break Some((close::INIT_TIMEOUT, "Connection initialisation timeout".into()));
+            }
+            _ = keepalive.tick() => {
+                if last_heard.elapsed() > connection.config.keepalive * 2 {
+                    break Some((close::KEEPALIVE_TIMEOUT, "Keep-alive timeout: no answer to pings".into()));
+                }
+                // A full outbox means the writer is stuck; its own timeout ends the connection.
+                let _ = connection.out.try_send(Out::Ping);
+                if connection.protocol == Protocol::Legacy && connection.caller.is_some() {
+                    let _ = connection.out.try_send(Out::Text(protocol::keep_alive()));
+                }
+            }
+            Some(id) = finished_ids.recv() => {
+                connection.operations.remove(&id);
+            }
+            _ = &mut writer => break None,
+        }
+    };
+    // Operations hold senders to the writer: end them first, then let the writer finish
+    // (sending the close frame, if any) for a moment.
+    for (_, operation) in connection.operations.drain() {
+        operation.abort();
+    }
+    if let Some((code, reason)) = close {
+        tracing::debug!(code, %reason, "closing WebSocket");
+        let _ = connection.out.try_send(Out::Close(code, reason));
+    }
+    drop(connection);
+    let _ = timeout(Duration::from_secs(1), writer).await;
+}
+
+impl Connection {
+    fn send(&self, text: String) {
+        // A full outbox means the writer is stuck and about to end the connection.
+        let _ = self.out.try_send(Out::Text(text));
+    }
+
+    fn handle(&mut self, text: &str) -> Flow {
+        let message = match protocol::parse(self.protocol, text) {
+            Ok(message) => message,
+            Err(reason) => return Flow::Close(close::INVALID_MESSAGE, reason),
+        };
+        match message {
+            ClientMessage::Init(payload) => self.init(payload),
+            ClientMessage::Subscribe { id, payload } => self.subscribe(id, payload),
+            ClientMessage::Complete { id } => {
+                if let Some(operation) = self.operations.remove(&id) {
+                    operation.abort();
+                }
+                Flow::Continue
+            }
+            ClientMessage::Ping(payload) => {
+                self.send(protocol::pong(payload));
+                Flow::Continue
+            }
+            ClientMessage::Pong => Flow::Continue,
+            ClientMessage::Terminate => Flow::Close(1000, "Normal closure".into()),
+        }
+    }
+
+    fn init(&mut self, payload: Option<serde_json::Value>) -> Flow {
+        if self.init_received {
+            return Flow::Close(
+                close::TOO_MANY_INITS,
+                "Too many initialisation requests".into(),
+            );
+        }
+        self.init_received = true;
+        let caller = match payload.as_ref().and_then(protocol::authorization) {
+            Some(header) => match self.tokens.verify_header(header) {
+                Ok(principal) => Caller::Authenticated(principal),
+                Err(error) => Caller::Rejected(error),
+            },
+            None => self.upgrade_caller.clone(),
+        };
+        if let Caller::Rejected(error) = &caller {
+            if self.protocol == Protocol::Legacy {
+                self.send(protocol::connection_error(&error.to_string()));
+            }
+            return Flow::Close(close::FORBIDDEN, format!("Forbidden: {error}"));
+        }
+        self.caller = Some(caller);
+        self.send(protocol::ack(self.protocol));
+        if self.protocol == Protocol::Legacy {
+            self.send(protocol::keep_alive());
+        }
+        Flow::Continue
+    }
+
+    fn subscribe(&mut self, id: String, payload: Payload) -> Flow {
+        let Some(caller) = self.caller.clone() else {
+            return Flow::Close(close::UNAUTHORIZED, "Unauthorized".into());
+        };
+        if self.operations.contains_key(&id) {
+            return Flow::Close(
+                close::DUPLICATE_ID,
+                format!("Subscriber for {id} already exists"),
+            );
+        }
+        if self.operations.len() >= self.config.max_operations {
+            let errors = serde_json::json!([{
+                "message": format!("at most {} operations per connection", self.config.max_operations),
+                "extensions": {"code": "RATE_LIMITED"}
+            }]);
+            self.send(protocol::error(self.protocol, &id, &errors));
+            return Flow::Continue;
+        }
+        let task = tokio::spawn(run_operation(
+            self.schema.clone(),
+            caller,
+            self.protocol,
+            id.clone(),
+            payload,
+            self.out.clone(),
+            self.finished.clone(),
+        ));
+        self.operations.insert(id, task.abort_handle());
+        Flow::Continue
+    }
+}
+
+async fn run_operation(
+    schema: AppSchema,
+    caller: Caller,
+    protocol: Protocol,
+    id: String,
+    payload: Payload,
+    out: mpsc::Sender<Out>,
+    finished: mpsc::UnboundedSender<String>,
+) {
+    let mut request = async_graphql::Request::new(payload.query).data(caller);
+    if let Some(variables) = payload.variables {
+        request = request.variables(Variables::from_json(variables));
+    }
+    if let Some(name) = payload.operation_name {
+        request = request.operation_name(name);
+    }
+    let mut responses = schema.execute_stream(request);
+    let mut failed = false;
+    while let Some(response) = responses.next().await {
+        let whole = response.data == async_graphql::Value::Null && !response.errors.is_empty();
+        let text = match serde_json::to_value(&response) {
+            Ok(value) if whole => protocol::error(protocol, &id, &value["errors"]),
+            Ok(value) => protocol::next(protocol, &id, &value),
+            Err(error) => {
+                tracing::error!(%error, "cannot encode a GraphQL response");
+                break;
+            }
+        };
+        // Waits while the writer is busy: this operation's subscription buffer absorbs it.
+        if out.send(Out::Text(text)).await.is_err() {
+            return;
+        }
+        if whole {
+            failed = true;
+            break;
+        }
+    }
+    if !failed {
+        let _ = out.send(Out::Text(protocol::complete(protocol, &id))).await;
+    }
+    let _ = finished.send(id);
+}
+
+/// Writes frames in order; a write stuck longer than `write_timeout` ends the connection.
+async fn write_loop(
+    mut sink: async_graphql::futures_util::stream::SplitSink<WebSocket, Message>,
+    mut outbox: mpsc::Receiver<Out>,
+    write_timeout: Duration,
+) {
+    while let Some(out) = outbox.recv().await {
+        let (message, last) = match out {
+            Out::Text(text) => (Message::Text(text.into()), false),
+            Out::Ping => (Message::Ping(Default::default()), false),
+            Out::Close(code, reason) => (
+                Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })),
+                true,
+            ),
+        };
+        match timeout(write_timeout, sink.send(message)).await {
+            Ok(Ok(())) if !last => {}
+            Ok(Ok(())) | Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::info!(timeout = ?write_timeout, "closing a WebSocket whose writes are stuck (slow consumer)");
+                let frame = CloseFrame {
+                    code: close::SLOW_CONSUMER,
+                    reason: "Slow consumer".into(),
+                };
+                let _ = timeout(
+                    Duration::from_millis(100),
+                    sink.send(Message::Close(Some(frame))),
+                )
+                .await;
+                return;
+            }
+        }
+    }
+    let _ = timeout(Duration::from_secs(1), sink.close()).await;
+}

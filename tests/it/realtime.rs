@@ -1,0 +1,423 @@
+//! Subscriptions over WebSocket: order, resume, authorization, the protocol's close codes,
+//! slow clients.
+
+use async_graphql::futures_util::future::join_all;
+use serde_json::json;
+use std::time::Duration;
+
+use crate::support::{on_every_backend, sqlite, sqlite_url, Fixture, TestServer, ADVANCE, PLACE};
+use crate::ws_client::{
+    Incoming, WsClient, LEGACY, ORDER_UPDATED, RESTAURANT_EVENTS, TRANSPORT_WS,
+};
+
+on_every_backend!(
+    events_arrive_in_seq_order_without_gaps,
+    resuming_with_after_misses_nothing
+);
+
+/// Places `count` orders from 4 concurrent writers.
+async fn place_orders(server: &TestServer, f: &Fixture, prefix: &str, count: usize) {
+    let writers = (0..4).map(|writer| async move {
+        for i in (writer..count).step_by(4) {
+            let input = f.order_input(&format!("{prefix}-{i}"), &[(0, 1)]);
+            server
+                .gql(Some(&f.customer), PLACE, json!({"i": input}))
+                .await
+                .ok();
+        }
+    });
+    join_all(writers).await;
+}
+
+/// Reads `count` events of subscription `id` and returns their seqs.
+async fn seqs(client: &mut WsClient, id: &str, count: usize) -> Vec<i64> {
+    let mut seqs = Vec::with_capacity(count);
+    for _ in 0..count {
+        let payload = client.next_result(id).await;
+        assert!(payload.get("errors").is_none(), "{payload}");
+        seqs.push(
+            payload["data"]["restaurantEvents"]["seq"]
+                .as_i64()
+                .expect("seq"),
+        );
+    }
+    seqs
+}
+
+async fn events_arrive_in_seq_order_without_gaps(server: &'static TestServer) {
+    let f = server.fixture().await;
+    let mut kitchen = Vec::new();
+    for protocol in [TRANSPORT_WS, TRANSPORT_WS, LEGACY] {
+        let mut client = WsClient::ready(server, protocol, &f.staff).await;
+        client
+            .subscribe("k", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+            .await;
+        kitchen.push(client);
+    }
+    // A subscription is live once its channel has joined; an event proves it for each.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    place_orders(server, &f, "order", 40).await;
+    let expected: Vec<i64> = (1..=40).collect();
+    for client in &mut kitchen {
+        assert_eq!(seqs(client, "k", 40).await, expected);
+    }
+    // The payload carries what the subscriber selected.
+    let order = f.place(server, "order-last").await;
+    for client in &mut kitchen {
+        let payload = client.next_result("k").await;
+        assert_eq!(
+            payload["data"]["restaurantEvents"]["__typename"],
+            "OrderPlaced"
+        );
+        assert_eq!(
+            payload["data"]["restaurantEvents"]["order"]["id"],
+            order.as_str()
+        );
+    }
+}
+
+async fn resuming_with_after_misses_nothing(server: &'static TestServer) {
+    let f = server.fixture().await;
+    let mut client = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
+    client
+        .subscribe("a", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    place_orders(server, &f, "before", 5).await;
+    assert_eq!(seqs(&mut client, "a", 5).await, [1, 2, 3, 4, 5]);
+    client.close().await;
+
+    place_orders(server, &f, "while-away", 6).await;
+    let mut resumed = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
+    resumed
+        .subscribe(
+            "b",
+            RESTAURANT_EVENTS,
+            json!({"r": f.restaurant, "after": 5}),
+        )
+        .await;
+    assert_eq!(seqs(&mut resumed, "b", 6).await, [6, 7, 8, 9, 10, 11]);
+    place_orders(server, &f, "after-resume", 2).await;
+    assert_eq!(seqs(&mut resumed, "b", 2).await, [12, 13]);
+
+    // From the beginning, and from the very end.
+    let mut replay = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
+    replay
+        .subscribe(
+            "c",
+            RESTAURANT_EVENTS,
+            json!({"r": f.restaurant, "after": 0}),
+        )
+        .await;
+    replay
+        .subscribe(
+            "d",
+            RESTAURANT_EVENTS,
+            json!({"r": f.restaurant, "after": 13}),
+        )
+        .await;
+    let all: Vec<i64> = (1..=13).collect();
+    assert_eq!(seqs(&mut replay, "c", 13).await, all);
+    f.place(server, "one-more").await;
+    let mut got = vec![];
+    for _ in 0..2 {
+        let message = replay.recv().await.json();
+        got.push((
+            message["id"].as_str().unwrap_or_default().to_owned(),
+            message["payload"]["data"]["restaurantEvents"]["seq"].clone(),
+        ));
+    }
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        [("c".to_owned(), json!(14)), ("d".to_owned(), json!(14))]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_updated_starts_with_the_current_state() {
+    let server = sqlite();
+    let f = server.fixture().await;
+    let order = f.place(server, "watched").await;
+    let mut phone = WsClient::ready(server, TRANSPORT_WS, &f.customer).await;
+    phone
+        .subscribe("o", ORDER_UPDATED, json!({"o": order}))
+        .await;
+    let first = phone.next_result("o").await;
+    assert_eq!(
+        first["data"]["orderUpdated"],
+        json!({"id": order, "status": "PLACED", "version": 1})
+    );
+    f.place(server, "unrelated").await;
+    server
+        .gql(
+            Some(&f.staff),
+            ADVANCE,
+            json!({"o": order, "to": "ACCEPTED"}),
+        )
+        .await
+        .ok();
+    let second = phone.next_result("o").await;
+    assert_eq!(
+        second["data"]["orderUpdated"],
+        json!({"id": order, "status": "ACCEPTED", "version": 2})
+    );
+
+    let mut neighbour = WsClient::ready(server, TRANSPORT_WS, &f.other_customer).await;
+    neighbour
+        .subscribe("o", ORDER_UPDATED, json!({"o": order}))
+        .await;
+    let refused = neighbour.recv().await.json();
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "NOT_FOUND");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_are_authorized() {
+    let server = sqlite();
+    let f = server.fixture().await;
+    let other = server.fixture().await;
+    let cases = [
+        (&f.customer, f.restaurant.clone(), "FORBIDDEN"),
+        (&other.staff, f.restaurant.clone(), "FORBIDDEN"),
+        (
+            &f.staff,
+            "00000000-0000-7000-8000-000000000000".to_owned(),
+            "FORBIDDEN",
+        ),
+        (
+            &f.admin,
+            "00000000-0000-7000-8000-000000000000".to_owned(),
+            "NOT_FOUND",
+        ),
+    ];
+    for (token, restaurant, code) in cases {
+        let mut client = WsClient::ready(server, TRANSPORT_WS, token).await;
+        client
+            .subscribe("x", RESTAURANT_EVENTS, json!({"r": restaurant}))
+            .await;
+        let refused = client.recv().await.json();
+        assert_eq!(
+            (
+                refused["type"].as_str(),
+                refused["payload"][0]["extensions"]["code"].as_str()
+            ),
+            (Some("error"), Some(code)),
+            "{refused}"
+        );
+    }
+    let mut anonymous = WsClient::connect(server, TRANSPORT_WS).await;
+    anonymous.send(json!({"type": "connection_init"})).await;
+    assert_eq!(anonymous.recv().await.json()["type"], "connection_ack");
+    anonymous
+        .subscribe("x", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+        .await;
+    assert_eq!(
+        anonymous.recv().await.json()["payload"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+
+    let mut gone = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
+    gone.subscribe(
+        "g",
+        RESTAURANT_EVENTS,
+        json!({"r": f.restaurant, "after": -1}),
+    )
+    .await;
+    assert_eq!(
+        gone.recv().await.json()["payload"][0]["extensions"]["code"],
+        "BAD_USER_INPUT"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_end_when_the_token_expires() {
+    let server = sqlite();
+    let f = server.fixture().await;
+    let short = server.token_with_ttl(
+        orderhub_actors::domain::Role::Staff,
+        Some(&f.restaurant),
+        None,
+        Duration::from_secs(2),
+    );
+    let mut client = WsClient::ready(server, TRANSPORT_WS, &short).await;
+    client
+        .subscribe("e", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+        .await;
+    let ended = client
+        .recv_within(Duration::from_secs(6))
+        .await
+        .expect("the subscription ends")
+        .json();
+    assert_eq!(
+        (ended["type"].as_str(), ended["id"].as_str()),
+        (Some("error"), Some("e")),
+        "{ended}"
+    );
+    assert_eq!(ended["payload"][0]["extensions"]["code"], "UNAUTHENTICATED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_violations_close_with_the_spec_codes() {
+    let server = TestServer::start(&sqlite_url("ws-protocol"), &["--ws-init-timeout", "300ms"]);
+    let f = server.fixture().await;
+
+    let mut silent = WsClient::connect(&server, TRANSPORT_WS).await;
+    silent.expect_close(4408).await;
+
+    let mut forged = WsClient::connect(&server, TRANSPORT_WS).await;
+    forged
+        .send(
+            json!({"type": "connection_init", "payload": {"authorization": "Bearer not.a.token"}}),
+        )
+        .await;
+    forged.expect_close(4403).await;
+
+    let mut early = WsClient::connect(&server, TRANSPORT_WS).await;
+    early
+        .subscribe("1", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+        .await;
+    early.expect_close(4401).await;
+
+    let mut twice = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
+    twice.send(json!({"type": "connection_init"})).await;
+    twice.expect_close(4429).await;
+
+    let mut duplicate = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
+    duplicate
+        .subscribe("same", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+        .await;
+    duplicate
+        .subscribe("same", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+        .await;
+    duplicate.expect_close(4409).await;
+
+    for garbage in [
+        "{",
+        r#"{"type":"subscribe","id":"1"}"#,
+        r#"{"type":"nonsense"}"#,
+    ] {
+        let mut invalid = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
+        invalid.send_raw(garbage).await;
+        invalid.expect_close(4400).await;
+    }
+
+    let mut pinger = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
+    pinger.send(json!({"type": "ping"})).await;
+    assert_eq!(pinger.recv().await.json()["type"], "pong");
+
+    // Queries and mutations run over the socket too, then complete.
+    pinger
+        .subscribe(
+            "q",
+            "query($r: ID!) { restaurant(id: $r) { name } }",
+            json!({"r": f.restaurant}),
+        )
+        .await;
+    assert_eq!(
+        pinger.next_result("q").await["data"]["restaurant"]["name"],
+        "Test Kitchen"
+    );
+    assert_eq!(
+        pinger.recv().await.json(),
+        json!({"type": "complete", "id": "q"})
+    );
+}
+
+/// Events committed on a node whose bus does not reach this one (as when a node dies between
+/// commit and publish) still arrive, from the channel's periodic check of the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_that_were_never_published_still_arrive() {
+    let url = sqlite_url("unpublished");
+    let reader = TestServer::start(&url, &[]);
+    let writer = TestServer::start(&url, &[]);
+    let f = writer.fixture().await;
+    let mut kitchen = WsClient::ready(&reader, TRANSPORT_WS, &f.staff).await;
+    kitchen
+        .subscribe("k", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    place_orders(&writer, &f, "elsewhere", 3).await;
+    assert_eq!(seqs(&mut kitchen, "k", 3).await, [1, 2, 3]);
+}
+
+/// One client stops reading while others keep up: only it is cut, and it can resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_is_cut_alone_and_resumes() {
+    let server = TestServer::start(
+        &sqlite_url("slow-client"),
+        &[
+            "--subscription-buffer",
+            "16",
+            "--slow-consumer-timeout",
+            "1s",
+            "--socket-send-buffer",
+            "4096",
+        ],
+    );
+    let f = server.fixture().await;
+    let mut stalled = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
+    stalled
+        .subscribe("s", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+        .await;
+    let mut healthy = Vec::new();
+    for _ in 0..5 {
+        let mut client = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
+        client
+            .subscribe("h", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+            .await;
+        healthy.push(client);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    const EVENTS: usize = 300;
+    let readers = healthy.into_iter().map(|mut client| {
+        tokio::spawn(async move {
+            let got = seqs(&mut client, "h", EVENTS).await;
+            client.close().await;
+            got
+        })
+    });
+    let readers: Vec<_> = readers.collect();
+    place_orders(&server, &f, "flood", EVENTS).await;
+    let expected: Vec<i64> = (1..=EVENTS as i64).collect();
+    for reader in readers {
+        assert_eq!(reader.await.expect("reader"), expected);
+    }
+
+    // The stalled client now reads what reached it: events in order, then the cut.
+    let mut last_seq = 0;
+    let cut = loop {
+        match stalled.recv().await {
+            Incoming::Json(message) if message["type"] == "next" => {
+                let seq = message["payload"]["data"]["restaurantEvents"]["seq"]
+                    .as_i64()
+                    .expect("seq");
+                assert_eq!(seq, last_seq + 1, "in order, no gap");
+                last_seq = seq;
+            }
+            other => break other,
+        }
+    };
+    match &cut {
+        Incoming::Json(message) => {
+            assert_eq!(message["type"], "error", "{message}");
+            assert_eq!(message["payload"][0]["extensions"]["code"], "SLOW_CONSUMER");
+            assert_eq!(message["payload"][0]["extensions"]["lastSeq"], last_seq);
+        }
+        Incoming::Closed(code, _) => assert!(matches!(code, Some(4508) | None), "{cut:?}"),
+    }
+    assert!(
+        last_seq < EVENTS as i64,
+        "the stalled client was cut before the end"
+    );
+    let mut resumed = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
+    resumed
+        .subscribe(
+            "r",
+            RESTAURANT_EVENTS,
+            json!({"r": f.restaurant, "after": last_seq}),
+        )
+        .await;
+    let rest: Vec<i64> = ((last_seq + 1)..=EVENTS as i64).collect();
+    assert_eq!(seqs(&mut resumed, "r", rest.len()).await, rest);
+}

@@ -1,0 +1,181 @@
+//! A plain WebSocket client speaking either GraphQL subprotocol, for the realtime tests.
+
+use async_graphql::futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::support::TestServer;
+
+pub const TRANSPORT_WS: &str = "graphql-transport-ws";
+pub const LEGACY: &str = "graphql-ws";
+
+pub struct WsClient {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub protocol: &'static str,
+}
+
+/// What came from the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    Json(Value),
+    Closed(Option<u16>, String),
+}
+
+impl Incoming {
+    pub fn json(self) -> Value {
+        match self {
+            Incoming::Json(value) => value,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+}
+
+impl WsClient {
+    pub async fn connect(server: &TestServer, protocol: &'static str) -> WsClient {
+        let url = server.base.replace("http://", "ws://") + "/graphql";
+        let mut request = url.into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocol.parse().expect("header"));
+        let (socket, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("WebSocket connects");
+        assert_eq!(
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some(protocol)
+        );
+        WsClient { socket, protocol }
+    }
+
+    /// Connected and acknowledged with `token`.
+    pub async fn ready(server: &TestServer, protocol: &'static str, token: &str) -> WsClient {
+        let mut client = WsClient::connect(server, protocol).await;
+        client.init(token).await;
+        client
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.socket
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .expect("send");
+    }
+
+    /// The next message, skipping keep-alives; panics after 10 s of silence.
+    pub async fn recv(&mut self) -> Incoming {
+        self.recv_within(Duration::from_secs(10))
+            .await
+            .expect("a message within 10 s")
+    }
+
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<Incoming> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()?;
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value =
+                        serde_json::from_str(text.as_str()).expect("JSON from the server");
+                    if value["type"] == "ka" || value["type"] == "ping" {
+                        if value["type"] == "ping" {
+                            self.send(json!({"type": "pong"})).await;
+                        }
+                        continue;
+                    }
+                    return Some(Incoming::Json(value));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = frame
+                        .map(|f| (Some(u16::from(f.code)), f.reason.to_string()))
+                        .unwrap_or((None, String::new()));
+                    return Some(Incoming::Closed(code, reason));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => return Some(Incoming::Closed(None, error.to_string())),
+                None => return Some(Incoming::Closed(None, "ended".into())),
+            }
+        }
+    }
+
+    pub async fn init(&mut self, token: &str) {
+        self.send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}})).await;
+        let ack = self.recv().await.json();
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        let kind = if self.protocol == LEGACY {
+            "start"
+        } else {
+            "subscribe"
+        };
+        self.send(
+            json!({"type": kind, "id": id, "payload": {"query": query, "variables": variables}}),
+        )
+        .await;
+    }
+
+    /// The payload of the next result for `id`.
+    pub async fn next_result(&mut self, id: &str) -> Value {
+        let message = self.recv().await.json();
+        let kind = if self.protocol == LEGACY {
+            "data"
+        } else {
+            "next"
+        };
+        assert_eq!(
+            (message["type"].as_str(), message["id"].as_str()),
+            (Some(kind), Some(id)),
+            "{message}"
+        );
+        message["payload"].clone()
+    }
+
+    /// Expects the connection to be closed with `code`.
+    pub async fn expect_close(&mut self, code: u16) {
+        match self.recv().await {
+            Incoming::Closed(Some(got), reason) => {
+                assert_eq!(got, code, "closed with {got} {reason}")
+            }
+            other => panic!("expected close {code}, got {other:?}"),
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self
+            .socket
+            .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            }))
+            .await;
+    }
+}
+
+pub const RESTAURANT_EVENTS: &str =
+    "subscription($r: ID!, $after: Int) { restaurantEvents(restaurantId: $r, after: $after) { \
+    __typename seq restaurantId at \
+    ... on OrderPlaced { order { id number status } } \
+    ... on OrderStatusChanged { from order { id status version } } \
+    ... on MenuItemAvailabilityChanged { menuItem { id available } } \
+    ... on StaffCalled { call { id tableId } } } }";
+
+pub const ORDER_UPDATED: &str =
+    "subscription($o: ID!) { orderUpdated(orderId: $o) { id status version } }";
