@@ -4,7 +4,7 @@ use axum::serve::ListenerExt;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use orderhub_actors::channel::{ChannelConfig, ChannelRegistry};
-use orderhub_actors::ports::{Store, SystemClock};
+use orderhub_actors::ports::{Bus, Store, SystemClock};
 use orderhub_actors::restaurant::{Deps, RegistryConfig, RestaurantRegistry};
 use orderhub_actors::StoreError;
 use std::future::Future;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::auth::{Tokens, WeakSecret};
-use crate::bus::LocalBus;
+use crate::bus::{LocalBus, RedisBus};
 use crate::config::{ServeArgs, StoreArgs};
 use crate::graphql::{self, Services};
 use crate::http::{self, HttpState};
@@ -34,6 +34,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("REDIS_URL is not a valid Redis URL: {0}")]
+    Redis(redis::RedisError),
     #[error("cannot create the demo restaurant: {0}")]
     Demo(String),
 }
@@ -96,7 +98,10 @@ impl App {
     pub async fn build(args: &ServeArgs) -> Result<App, StartError> {
         let store = store::connect(&args.store.database_url).await?;
         let (tokens, secret_source) = token_secret(&args.store, store.as_ref()).await?;
-        let bus = Arc::new(LocalBus::new());
+        let bus: Arc<dyn Bus> = match &args.redis_url {
+            Some(url) => Arc::new(RedisBus::start(url).map_err(StartError::Redis)?),
+            None => Arc::new(LocalBus::new()),
+        };
         let registry = RestaurantRegistry::new(
             Deps {
                 store: store.clone(),
@@ -110,7 +115,7 @@ impl App {
         );
         let channels = ChannelRegistry::new(
             store.clone(),
-            bus,
+            bus.clone(),
             ChannelConfig {
                 buffer: args.subscription_buffer,
                 ..ChannelConfig::default()
@@ -131,6 +136,7 @@ impl App {
             schema,
             tokens: tokens.clone(),
             store: store.clone(),
+            bus,
             ws,
             max_message_bytes: args.max_body_bytes,
         };

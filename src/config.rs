@@ -58,6 +58,16 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
+    /// Redis for fan-out between nodes (redis://…). Without it, events travel in-process,
+    /// for a single node.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// How often each live channel checks the store for events the bus did not bring (a
+    /// node that died between commit and publish, a Redis outage).
+    #[arg(long, env = "ORDERHUB_CATCH_UP_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub catch_up_interval: Duration,
+
     /// Log format.
     #[arg(long, env = "ORDERHUB_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

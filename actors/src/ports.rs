@@ -161,6 +161,11 @@ pub trait Bus: EventSink {
     /// Calls `listener` with the channel's events until the returned guard is dropped. At most
     /// one listener per channel per node (the channel's actor); the listener must not block.
     fn listen(&self, restaurant: &RestaurantId, listener: Listener) -> Listening;
+
+    /// Whether events currently travel between nodes (false while Redis is away).
+    fn connected(&self) -> bool {
+        true
+    }
 }
 
 /// The time, so tests can move it.

@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use orderhub_actors::ports::Store;
+use orderhub_actors::ports::{Bus, Store};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,7 @@ pub struct HttpState {
     pub schema: AppSchema,
     pub tokens: Tokens,
     pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
     pub ws: WsConfig,
     /// Largest WebSocket message accepted from a client.
     pub max_message_bytes: usize,
@@ -148,18 +149,24 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The node can serve: its store answers.
+/// The node can serve: its store answers. A disconnected bus is reported as degraded but
+/// still ready: commands keep working and channels catch up from the store.
 async fn readyz(State(state): State<HttpState>) -> Response {
     let store = match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err("no answer within 2 s".to_owned()),
     };
+    let bus = if state.bus.connected() {
+        "ok"
+    } else {
+        "degraded"
+    };
     match store {
-        Ok(()) => Json(json!({"status": "ready", "store": "ok"})).into_response(),
+        Ok(()) => Json(json!({"status": "ready", "store": "ok", "bus": bus})).into_response(),
         Err(error) => {
             tracing::warn!(%error, "not ready: store");
-            let body = json!({"status": "unavailable", "store": "unavailable"});
+            let body = json!({"status": "unavailable", "store": "unavailable", "bus": bus});
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }

@@ -1,12 +1,10 @@
 //! The binary as an operator meets it.
 
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_orderhub");
+use crate::support::{NodeProcess, BIN};
 
 fn run(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
     let mut command = Command::new(BIN);
@@ -73,63 +71,7 @@ fn schema_prints_the_served_sdl() {
     );
 }
 
-struct Node {
-    child: Child,
-    base: String,
-    stdout_lines: Vec<String>,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the binary with no configuration at all in `dir`, on a port the OS picks, and reads
-/// its output up to the "serving" line.
-fn start_node(dir: &Path) -> Node {
-    let child = Command::new(BIN)
-        .current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env_remove("ORDERHUB_JWT_SECRET")
-        .env("ORDERHUB_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("orderhub starts");
-    // Owned by a Node from here on, so that it is killed and reaped whatever happens next.
-    let mut node = Node {
-        child,
-        base: String::new(),
-        stdout_lines: Vec::new(),
-    };
-    let stdout = node.child.stdout.take().expect("stdout");
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    loop {
-        let line = lines_rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("orderhub said it is serving");
-        node.stdout_lines.push(line.clone());
-        if let Some(at) = line.find("address=") {
-            node.base = line[at + "address=".len()..]
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            return node;
-        }
-    }
-}
-
-fn printed(node: &Node, label: &str) -> Option<String> {
+fn printed(node: &NodeProcess, label: &str) -> Option<String> {
     node.stdout_lines.iter().find_map(|line| {
         line.trim()
             .strip_prefix(label)
@@ -141,7 +83,7 @@ fn printed(node: &Node, label: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_start_seeds_a_demo_and_tokens_survive_restarts() {
     let dir = scratch("first-start");
-    let first = start_node(&dir);
+    let first = NodeProcess::start(&dir, &[]);
     assert!(
         dir.join("orderhub.db").exists(),
         "the embedded default is a SQLite file here"
@@ -220,7 +162,7 @@ async fn first_start_seeds_a_demo_and_tokens_survive_restarts() {
     drop(first);
 
     // Restarted: no second demo, and the earlier token still verifies.
-    let second = start_node(&dir);
+    let second = NodeProcess::start(&dir, &[]);
     assert!(
         printed(&second, "staff token:").is_none(),
         "the demo is created once"

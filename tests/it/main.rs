@@ -8,6 +8,7 @@ mod ws_client;
 mod api;
 mod authorization;
 mod cli;
+mod cluster;
 mod nodes;
 mod orders;
 mod realtime;

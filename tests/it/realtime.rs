@@ -5,7 +5,9 @@ use async_graphql::futures_util::future::join_all;
 use serde_json::json;
 use std::time::Duration;
 
-use crate::support::{on_every_backend, sqlite, sqlite_url, Fixture, TestServer, ADVANCE, PLACE};
+use crate::support::{
+    on_every_backend, sqlite, sqlite_url, Api, Fixture, TestServer, ADVANCE, PLACE,
+};
 use crate::ws_client::{
     Incoming, WsClient, LEGACY, ORDER_UPDATED, RESTAURANT_EVENTS, TRANSPORT_WS,
 };
@@ -16,7 +18,7 @@ on_every_backend!(
 );
 
 /// Places `count` orders from 4 concurrent writers.
-async fn place_orders(server: &TestServer, f: &Fixture, prefix: &str, count: usize) {
+pub async fn place_orders(server: &Api, f: &Fixture, prefix: &str, count: usize) {
     let writers = (0..4).map(|writer| async move {
         for i in (writer..count).step_by(4) {
             let input = f.order_input(&format!("{prefix}-{i}"), &[(0, 1)]);
@@ -30,7 +32,7 @@ async fn place_orders(server: &TestServer, f: &Fixture, prefix: &str, count: usi
 }
 
 /// Reads `count` events of subscription `id` and returns their seqs.
-async fn seqs(client: &mut WsClient, id: &str, count: usize) -> Vec<i64> {
+pub async fn seqs(client: &mut WsClient, id: &str, count: usize) -> Vec<i64> {
     let mut seqs = Vec::with_capacity(count);
     for _ in 0..count {
         let payload = client.next_result(id).await;

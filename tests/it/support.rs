@@ -17,12 +17,25 @@ use crate::harness::postgres::PgServer;
 
 pub const SECRET: &str = "integration-tests-secret-0123456789abcdef";
 
-pub struct TestServer {
+/// An orderhub node seen from outside: its URL and how to sign tokens for it.
+pub struct Api {
     pub base: String,
-    pub database_url: String,
-    pub registry: RestaurantRegistry,
     tokens: Tokens,
     http: reqwest::Client,
+}
+
+/// An in-process node.
+pub struct TestServer {
+    api: Api,
+    pub database_url: String,
+    pub registry: RestaurantRegistry,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl TestServer {
@@ -66,9 +79,18 @@ impl TestServer {
             .recv_timeout(Duration::from_secs(60))
             .expect("orderhub did not start within 60 s");
         TestServer {
-            base: format!("http://{addr}"),
+            api: Api::at(&format!("http://{addr}")),
             database_url: database_url.to_owned(),
             registry,
+        }
+    }
+}
+
+impl Api {
+    /// A node at `base` that signs tokens with [`SECRET`].
+    pub fn at(base: &str) -> Api {
+        Api {
+            base: base.to_owned(),
             tokens: Tokens::new(SECRET.as_bytes()).expect("secret"),
             http: reqwest::Client::new(),
         }
@@ -198,7 +220,7 @@ impl Fixture {
     }
 
     /// Places a one-ramen order as the customer and returns its id.
-    pub async fn place(&self, server: &TestServer, key: &str) -> String {
+    pub async fn place(&self, server: &Api, key: &str) -> String {
         let placed = server
             .gql(
                 Some(&self.customer),
@@ -312,3 +334,71 @@ macro_rules! on_every_backend {
     };
 }
 pub(crate) use on_every_backend;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_orderhub");
+
+/// The orderhub binary as a separate process, killed and reaped when dropped.
+pub struct NodeProcess {
+    child: std::process::Child,
+    pub base: String,
+    pub stdout_lines: Vec<String>,
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl NodeProcess {
+    /// Starts the binary in `dir` with only `env` configured (on a port the OS picks) and
+    /// reads its output up to the line that says it is serving.
+    pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> NodeProcess {
+        use std::io::{BufRead, BufReader};
+        let child = std::process::Command::new(BIN)
+            .current_dir(dir)
+            .env_remove("DATABASE_URL")
+            .env_remove("ORDERHUB_JWT_SECRET")
+            .env_remove("REDIS_URL")
+            .env("ORDERHUB_LISTEN", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("orderhub starts");
+        // Owned by a NodeProcess from here on, so that it is killed and reaped whatever happens.
+        let mut node = NodeProcess {
+            child,
+            base: String::new(),
+            stdout_lines: Vec::new(),
+        };
+        let stdout = node.child.stdout.take().expect("stdout");
+        let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        loop {
+            let line = lines_rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("orderhub said it is serving");
+            node.stdout_lines.push(line.clone());
+            if let Some(at) = line.find("address=") {
+                node.base = line[at + "address=".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                return node;
+            }
+        }
+    }
+
+    pub fn api(&self) -> Api {
+        Api::at(&self.base)
+    }
+}

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::support::TestServer;
+use crate::support::Api;
 
 pub const TRANSPORT_WS: &str = "graphql-transport-ws";
 pub const LEGACY: &str = "graphql-ws";
@@ -36,7 +36,7 @@ impl Incoming {
 }
 
 impl WsClient {
-    pub async fn connect(server: &TestServer, protocol: &'static str) -> WsClient {
+    pub async fn connect(server: &Api, protocol: &'static str) -> WsClient {
         let url = server.base.replace("http://", "ws://") + "/graphql";
         let mut request = url.into_client_request().expect("request");
         request
@@ -56,7 +56,7 @@ impl WsClient {
     }
 
     /// Connected and acknowledged with `token`.
-    pub async fn ready(server: &TestServer, protocol: &'static str, token: &str) -> WsClient {
+    pub async fn ready(server: &Api, protocol: &'static str, token: &str) -> WsClient {
         let mut client = WsClient::connect(server, protocol).await;
         client.init(token).await;
         client

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod redis;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,36 @@
+use orderhub_actors::domain::{Event, RestaurantId};
+use orderhub_actors::ports::{Bus, BusSignal, EventSink, Listener, Listening};
+use std::sync::Arc;
+
+use super::Listeners;
+
+/// For a single node: publishing hands the event straight to the restaurant's channel.
+#[derive(Clone, Default)]
+pub struct LocalBus {
+    listeners: Listeners,
+}
+
+impl LocalBus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl EventSink for LocalBus {
+    fn publish(&self, event: &Event) {
+        if let Some(listener) = self.listeners.get(&event.restaurant_id) {
+            listener(BusSignal::Event(Arc::new(event.clone())));
+        }
+    }
+}
+
+impl Bus for LocalBus {
+    fn listen(&self, restaurant: &RestaurantId, listener: Listener) -> Listening {
+        let token = self.listeners.insert(restaurant, listener);
+        let listeners = self.listeners.clone();
+        let restaurant = restaurant.clone();
+        Listening::new(move || {
+            listeners.remove(&restaurant, token);
+        })
+    }
+}
