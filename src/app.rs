@@ -4,13 +4,16 @@ use axum::serve::ListenerExt;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use orderhub_actors::channel::{ChannelConfig, ChannelRegistry};
+use orderhub_actors::domain::Timestamp;
 use orderhub_actors::ports::{Bus, Store, SystemClock};
 use orderhub_actors::restaurant::{Deps, RegistryConfig, RestaurantRegistry};
 use orderhub_actors::StoreError;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
 
 use crate::auth::{Tokens, WeakSecret};
 use crate::bus::{LocalBus, RedisBus};
@@ -18,7 +21,7 @@ use crate::config::{ServeArgs, StoreArgs};
 use crate::graphql::{self, Services};
 use crate::http::{self, HttpState};
 use crate::store::{self, ConnectError};
-use crate::ws::WsConfig;
+use crate::ws::{Shutdown, WsConfig};
 
 /// Why the server could not start; one line each, for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,9 @@ pub struct App {
     pub channels: ChannelRegistry,
     pub router: axum::Router,
     socket_send_buffer: usize,
+    stopping: watch::Sender<bool>,
+    /// Yields `None` once every WebSocket connection (and the router) has gone.
+    connections_ended: mpsc::Receiver<()>,
 }
 
 impl App {
@@ -126,6 +132,8 @@ impl App {
             registry: registry.clone(),
             channels: channels.clone(),
         }));
+        let stopping = watch::Sender::new(false);
+        let (alive, connections_ended) = mpsc::channel(1);
         let ws = WsConfig {
             init_timeout: args.ws_init_timeout,
             keepalive: args.ws_keepalive,
@@ -139,8 +147,13 @@ impl App {
             bus,
             ws,
             max_message_bytes: args.max_body_bytes,
+            shutdown: Shutdown {
+                stopping: stopping.subscribe(),
+                alive: alive.clone(),
+            },
         };
         let router = http::router(state, args.max_body_bytes);
+        tokio::spawn(prune_events(Arc::downgrade(&store), args.event_retention));
         Ok(App {
             store,
             registry,
@@ -149,6 +162,8 @@ impl App {
             channels,
             router,
             socket_send_buffer: args.socket_send_buffer,
+            stopping,
+            connections_ended,
         })
     }
 
@@ -170,11 +185,37 @@ impl App {
             }
             let _ = tcp.set_nodelay(true);
         });
+        let stopping = self.stopping;
+        let shutdown = async move {
+            shutdown.await;
+            // Upgraded WebSockets are not part of axum's graceful shutdown: tell them.
+            stopping.send_replace(true);
+        };
+        let mut connections_ended = self.connections_ended;
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        // The router held a sender too; it is gone now. Give WebSockets a moment to close.
+        let _ = tokio::time::timeout(Duration::from_secs(5), connections_ended.recv()).await;
         registry.shutdown();
         Ok(())
+    }
+}
+
+/// Deletes events past the retention window, every tenth of the window (at most hourly),
+/// until the store is gone.
+async fn prune_events(store: Weak<dyn Store>, retention: Duration) {
+    let period = (retention / 10).clamp(Duration::from_millis(100), Duration::from_secs(3600));
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(store) = store.upgrade() else { return };
+        let before = Timestamp(Timestamp::now().millis().saturating_sub(retention_ms));
+        match store.prune_events(before).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned events past the retention window"),
+            Err(error) => tracing::warn!(%error, "cannot prune events"),
+        }
     }
 }
 

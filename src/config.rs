@@ -68,6 +68,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERHUB_CATCH_UP_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub catch_up_interval: Duration,
 
+    /// How long events are kept for `after` replays; resuming from before that gives
+    /// HISTORY_GONE.
+    #[arg(long, env = "ORDERHUB_EVENT_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub event_retention: Duration,
+
     /// Log format.
     #[arg(long, env = "ORDERHUB_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -20,7 +20,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{AuthError, Tokens};
 use crate::graphql::{AppSchema, Caller};
-use crate::ws::{self, Protocol, WsConfig};
+use crate::ws::{self, Protocol, Shutdown, WsConfig};
 
 #[derive(Clone)]
 pub struct HttpState {
@@ -31,6 +31,8 @@ pub struct HttpState {
     pub ws: WsConfig,
     /// Largest WebSocket message accepted from a client.
     pub max_message_bytes: usize,
+    /// WebSockets close with 1001 when the server stops, and it waits for them.
+    pub shutdown: Shutdown,
 }
 
 pub fn router(state: HttpState, max_body_bytes: usize) -> Router {
@@ -122,6 +124,7 @@ fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -
             state.tokens,
             upgrade_caller,
             state.ws,
+            state.shutdown,
         )
     })
 }

@@ -3,7 +3,7 @@ use async_graphql::Variables;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio::time::{sleep, timeout, Instant};
 
@@ -33,6 +33,14 @@ impl Default for WsConfig {
             max_operations: 100,
         }
     }
+}
+
+/// Tells a connection that the server is stopping, and tells the server (by being dropped)
+/// that the connection has ended.
+#[derive(Clone)]
+pub struct Shutdown {
+    pub stopping: watch::Receiver<bool>,
+    pub alive: mpsc::Sender<()>,
 }
 
 /// What the connection's writer sends.
@@ -74,6 +82,7 @@ pub async fn serve(
     tokens: Tokens,
     upgrade_caller: Caller,
     config: WsConfig,
+    mut shutdown: Shutdown,
 ) {
     let (sink, mut inbound) = socket.split();
     let (out, outbox) = mpsc::channel(OUTBOX);
@@ -96,6 +105,7 @@ pub async fn serve(
     let mut keepalive =
         tokio::time::interval_at(Instant::now() + config.keepalive, config.keepalive);
     let mut last_heard = Instant::now();
+    let mut writer_done = false;
     let close = loop {
         tokio::select! {
             frame = inbound.next() => {
@@ -126,10 +136,17 @@ pub async fn serve(
                     let _ = connection.out.try_send(Out::Text(protocol::keep_alive()));
                 }
             }
+            _ = shutdown.stopping.wait_for(|stopping| *stopping) => {
+                // Clients reconnect (to another node) and resume with `after`.
+                break Some((close::GOING_AWAY, "Server shutting down".into()));
+            }
             Some(id) = finished_ids.recv() => {
                 connection.operations.remove(&id);
             }
-            _ = &mut writer => break None,
+            _ = &mut writer, if !writer_done => {
+                writer_done = true;
+                break None;
+            }
         }
     };
     // Operations hold senders to the writer: end them first, then let the writer finish
@@ -142,7 +159,10 @@ pub async fn serve(
         let _ = connection.out.try_send(Out::Close(code, reason));
     }
     drop(connection);
-    let _ = timeout(Duration::from_secs(1), writer).await;
+    if !writer_done {
+        let _ = timeout(Duration::from_secs(1), writer).await;
+    }
+    drop(shutdown);
 }
 
 impl Connection {

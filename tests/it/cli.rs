@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::support::{NodeProcess, BIN};
+use crate::ws_client::{WsClient, RESTAURANT_EVENTS, TRANSPORT_WS};
 
 fn run(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
     let mut command = Command::new(BIN);
@@ -206,4 +207,27 @@ async fn first_start_seeds_a_demo_and_tokens_survive_restarts() {
     );
     assert!(!customer_without_table.status.success());
     assert!(String::from_utf8_lossy(&customer_without_table.stderr).contains("table_id"));
+}
+
+/// SIGTERM: WebSockets are told to go elsewhere (1001) and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_websockets_with_going_away_and_exits_cleanly() {
+    let dir = scratch("sigterm");
+    let mut node = NodeProcess::start(&dir, &[("ORDERHUB_JWT_SECRET", crate::support::SECRET)]);
+    let api = node.api();
+    let f = api.fixture().await;
+    let mut kitchen = WsClient::ready(&api, TRANSPORT_WS, &f.staff).await;
+    kitchen
+        .subscribe("k", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+        .await;
+    f.place(&api, "before-shutdown").await;
+    assert_eq!(
+        kitchen.next_result("k").await["data"]["restaurantEvents"]["seq"],
+        1
+    );
+    let status = tokio::task::spawn_blocking(move || node.terminate())
+        .await
+        .expect("terminate");
+    kitchen.expect_close(1001).await;
+    assert!(status.success(), "{status:?}");
 }

@@ -92,7 +92,12 @@ impl Api {
         Api {
             base: base.to_owned(),
             tokens: Tokens::new(SECRET.as_bytes()).expect("secret"),
-            http: reqwest::Client::new(),
+            // No pooled connections: they belong to the runtime of the test that opened them,
+            // and nodes are shared by tests with runtimes of their own.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("HTTP client"),
         }
     }
 
@@ -400,5 +405,25 @@ impl NodeProcess {
 
     pub fn api(&self) -> Api {
         Api::at(&self.base)
+    }
+
+    /// SIGTERM, then waits (at most 15 s) for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "SIGTERM sent");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "orderhub did not exit within 15 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
