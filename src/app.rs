@@ -20,6 +20,7 @@ use crate::bus::{LocalBus, RedisBus};
 use crate::config::{ServeArgs, StoreArgs};
 use crate::graphql::{self, Services};
 use crate::http::{self, HttpState};
+use crate::store::routing::ReadRouting;
 use crate::store::{self, ConnectError};
 use crate::ws::{Shutdown, WsConfig};
 
@@ -102,7 +103,15 @@ pub struct App {
 
 impl App {
     pub async fn build(args: &ServeArgs) -> Result<App, StartError> {
-        let store = store::connect(&args.store.database_url).await?;
+        crate::metrics::handle();
+        crate::metrics::describe();
+        let reads = Arc::new(ReadRouting::new());
+        let replica = args
+            .store
+            .database_read_url
+            .as_deref()
+            .map(|url| (url, reads.clone()));
+        let store = store::connect(&args.store.database_url, replica).await?;
         let (tokens, secret_source) = token_secret(&args.store, store.as_ref()).await?;
         let bus: Arc<dyn Bus> = match &args.redis_url {
             Some(url) => Arc::new(RedisBus::start(url).map_err(StartError::Redis)?),
@@ -131,6 +140,7 @@ impl App {
             store: store.clone(),
             registry: registry.clone(),
             channels: channels.clone(),
+            reads: reads.clone(),
         }));
         let stopping = watch::Sender::new(false);
         let (alive, connections_ended) = mpsc::channel(1);
@@ -145,6 +155,7 @@ impl App {
             tokens: tokens.clone(),
             store: store.clone(),
             bus,
+            reads,
             ws,
             max_message_bytes: args.max_body_bytes,
             shutdown: Shutdown {

@@ -43,6 +43,11 @@ pub struct StoreArgs {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://orderhub.db")]
     pub database_url: String,
 
+    /// Reader: a PostgreSQL replica for reads that may be a little stale (lists, menus).
+    /// Clients always read their own writes.
+    #[arg(long, env = "DATABASE_READ_URL")]
+    pub database_read_url: Option<String>,
+
     /// HS256 secret for tokens, at least 32 bytes. Without it, a random secret is generated
     /// once and kept in the database, so tokens survive restarts and every node shares it.
     #[arg(long, env = "ORDERHUB_JWT_SECRET", hide_env_values = true)]

@@ -8,5 +8,6 @@ pub mod config;
 pub mod demo;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod store;
 pub mod ws;

@@ -111,7 +111,7 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
         .map(|id| TableId::parse(id).context("--table is not a valid id"))
         .transpose()?;
     let principal = Principal::new(args.subject.clone(), args.role.into(), restaurant, table)?;
-    let store = store::connect(&args.store.database_url).await?;
+    let store = store::connect(&args.store.database_url, None).await?;
     let (tokens, _) = app::token_secret(&args.store, store.as_ref()).await?;
     println!(
         "{}",

@@ -12,12 +12,13 @@ use orderhub_actors::channel::ChannelRegistry;
 use orderhub_actors::domain::Principal;
 use orderhub_actors::domain::RestaurantId;
 use orderhub_actors::ports::{Owned, Store};
-use orderhub_actors::restaurant::RestaurantRegistry;
+use orderhub_actors::restaurant::{Reply, RestaurantMsg, RestaurantRegistry};
 use std::sync::Arc;
 
 pub use error::{ApiError, ApiResult};
 
 use crate::auth::AuthError;
+use crate::store::routing::ReadRouting;
 
 #[derive(MergedObject, Default)]
 pub struct Query(orders::OrderQuery, restaurants::RestaurantQuery);
@@ -34,6 +35,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub registry: RestaurantRegistry,
     pub channels: ChannelRegistry,
+    /// Read-your-writes: commands tell it who wrote.
+    pub reads: Arc<ReadRouting>,
 }
 
 /// Who sent a request, attached per request by the transport.
@@ -101,4 +104,22 @@ pub(crate) async fn owner(
         .await?
         .filter(|restaurant| by.may_view_restaurant(restaurant).is_ok())
         .ok_or_else(|| ApiError::not_found(what))
+}
+
+/// Runs a command on the restaurant's actor as the caller, and remembers that the caller
+/// wrote, so that its next reads see the write even with a lagging replica.
+pub(crate) async fn command<T: Send + 'static>(
+    ctx: &Context<'_>,
+    restaurant: &RestaurantId,
+    message: impl Fn(Principal, Reply<T>) -> RestaurantMsg,
+) -> ApiResult<T> {
+    let by = principal(ctx)?;
+    let services = services(ctx)?;
+    let result = services
+        .registry
+        .call(restaurant, |reply| message(by.clone(), reply))
+        .await;
+    // Even a failed command may have committed (a timeout): assume it wrote.
+    services.reads.client_wrote(&by.subject);
+    Ok(result?)
 }

@@ -11,7 +11,7 @@ use orderhub_actors::ports::{OrderQuery as PageQuery, Owned};
 use orderhub_actors::restaurant::{Reply, RestaurantMsg};
 
 use super::types::{Order, OrderConnection, OrderEdge, OrderStatus, PageInfo};
-use super::{owner, parse_id, principal, services, ApiError, ApiResult};
+use super::{command, owner, parse_id, principal, services, ApiError, ApiResult};
 
 const MAX_PAGE: i32 = 100;
 
@@ -152,14 +152,12 @@ impl OrderMutation {
         let request = input.into_request()?;
         by.may_act_for_table(&request.restaurant_id, &request.table_id)?;
         let restaurant = request.restaurant_id.clone();
-        let order = services(ctx)?
-            .registry
-            .call(&restaurant, |reply| RestaurantMsg::PlaceOrder {
-                by: by.clone(),
-                request: request.clone(),
-                reply,
-            })
-            .await?;
+        let order = command(ctx, &restaurant, |by, reply| RestaurantMsg::PlaceOrder {
+            by,
+            request: request.clone(),
+            reply,
+        })
+        .await?;
         Ok(Order(order))
     }
 
@@ -208,15 +206,12 @@ async fn on_order(
     order_id: &ID,
     message: impl Fn(Principal, OrderId, Reply<domain::Order>) -> RestaurantMsg,
 ) -> ApiResult<Order> {
-    let by = principal(ctx)?;
     let order_id = parse_id("orderId", order_id, OrderId::parse)?;
     let restaurant = owner(ctx, Owned::Order(&order_id), "order").await?;
-    let order = services(ctx)?
-        .registry
-        .call(&restaurant, |reply| {
-            message(by.clone(), order_id.clone(), reply)
-        })
-        .await?;
+    let order = command(ctx, &restaurant, |by, reply| {
+        message(by, order_id.clone(), reply)
+    })
+    .await?;
     Ok(Order(order))
 }
 

@@ -8,7 +8,7 @@ use orderhub_actors::ports::Owned;
 use orderhub_actors::restaurant::RestaurantMsg;
 
 use super::types::{MenuItem, StaffCall, Table};
-use super::{owner, parse_id, principal, services, ApiResult};
+use super::{command, owner, parse_id, principal, services, ApiResult};
 
 pub struct Restaurant(domain::Restaurant);
 
@@ -75,18 +75,17 @@ impl RestaurantMutation {
         menu_item_id: ID,
         available: bool,
     ) -> ApiResult<MenuItem> {
-        let by = principal(ctx)?;
         let menu_item_id = parse_id("menuItemId", &menu_item_id, MenuItemId::parse)?;
         let restaurant = owner(ctx, Owned::MenuItem(&menu_item_id), "menu item").await?;
-        let item = services(ctx)?
-            .registry
-            .call(&restaurant, |reply| RestaurantMsg::SetAvailability {
-                by: by.clone(),
+        let item = command(ctx, &restaurant, |by, reply| {
+            RestaurantMsg::SetAvailability {
+                by,
                 menu_item_id: menu_item_id.clone(),
                 available,
                 reply,
-            })
-            .await?;
+            }
+        })
+        .await?;
         Ok(MenuItem(item))
     }
 
@@ -97,18 +96,15 @@ impl RestaurantMutation {
         table_id: ID,
         message: Option<String>,
     ) -> ApiResult<StaffCall> {
-        let by = principal(ctx)?;
         let table_id = parse_id("tableId", &table_id, TableId::parse)?;
         let restaurant = owner(ctx, Owned::Table(&table_id), "table").await?;
-        let call = services(ctx)?
-            .registry
-            .call(&restaurant, |reply| RestaurantMsg::CallStaff {
-                by: by.clone(),
-                table_id: table_id.clone(),
-                message: message.clone(),
-                reply,
-            })
-            .await?;
+        let call = command(ctx, &restaurant, |by, reply| RestaurantMsg::CallStaff {
+            by,
+            table_id: table_id.clone(),
+            message: message.clone(),
+            reply,
+        })
+        .await?;
         Ok(StaffCall(call))
     }
 
@@ -118,12 +114,16 @@ impl RestaurantMutation {
         ctx: &Context<'_>,
         input: CreateRestaurantInput,
     ) -> ApiResult<Restaurant> {
-        principal(ctx)?.may_administer()?;
+        let by = principal(ctx)?;
+        by.may_administer()?;
         let restaurant = validate_restaurant(NewRestaurant {
             name: input.name,
             currency: input.currency,
         })?;
-        services(ctx)?.store.create_restaurant(&restaurant).await?;
+        let services = services(ctx)?;
+        // No actor yet: a new restaurant has no commands to serialize with.
+        services.store.create_restaurant(&restaurant).await?;
+        services.reads.client_wrote(&by.subject);
         Ok(Restaurant(restaurant))
     }
 
@@ -134,17 +134,14 @@ impl RestaurantMutation {
         restaurant_id: ID,
         name: String,
     ) -> ApiResult<Table> {
-        let by = principal(ctx)?;
-        by.may_administer()?;
+        principal(ctx)?.may_administer()?;
         let restaurant = parse_id("restaurantId", &restaurant_id, RestaurantId::parse)?;
-        let table = services(ctx)?
-            .registry
-            .call(&restaurant, |reply| RestaurantMsg::CreateTable {
-                by: by.clone(),
-                name: name.clone(),
-                reply,
-            })
-            .await?;
+        let table = command(ctx, &restaurant, |by, reply| RestaurantMsg::CreateTable {
+            by,
+            name: name.clone(),
+            reply,
+        })
+        .await?;
         Ok(Table(table))
     }
 
@@ -155,21 +152,20 @@ impl RestaurantMutation {
         restaurant_id: ID,
         input: MenuItemInput,
     ) -> ApiResult<MenuItem> {
-        let by = principal(ctx)?;
-        by.may_administer()?;
+        principal(ctx)?.may_administer()?;
         let restaurant = parse_id("restaurantId", &restaurant_id, RestaurantId::parse)?;
-        let item = services(ctx)?
-            .registry
-            .call(&restaurant, |reply| RestaurantMsg::CreateMenuItem {
-                by: by.clone(),
+        let item = command(ctx, &restaurant, |by, reply| {
+            RestaurantMsg::CreateMenuItem {
+                by,
                 item: NewMenuItem {
                     name: input.name.clone(),
                     price: i64::from(input.price),
                     available: input.available,
                 },
                 reply,
-            })
-            .await?;
+            }
+        })
+        .await?;
         Ok(MenuItem(item))
     }
 }

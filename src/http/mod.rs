@@ -20,6 +20,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{AuthError, Tokens};
 use crate::graphql::{AppSchema, Caller};
+use crate::store::routing::ReadRouting;
 use crate::ws::{self, Protocol, Shutdown, WsConfig};
 
 #[derive(Clone)]
@@ -28,6 +29,7 @@ pub struct HttpState {
     pub tokens: Tokens,
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn Bus>,
+    pub reads: Arc<ReadRouting>,
     pub ws: WsConfig,
     /// Largest WebSocket message accepted from a client.
     pub max_message_bytes: usize,
@@ -40,6 +42,7 @@ pub fn router(state: HttpState, max_body_bytes: usize) -> Router {
         .route("/graphql", post(graphql_post).get(graphql_get))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(graphiql::routes())
         .with_state(state)
         // The GraphQL extractor streams the body itself, past axum's DefaultBodyLimit.
@@ -67,8 +70,25 @@ async fn graphql_post(
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> GraphQLResponse {
-    let request = request.into_inner().data(caller(&state.tokens, &headers));
-    state.schema.execute(request).await.into()
+    execute(&state, &headers, request.into_inner()).await.into()
+}
+
+/// Executes a request as its caller, with the caller's read-your-writes requirement in scope.
+async fn execute(
+    state: &HttpState,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+) -> async_graphql::Response {
+    let caller = caller(&state.tokens, headers);
+    let client = match &caller {
+        Caller::Authenticated(principal) => Some(principal.subject.clone()),
+        _ => None,
+    };
+    let request = request.data(caller);
+    state
+        .reads
+        .scope(client.as_deref(), state.schema.execute(request))
+        .await
 }
 
 /// GET: a WebSocket upgrade for subscriptions, or a query. A mutation through a link or an
@@ -98,8 +118,7 @@ async fn graphql_get(
         )
             .into_response();
     }
-    let request = request.data(caller(&state.tokens, &headers));
-    GraphQLResponse::from(state.schema.execute(request).await).into_response()
+    GraphQLResponse::from(execute(&state, &headers, request).await).into_response()
 }
 
 fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -> Response {
@@ -145,6 +164,18 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
             None => operations.values().any(|op| is(op.node.ty)),
         },
     }
+}
+
+async fn metrics() -> Response {
+    let body = crate::metrics::handle().render();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// The process is up.

@@ -29,6 +29,21 @@ fn is_connection_state(code: Option<&str>) -> bool {
     code.is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "5" || c == "6")
 }
 
+/// A replica for reads that tolerate staleness, and what decides when they may use it.
+pub struct Replica<DB: sqlx::Database> {
+    pub pool: sqlx::Pool<DB>,
+    pub routing: std::sync::Arc<super::routing::ReadRouting>,
+}
+
+impl<DB: sqlx::Database> Clone for Replica<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            routing: self.routing.clone(),
+        }
+    }
+}
+
 pub(super) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Internal(format!("stored {what} is invalid: {value:?}"))
 }
@@ -45,7 +60,8 @@ macro_rules! sql_store {
         use sqlx::Row;
         use std::collections::HashMap;
 
-        use crate::store::backend::{corrupt, store_error};
+        use crate::store::backend::{corrupt, store_error, Replica};
+        use crate::store::routing::{parse_lsn, ReadRouting};
         use crate::store::sql;
 
         type DbRow = <$db as sqlx::Database>::Row;
@@ -183,21 +199,58 @@ macro_rules! sql_store {
             Ok(with_items(conn, vec![order]).await?.pop())
         }
 
+        /// Records where the WAL stood after a commit, for read-your-writes. Only ever called
+        /// with a replica configured, which only PostgreSQL stores have.
+        async fn record_write_position(pool: &sqlx::Pool<$db>, routing: &ReadRouting) {
+            match sqlx::query_scalar::<_, String>(sql::WRITE_POSITION).fetch_one(pool).await {
+                Ok(text) => match parse_lsn(&text) {
+                    Some(lsn) => routing.committed_up_to(lsn),
+                    None => tracing::warn!(text, "unparsable WAL position"),
+                },
+                Err(error) => tracing::warn!(%error, "cannot read the WAL position after a commit"),
+            }
+        }
+
         pub struct $store {
             pool: sqlx::Pool<$db>,
+            replica: Option<Replica<$db>>,
         }
 
         impl $store {
             pub fn new(pool: sqlx::Pool<$db>) -> Self {
-                Self { pool }
+                Self { pool, replica: None }
+            }
+
+            pub fn with_replica(self, replica: Replica<$db>) -> Self {
+                Self { replica: Some(replica), ..self }
+            }
+
+            /// The pool for a read that may be a little stale; see `routing`.
+            fn read_pool(&self) -> &sqlx::Pool<$db> {
+                match &self.replica {
+                    Some(replica) if replica.routing.replica_ok() => {
+                        metrics::counter!("orderhub_db_reads_total", "pool" => "replica").increment(1);
+                        &replica.pool
+                    }
+                    _ => {
+                        metrics::counter!("orderhub_db_reads_total", "pool" => "writer").increment(1);
+                        &self.pool
+                    }
+                }
+            }
+
+            async fn record_write_position(&self) {
+                if let Some(replica) = &self.replica {
+                    record_write_position(&self.pool, &replica.routing).await;
+                }
             }
 
             pub fn pool(&self) -> &sqlx::Pool<$db> {
                 &self.pool
             }
 
-            async fn connection(&self) -> Result<sqlx::pool::PoolConnection<$db>, StoreError> {
-                self.pool.acquire().await.map_err(store_error)
+            async fn read_connection(&self) -> Result<sqlx::pool::PoolConnection<$db>, StoreError> {
+                self.read_pool().acquire().await.map_err(store_error)
             }
         }
 
@@ -220,11 +273,9 @@ macro_rules! sql_store {
                     last_ticket: get(&row, "last_ticket")?,
                 };
                 let restaurant = restaurant_from(&row)?;
-                Ok(Some(Box::new($tx {
-                    tx,
-                    restaurant,
-                    counters,
-                })))
+                let after_commit =
+                    self.replica.as_ref().map(|r| (self.pool.clone(), r.routing.clone()));
+                Ok(Some(Box::new($tx { tx, restaurant, counters, after_commit })))
             }
 
             async fn create_restaurant(&self, restaurant: &Restaurant) -> Result<(), StoreError> {
@@ -237,6 +288,7 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await
                     .map_err(store_error)?;
+                self.record_write_position().await;
                 Ok(())
             }
 
@@ -254,7 +306,7 @@ macro_rules! sql_store {
             ) -> Result<Option<Restaurant>, StoreError> {
                 sqlx::query(sql::SELECT_RESTAURANT)
                     .bind(id.as_str())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.read_pool())
                     .await
                     .map_err(store_error)?
                     .as_ref()
@@ -265,7 +317,7 @@ macro_rules! sql_store {
             async fn menu(&self, restaurant: &RestaurantId) -> Result<Vec<MenuItem>, StoreError> {
                 sqlx::query(sql::SELECT_MENU)
                     .bind(restaurant.as_str())
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.read_pool())
                     .await
                     .map_err(store_error)?
                     .iter()
@@ -276,7 +328,7 @@ macro_rules! sql_store {
             async fn tables(&self, restaurant: &RestaurantId) -> Result<Vec<Table>, StoreError> {
                 sqlx::query(sql::SELECT_TABLES)
                     .bind(restaurant.as_str())
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.read_pool())
                     .await
                     .map_err(store_error)?
                     .iter()
@@ -285,7 +337,7 @@ macro_rules! sql_store {
             }
 
             async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
-                order_by_id(&mut *self.connection().await?, id, None).await
+                order_by_id(&mut *self.read_connection().await?, id, None).await
             }
 
             async fn orders(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError> {
@@ -298,7 +350,7 @@ macro_rules! sql_store {
                     q = q.bind(placed_at.millis()).bind(id.as_str());
                 }
                 let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-                let mut conn = self.connection().await?;
+                let mut conn = self.read_connection().await?;
                 let rows = q
                     .bind(limit)
                     .fetch_all(&mut *conn)
@@ -402,6 +454,7 @@ macro_rules! sql_store {
             tx: sqlx::Transaction<'static, $db>,
             restaurant: Restaurant,
             counters: Counters,
+            after_commit: Option<(sqlx::Pool<$db>, std::sync::Arc<ReadRouting>)>,
         }
 
         impl $tx {
@@ -616,7 +669,11 @@ macro_rules! sql_store {
             }
 
             async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-                self.tx.commit().await.map_err(store_error)
+                self.tx.commit().await.map_err(store_error)?;
+                if let Some((pool, routing)) = &self.after_commit {
+                    record_write_position(pool, routing).await;
+                }
+                Ok(())
             }
         }
     };

@@ -1,13 +1,17 @@
 //! The sqlx store: PostgreSQL in production, SQLite as the embedded default.
 
 mod backend;
+pub mod routing;
 mod sql;
 
+use backend::Replica;
 use orderhub_actors::ports::Store;
+use routing::ReadRouting;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Row;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 pub mod postgres {
@@ -27,6 +31,12 @@ pub enum ConnectError {
     Url(sqlx::Error),
     #[error("cannot connect to the database: {0}")]
     Connect(sqlx::Error),
+    #[error("DATABASE_READ_URL is not a valid URL: {0}")]
+    ReplicaUrl(sqlx::Error),
+    #[error("cannot connect to the read replica (DATABASE_READ_URL): {0}")]
+    ConnectReplica(sqlx::Error),
+    #[error("DATABASE_READ_URL needs a PostgreSQL DATABASE_URL: SQLite has no replicas")]
+    ReplicaNeedsPostgres,
     #[error("cannot apply the database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -35,8 +45,12 @@ pub enum ConnectError {
 /// database outage must fail requests fast, not queue them.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Opens the database named by `url` and brings its schema up to date.
-pub async fn connect(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
+/// Opens the database named by `url` and brings its schema up to date. With `replica`, reads
+/// that may be a little stale go to that read replica when `routing` allows.
+pub async fn connect(
+    url: &str,
+    replica: Option<(&str, Arc<ReadRouting>)>,
+) -> Result<Arc<dyn Store>, ConnectError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let options = sqlx::postgres::PgConnectOptions::from_str(url).map_err(ConnectError::Url)?;
         let pool = PgPoolOptions::new()
@@ -47,8 +61,17 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
             .map_err(ConnectError::Connect)?;
         // Takes an advisory lock: nodes starting together migrate once.
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Arc::new(postgres::PgStore::new(pool)))
+        let store = postgres::PgStore::new(pool);
+        Ok(match replica {
+            Some((url, routing)) => {
+                Arc::new(store.with_replica(connect_replica(url, routing).await?))
+            }
+            None => Arc::new(store),
+        })
     } else if url.starts_with("sqlite:") {
+        if replica.is_some() {
+            return Err(ConnectError::ReplicaNeedsPostgres);
+        }
         let options = SqliteConnectOptions::from_str(url)
             .map_err(ConnectError::Url)?
             .create_if_missing(true)
@@ -67,5 +90,43 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(ConnectError::Scheme(format!("{scheme}:")))
+    }
+}
+
+/// A read-only pool on the replica, and the task that keeps its replay position current.
+async fn connect_replica(
+    url: &str,
+    routing: Arc<ReadRouting>,
+) -> Result<Replica<sqlx::Postgres>, ConnectError> {
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)
+        .map_err(ConnectError::ReplicaUrl)?
+        .options([("default_transaction_read_only", "on")]);
+    let pool = PgPoolOptions::new()
+        .max_connections(20)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(ConnectError::ConnectReplica)?;
+    tokio::spawn(sample_replica(pool.clone(), Arc::downgrade(&routing)));
+    Ok(Replica { pool, routing })
+}
+
+async fn sample_replica(pool: sqlx::PgPool, routing: Weak<ReadRouting>) {
+    loop {
+        tokio::time::sleep(routing::SAMPLE_EVERY).await;
+        let Some(routing) = routing.upgrade() else {
+            return;
+        };
+        match sqlx::query(sql::REPLICA_STATE).fetch_one(&pool).await {
+            Ok(row) => {
+                let replayed: Option<String> = row.try_get("replayed").unwrap_or_default();
+                if let Some(lsn) = replayed.as_deref().and_then(routing::parse_lsn) {
+                    routing.replica_replayed(lsn);
+                }
+                let lag: f64 = row.try_get("lag").unwrap_or_default();
+                metrics::gauge!("orderhub_db_replica_lag_seconds").set(lag);
+            }
+            Err(error) => tracing::debug!(%error, "cannot sample the replica"),
+        }
     }
 }

@@ -70,6 +70,16 @@ pub const INIT_SETTING: &str =
 
 pub const PING: &str = "SELECT 1";
 
+/// PostgreSQL only (a replica is only ever configured for PostgreSQL): the WAL insert
+/// position, taken right after a commit, is past that commit's record.
+pub const WRITE_POSITION: &str = "SELECT pg_current_wal_insert_lsn()::text";
+
+/// PostgreSQL replica: how far it has replayed, and how far behind it is (zero when it has
+/// replayed everything it received).
+pub const REPLICA_STATE: &str = "SELECT pg_last_wal_replay_lsn()::text AS replayed, \
+     (CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
+     ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END)::float8 AS lag";
+
 /// `$first, $first+1, …` for `count` values, for `IN (…)` lists and multi-row inserts.
 pub fn placeholders(first: usize, count: usize) -> String {
     let mut out = String::new();

@@ -12,3 +12,4 @@ mod cluster;
 mod nodes;
 mod orders;
 mod realtime;
+mod replica;

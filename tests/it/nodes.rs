@@ -64,7 +64,7 @@ async fn two_nodes_share_restaurants(url: &str) {
         .iter()
         .all(|r| r.code().is_none() || r.code() == Some("CONFLICT")));
 
-    let store = orderhub::store::connect(url).await.expect("store");
+    let store = orderhub::store::connect(url, None).await.expect("store");
     let restaurant = orderhub_actors::domain::RestaurantId::parse(&f.restaurant).expect("id");
     let seqs: Vec<i64> = store
         .events(&restaurant, 0, 1000)

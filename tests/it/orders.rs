@@ -529,7 +529,7 @@ async fn events_are_numbered_without_gaps(server: &'static TestServer) {
         .expect_code("INVALID_TRANSITION");
     f.place(server, "ev1").await; // an idempotent retry
 
-    let store = orderhub::store::connect(&server.database_url)
+    let store = orderhub::store::connect(&server.database_url, None)
         .await
         .expect("store");
     let restaurant = orderhub_actors::domain::RestaurantId::parse(&f.restaurant).expect("id");

@@ -109,8 +109,30 @@ impl Api {
         self.token_with_ttl(role, restaurant, table, Duration::from_secs(600))
     }
 
+    /// A token for a client other than the suite's usual one.
+    pub fn token_for(
+        &self,
+        subject: &str,
+        role: Role,
+        restaurant: Option<&str>,
+        table: Option<&str>,
+    ) -> String {
+        self.issue(subject, role, restaurant, table, Duration::from_secs(600))
+    }
+
     pub fn token_with_ttl(
         &self,
+        role: Role,
+        restaurant: Option<&str>,
+        table: Option<&str>,
+        ttl: Duration,
+    ) -> String {
+        self.issue("test", role, restaurant, table, ttl)
+    }
+
+    fn issue(
+        &self,
+        subject: &str,
         role: Role,
         restaurant: Option<&str>,
         table: Option<&str>,
@@ -119,7 +141,7 @@ impl Api {
         let restaurant = restaurant.map(|r| RestaurantId::parse(r).expect("restaurant id"));
         let table = table.map(|t| TableId::parse(t).expect("table id"));
         self.tokens
-            .issue("test", role, restaurant.as_ref(), table.as_ref(), ttl)
+            .issue(subject, role, restaurant.as_ref(), table.as_ref(), ttl)
     }
 
     pub fn admin(&self) -> String {
@@ -311,6 +333,27 @@ pub fn postgres_url(name: &str) -> String {
     pg.url(name)
 }
 
+/// A streaming replica of the shared PostgreSQL server that applies changes 1 s late, as
+/// replicas under load do: code that reads its own writes from it fails its tests.
+pub fn lagging_replica() -> &'static PgServer {
+    static REPLICA: OnceLock<PgServer> = OnceLock::new();
+    REPLICA.get_or_init(|| postgres_server().start_replica(Duration::from_secs(1)))
+}
+
+/// A fresh database on the shared server, and the URL of the same database on its lagging
+/// replica once the replica has it.
+pub fn replicated_urls(name: &str) -> (String, String) {
+    let primary = postgres_url(name);
+    let replica = lagging_replica();
+    let query = format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'");
+    crate::harness::wait_until(
+        "the replica has the new database",
+        Duration::from_secs(30),
+        || replica.psql("postgres", &query) == "1",
+    );
+    (primary, replica.url(name))
+}
+
 pub fn sqlite() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
     SERVER.get_or_init(|| TestServer::start(&sqlite_url("shared"), &[]))
@@ -321,7 +364,17 @@ pub fn postgres() -> &'static TestServer {
     SERVER.get_or_init(|| TestServer::start(&postgres_url("orderhub_shared"), &[]))
 }
 
-/// Runs a scenario `async fn(&'static TestServer)` once per backend, as two tests.
+/// A node whose reads that may be stale go to a replica 1 s behind.
+pub fn replica() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let (primary, replica) = replicated_urls("orderhub_replicated");
+        TestServer::start(&primary, &["--database-read-url", &replica])
+    })
+}
+
+/// Runs a scenario `async fn(&'static TestServer)` once per backend: SQLite, PostgreSQL, and
+/// PostgreSQL with a replica 1 s behind.
 macro_rules! on_every_backend {
     ($($scenario:ident),* $(,)?) => {
         $(
@@ -333,6 +386,10 @@ macro_rules! on_every_backend {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     super::$scenario(crate::support::postgres()).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn replica() {
+                    super::$scenario(crate::support::replica()).await;
                 }
             }
         )*
