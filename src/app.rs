@@ -104,7 +104,6 @@ pub struct App {
 impl App {
     pub async fn build(args: &ServeArgs) -> Result<App, StartError> {
         crate::metrics::handle();
-        crate::metrics::describe();
         let reads = Arc::new(ReadRouting::new());
         let replica = args
             .store
@@ -154,7 +153,7 @@ impl App {
             schema,
             tokens: tokens.clone(),
             store: store.clone(),
-            bus,
+            bus: bus.clone(),
             reads,
             ws,
             max_message_bytes: args.max_body_bytes,
@@ -165,6 +164,11 @@ impl App {
         };
         let router = http::router(state, args.max_body_bytes);
         tokio::spawn(prune_events(Arc::downgrade(&store), args.event_retention));
+        tokio::spawn(sample_actors(
+            registry.clone(),
+            channels.clone(),
+            bus.clone(),
+        ));
         Ok(App {
             store,
             registry,
@@ -210,6 +214,22 @@ impl App {
         let _ = tokio::time::timeout(Duration::from_secs(5), connections_ended.recv()).await;
         registry.shutdown();
         Ok(())
+    }
+}
+
+/// Gauges of what runs on this node, and counters the core keeps as plain atomics.
+async fn sample_actors(registry: RestaurantRegistry, channels: ChannelRegistry, bus: Arc<dyn Bus>) {
+    use crate::metrics::{ACTORS, ACTOR_FAILURES, BUS_CONNECTED, EVENTS_RECEIVED};
+    loop {
+        metrics::gauge!(ACTORS, "kind" => "restaurant").set(registry.active() as f64);
+        metrics::gauge!(ACTORS, "kind" => "channel").set(channels.active() as f64);
+        metrics::gauge!(ACTORS, "kind" => "subscription").set(channels.subscribers_alive() as f64);
+        metrics::counter!(ACTOR_FAILURES, "kind" => "subscription")
+            .absolute(channels.failed_subscribers());
+        metrics::counter!(EVENTS_RECEIVED, "source" => "store")
+            .absolute(channels.events_caught_up());
+        metrics::gauge!(BUS_CONNECTED).set(if bus.connected() { 1.0 } else { 0.0 });
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 

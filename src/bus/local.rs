@@ -3,6 +3,7 @@ use orderhub_actors::ports::{Bus, BusSignal, EventSink, Listener, Listening};
 use std::sync::Arc;
 
 use super::Listeners;
+use crate::metrics::{EVENTS_PUBLISHED, EVENTS_RECEIVED};
 
 /// For a single node: publishing hands the event straight to the restaurant's channel.
 #[derive(Clone, Default)]
@@ -18,7 +19,9 @@ impl LocalBus {
 
 impl EventSink for LocalBus {
     fn publish(&self, event: &Event) {
+        metrics::counter!(EVENTS_PUBLISHED).increment(1);
         if let Some(listener) = self.listeners.get(&event.restaurant_id) {
+            metrics::counter!(EVENTS_RECEIVED, "source" => "bus").increment(1);
             listener(BusSignal::Event(Arc::new(event.clone())));
         }
     }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::Listeners;
+use crate::metrics::{BUS_RECONNECTS, EVENTS_PUBLISHED, EVENTS_RECEIVED};
 
 const CHANNEL_PREFIX: &str = "orderhub:restaurant:";
 /// Events waiting to be published; past this they are dropped (the store has them, and
@@ -75,6 +76,7 @@ impl EventSink for RedisBus {
         let Ok(payload) = serde_json::to_string(event) else {
             return;
         };
+        metrics::counter!(EVENTS_PUBLISHED).increment(1);
         if self
             .publish
             .try_send((channel_name(&event.restaurant_id), payload))
@@ -177,6 +179,7 @@ async fn subscribe_loop(client: redis::Client, shared: std::sync::Weak<Shared>) 
         }
         if !first {
             bus.reconnects.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(BUS_RECONNECTS).increment(1);
             tracing::info!("Redis pub/sub reconnected");
         }
         first = false;
@@ -201,6 +204,7 @@ async fn subscribe_loop(client: redis::Client, shared: std::sync::Weak<Shared>) 
             };
             match serde_json::from_slice::<Event>(message.get_payload_bytes()) {
                 Ok(event) if event.restaurant_id == restaurant => {
+                    metrics::counter!(EVENTS_RECEIVED, "source" => "bus").increment(1);
                     listener(BusSignal::Event(Arc::new(event)));
                 }
                 _ => tracing::warn!(

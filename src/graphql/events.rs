@@ -45,6 +45,7 @@ impl Subscription {
         }
         let subscription = services.channels.join(&restaurant, Filter::All).await?;
         let events = live::events(
+            "restaurantEvents",
             services.store.clone(),
             restaurant,
             subscription,
@@ -79,6 +80,7 @@ impl Subscription {
             .ok_or_else(|| ApiError::not_found("order"))?;
         let mut version = current.version;
         let changes = live::events(
+            "orderUpdated",
             services.store.clone(),
             restaurant,
             subscription,

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::ApiError;
+use crate::metrics::{Raised, BUFFER_DEPTH, SLOW_CONSUMER_CUTS, SUBSCRIPTIONS};
 
 /// Events read from the store per round trip when replaying.
 const REPLAY_PAGE: usize = 200;
@@ -22,10 +23,12 @@ struct Feed {
     backlog: VecDeque<Event>,
     expires: Option<tokio::time::Instant>,
     done: bool,
+    _active: Raised,
 }
 
 /// Every event of the subscription with seq > `after` (or, without `after`, from now on).
 pub fn events(
+    field: &'static str,
     store: Arc<dyn Store>,
     restaurant: RestaurantId,
     subscription: Subscription,
@@ -40,6 +43,7 @@ pub fn events(
         backlog: VecDeque::new(),
         expires: expires_at.map(deadline),
         done: false,
+        _active: Raised::new(metrics::gauge!(SUBSCRIPTIONS, "field" => field)),
     };
     stream::unfold(feed, |mut feed| async move {
         let item = feed.next().await?;
@@ -67,6 +71,7 @@ impl Feed {
         while self.sent < replay_until {
             if let Some(event) = self.backlog.pop_front() {
                 self.sent = event.seq;
+                crate::metrics::delivering(event.at.millis());
                 return Some(Ok(Arc::new(event)));
             }
             match self
@@ -82,6 +87,7 @@ impl Feed {
             }
         }
         loop {
+            metrics::histogram!(BUFFER_DEPTH).record(self.subscription.events.len() as f64);
             let received = match self.expires {
                 Some(expires) => tokio::select! {
                     received = self.subscription.events.recv() => received,
@@ -93,6 +99,7 @@ impl Feed {
             };
             // A cut subscription drops what is still buffered: its client resumes instead.
             if self.subscription.ended() == Some(EndReason::SlowConsumer) {
+                metrics::counter!(SLOW_CONSUMER_CUTS, "reason" => "buffer").increment(1);
                 return self.end(ApiError::new(
                     "SLOW_CONSUMER",
                     "the client did not keep up; resubscribe with after: lastSeq",
@@ -106,6 +113,7 @@ impl Feed {
             };
             if event.seq > self.sent {
                 self.sent = event.seq;
+                crate::metrics::delivering(event.at.millis());
                 return Some(Ok(event));
             }
         }

@@ -5,6 +5,7 @@ mod events;
 mod live;
 mod orders;
 mod restaurants;
+mod telemetry;
 mod types;
 
 use async_graphql::{Context, MergedObject, Schema, ID};
@@ -56,7 +57,8 @@ pub fn build(services: Option<Services>) -> AppSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), events::Subscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
-        .limit_recursive_depth(32);
+        .limit_recursive_depth(32)
+        .extension(telemetry::Telemetry);
     if let Some(services) = services {
         builder = builder.data(services);
     }

@@ -7,16 +7,18 @@ use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use orderhub_actors::ports::{Bus, Store};
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tower_http::limit::RequestBodyLimitLayer;
+use tracing::Instrument;
 
 use crate::auth::{AuthError, Tokens};
 use crate::graphql::{AppSchema, Caller};
@@ -44,9 +46,35 @@ pub fn router(state: HttpState, max_body_bytes: usize) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(graphiql::routes())
+        .route_layer(axum::middleware::from_fn(observe))
         .with_state(state)
         // The GraphQL extractor streams the body itself, past axum's DefaultBodyLimit.
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
+}
+
+/// A span and metrics per request, labelled by route template, never by raw path.
+async fn observe(matched: MatchedPath, request: Request, next: Next) -> Response {
+    let method: &'static str = match request.method().as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    };
+    let route = matched.as_str().to_owned();
+    let span =
+        tracing::info_span!("http.request", method, route = %route, status = tracing::field::Empty);
+    let started = Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.record("status", status);
+    let labels = [("method", method.to_owned()), ("route", route)];
+    metrics::histogram!(crate::metrics::HTTP_DURATION, &labels)
+        .record(started.elapsed().as_secs_f64());
+    let mut labels = labels.to_vec();
+    labels.push(("status", status.to_string()));
+    metrics::counter!(crate::metrics::HTTP_REQUESTS, &labels).increment(1);
+    response
 }
 
 /// The caller of a request, from its `Authorization` header. A bad token is remembered, not

@@ -229,11 +229,11 @@ macro_rules! sql_store {
             fn read_pool(&self) -> &sqlx::Pool<$db> {
                 match &self.replica {
                     Some(replica) if replica.routing.replica_ok() => {
-                        metrics::counter!("orderhub_db_reads_total", "pool" => "replica").increment(1);
+                        metrics::counter!(crate::metrics::READS, "pool" => "replica").increment(1);
                         &replica.pool
                     }
                     _ => {
-                        metrics::counter!("orderhub_db_reads_total", "pool" => "writer").increment(1);
+                        metrics::counter!(crate::metrics::READS, "pool" => "writer").increment(1);
                         &self.pool
                     }
                 }
@@ -256,10 +256,12 @@ macro_rules! sql_store {
 
         #[async_trait]
         impl Store for $store {
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "begin"))]
             async fn begin(
                 &self,
                 restaurant: &RestaurantId,
             ) -> Result<Option<Box<dyn RestaurantTx>>, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("begin");
                 let mut tx = self.pool.begin().await.map_err(store_error)?;
                 let row = sqlx::query(sql::LOCK_RESTAURANT)
                     .bind(restaurant.as_str())
@@ -278,7 +280,9 @@ macro_rules! sql_store {
                 Ok(Some(Box::new($tx { tx, restaurant, counters, after_commit })))
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "create_restaurant"))]
             async fn create_restaurant(&self, restaurant: &Restaurant) -> Result<(), StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("create_restaurant");
                 sqlx::query(sql::INSERT_RESTAURANT)
                     .bind(restaurant.id.as_str())
                     .bind(&restaurant.name)
@@ -292,7 +296,9 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "count_restaurants"))]
             async fn count_restaurants(&self) -> Result<i64, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("count_restaurants");
                 let row = sqlx::query(sql::COUNT_RESTAURANTS)
                     .fetch_one(&self.pool)
                     .await
@@ -300,10 +306,12 @@ macro_rules! sql_store {
                 row.try_get(0).map_err(store_error)
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "restaurant"))]
             async fn restaurant(
                 &self,
                 id: &RestaurantId,
             ) -> Result<Option<Restaurant>, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("restaurant");
                 sqlx::query(sql::SELECT_RESTAURANT)
                     .bind(id.as_str())
                     .fetch_optional(self.read_pool())
@@ -314,7 +322,9 @@ macro_rules! sql_store {
                     .transpose()
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "menu"))]
             async fn menu(&self, restaurant: &RestaurantId) -> Result<Vec<MenuItem>, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("menu");
                 sqlx::query(sql::SELECT_MENU)
                     .bind(restaurant.as_str())
                     .fetch_all(self.read_pool())
@@ -325,7 +335,9 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tables"))]
             async fn tables(&self, restaurant: &RestaurantId) -> Result<Vec<Table>, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("tables");
                 sqlx::query(sql::SELECT_TABLES)
                     .bind(restaurant.as_str())
                     .fetch_all(self.read_pool())
@@ -336,11 +348,15 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "order"))]
             async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("order");
                 order_by_id(&mut *self.read_connection().await?, id, None).await
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "orders"))]
             async fn orders(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("orders");
                 let statement = sql::select_orders(query.statuses.len(), query.before.is_some());
                 let mut q = sqlx::query(&statement).bind(query.restaurant_id.as_str());
                 for status in &query.statuses {
@@ -360,7 +376,9 @@ macro_rules! sql_store {
                 with_items(&mut conn, orders).await
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "owner"))]
             async fn owner(&self, thing: Owned<'_>) -> Result<Option<RestaurantId>, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("owner");
                 let (statement, id) = match thing {
                     Owned::Order(id) => (sql::OWNER_OF_ORDER, id.as_str()),
                     Owned::Table(id) => (sql::OWNER_OF_TABLE, id.as_str()),
@@ -375,12 +393,14 @@ macro_rules! sql_store {
                     .transpose()
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "events"))]
             async fn events(
                 &self,
                 restaurant: &RestaurantId,
                 after: i64,
                 limit: usize,
             ) -> Result<Vec<Event>, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("events");
                 sqlx::query(sql::SELECT_EVENTS)
                     .bind(restaurant.as_str())
                     .bind(after)
@@ -393,10 +413,12 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "history"))]
             async fn history(
                 &self,
                 restaurant: &RestaurantId,
             ) -> Result<Option<History>, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("history");
                 let row = sqlx::query(sql::SELECT_HISTORY)
                     .bind(restaurant.as_str())
                     .fetch_optional(&self.pool)
@@ -411,7 +433,9 @@ macro_rules! sql_store {
                 .transpose()
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "prune_events"))]
             async fn prune_events(&self, before: Timestamp) -> Result<u64, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("prune_events");
                 let done = sqlx::query(sql::PRUNE_EVENTS)
                     .bind(before.millis())
                     .execute(&self.pool)
@@ -420,7 +444,9 @@ macro_rules! sql_store {
                 Ok(done.rows_affected())
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "setting"))]
             async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("setting");
                 let row = sqlx::query(sql::SELECT_SETTING)
                     .bind(key)
                     .fetch_optional(&self.pool)
@@ -429,7 +455,9 @@ macro_rules! sql_store {
                 row.map(|row| get(&row, "value")).transpose()
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "init_setting"))]
             async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("init_setting");
                 sqlx::query(sql::INIT_SETTING)
                     .bind(key)
                     .bind(value)
@@ -441,7 +469,9 @@ macro_rules! sql_store {
                     .ok_or_else(|| StoreError::Internal(format!("setting {key} vanished")))
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "ping"))]
             async fn ping(&self) -> Result<(), StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("ping");
                 sqlx::query(sql::PING)
                     .execute(&self.pool)
                     .await
@@ -477,7 +507,9 @@ macro_rules! sql_store {
                 &self.counters
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_table"))]
             async fn table(&mut self, id: &TableId) -> Result<Option<Table>, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("tx_table");
                 sqlx::query(sql::SELECT_TABLE)
                     .bind(id.as_str())
                     .bind(self.restaurant.id.as_str())
@@ -489,10 +521,12 @@ macro_rules! sql_store {
                     .transpose()
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_menu_items"))]
             async fn menu_items(
                 &mut self,
                 ids: &[MenuItemId],
             ) -> Result<Vec<MenuItem>, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("tx_menu_items");
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -510,14 +544,18 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_order"))]
             async fn order(&mut self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("tx_order");
                 order_by_id(&mut self.tx, id, Some(&self.restaurant.id)).await
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_order_by_key"))]
             async fn order_by_key(
                 &mut self,
                 key: &str,
             ) -> Result<Option<(String, OrderId)>, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("tx_order_by_key");
                 let row = sqlx::query(sql::ORDER_BY_KEY)
                     .bind(self.restaurant.id.as_str())
                     .bind(key)
@@ -533,12 +571,14 @@ macro_rules! sql_store {
                 .transpose()
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_insert_order"))]
             async fn insert_order(
                 &mut self,
                 order: &Order,
                 key: &str,
                 fingerprint: &str,
             ) -> Result<(), StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("tx_insert_order");
                 let insert = sqlx::query(sql::INSERT_ORDER)
                     .bind(order.id.as_str())
                     .bind(order.restaurant_id.as_str())
@@ -571,11 +611,13 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_set_ticket"))]
             async fn set_ticket(
                 &mut self,
                 day: BusinessDay,
                 number: i64,
             ) -> Result<(), StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("tx_set_ticket");
                 let id = self.restaurant.id.as_str().to_owned();
                 self.run(
                     sqlx::query(sql::SET_TICKET)
@@ -587,7 +629,9 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_update_order"))]
             async fn update_order(&mut self, order: &Order) -> Result<(), StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("tx_update_order");
                 let update = sqlx::query(sql::UPDATE_ORDER)
                     .bind(order.id.as_str())
                     .bind(order.status.as_str())
@@ -598,7 +642,9 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_insert_table"))]
             async fn insert_table(&mut self, table: &Table) -> Result<(), StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("tx_insert_table");
                 let insert = sqlx::query(sql::INSERT_TABLE)
                     .bind(table.id.as_str())
                     .bind(table.restaurant_id.as_str())
@@ -608,7 +654,9 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_insert_menu_item"))]
             async fn insert_menu_item(&mut self, item: &MenuItem) -> Result<(), StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("tx_insert_menu_item");
                 let insert = sqlx::query(sql::INSERT_MENU_ITEM)
                     .bind(item.id.as_str())
                     .bind(item.restaurant_id.as_str())
@@ -620,7 +668,9 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_set_availability"))]
             async fn set_availability(&mut self, item: &MenuItem) -> Result<(), StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("tx_set_availability");
                 let update = sqlx::query(sql::SET_AVAILABILITY)
                     .bind(item.id.as_str())
                     .bind(item.available)
@@ -629,7 +679,9 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_insert_staff_call"))]
             async fn insert_staff_call(&mut self, call: &StaffCall) -> Result<(), StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("tx_insert_staff_call");
                 let insert = sqlx::query(sql::INSERT_STAFF_CALL)
                     .bind(call.id.as_str())
                     .bind(call.restaurant_id.as_str())
@@ -640,11 +692,13 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_append_event"))]
             async fn append_event(
                 &mut self,
                 kind: EventKind,
                 at: Timestamp,
             ) -> Result<Event, StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("tx_append_event");
                 let row = sqlx::query(sql::NEXT_SEQ)
                     .bind(self.restaurant.id.as_str())
                     .fetch_one(&mut *self.tx)
@@ -668,7 +722,9 @@ macro_rules! sql_store {
                 })
             }
 
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_commit"))]
             async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("tx_commit");
                 self.tx.commit().await.map_err(store_error)?;
                 if let Some((pool, routing)) = &self.after_commit {
                     record_write_position(pool, routing).await;

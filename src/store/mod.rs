@@ -61,6 +61,7 @@ pub async fn connect(
             .map_err(ConnectError::Connect)?;
         // Takes an advisory lock: nodes starting together migrate once.
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        tokio::spawn(sample_pool("writer", pool.clone()));
         let store = postgres::PgStore::new(pool);
         Ok(match replica {
             Some((url, routing)) => {
@@ -86,6 +87,7 @@ pub async fn connect(
             .await
             .map_err(ConnectError::Connect)?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        tokio::spawn(sample_pool("writer", pool.clone()));
         Ok(Arc::new(sqlite::SqliteStore::new(pool)))
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
@@ -107,6 +109,7 @@ async fn connect_replica(
         .connect_with(options)
         .await
         .map_err(ConnectError::ConnectReplica)?;
+    tokio::spawn(sample_pool("replica", pool.clone()));
     tokio::spawn(sample_replica(pool.clone(), Arc::downgrade(&routing)));
     Ok(Replica { pool, routing })
 }
@@ -124,9 +127,20 @@ async fn sample_replica(pool: sqlx::PgPool, routing: Weak<ReadRouting>) {
                     routing.replica_replayed(lsn);
                 }
                 let lag: f64 = row.try_get("lag").unwrap_or_default();
-                metrics::gauge!("orderhub_db_replica_lag_seconds").set(lag);
+                metrics::gauge!(crate::metrics::REPLICA_LAG).set(lag);
             }
             Err(error) => tracing::debug!(%error, "cannot sample the replica"),
         }
+    }
+}
+
+/// Open and idle connections of a pool, for the dashboards, every few seconds.
+async fn sample_pool<DB: sqlx::Database>(name: &'static str, pool: sqlx::Pool<DB>) {
+    while !pool.is_closed() {
+        metrics::gauge!(crate::metrics::POOL_CONNECTIONS, "pool" => name, "state" => "open")
+            .set(pool.size() as f64);
+        metrics::gauge!(crate::metrics::POOL_CONNECTIONS, "pool" => name, "state" => "idle")
+            .set(pool.num_idle() as f64);
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
 }

@@ -10,6 +10,7 @@ use tokio::time::{sleep, timeout, Instant};
 use super::protocol::{self, close, ClientMessage, Payload, Protocol};
 use crate::auth::Tokens;
 use crate::graphql::{AppSchema, Caller};
+use crate::metrics::{Raised, SLOW_CONSUMER_CUTS, WS_CONNECTIONS};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WsConfig {
@@ -45,7 +46,8 @@ pub struct Shutdown {
 
 /// What the connection's writer sends.
 enum Out {
-    Text(String),
+    /// A message, and the commit time of the event it carries, if it carries one.
+    Text(String, Option<i64>),
     Ping,
     Close(u16, String),
 }
@@ -84,6 +86,7 @@ pub async fn serve(
     config: WsConfig,
     mut shutdown: Shutdown,
 ) {
+    let _open = Raised::new(metrics::gauge!(WS_CONNECTIONS));
     let (sink, mut inbound) = socket.split();
     let (out, outbox) = mpsc::channel(OUTBOX);
     let mut writer = tokio::spawn(write_loop(sink, outbox, config.write_timeout));
@@ -133,7 +136,7 @@ pub async fn serve(
                 // A full outbox means the writer is stuck; its own timeout ends the connection.
                 let _ = connection.out.try_send(Out::Ping);
                 if connection.protocol == Protocol::Legacy && connection.caller.is_some() {
-                    let _ = connection.out.try_send(Out::Text(protocol::keep_alive()));
+                    let _ = connection.out.try_send(Out::Text(protocol::keep_alive(), None));
                 }
             }
             _ = shutdown.stopping.wait_for(|stopping| *stopping) => {
@@ -168,7 +171,7 @@ pub async fn serve(
 impl Connection {
     fn send(&self, text: String) {
         // A full outbox means the writer is stuck and about to end the connection.
-        let _ = self.out.try_send(Out::Text(text));
+        let _ = self.out.try_send(Out::Text(text, None));
     }
 
     fn handle(&mut self, text: &str) -> Flow {
@@ -241,7 +244,7 @@ impl Connection {
             self.send(protocol::error(self.protocol, &id, &errors));
             return Flow::Continue;
         }
-        let task = tokio::spawn(run_operation(
+        let task = tokio::spawn(crate::metrics::deliveries(run_operation(
             self.schema.clone(),
             caller,
             self.protocol,
@@ -249,7 +252,7 @@ impl Connection {
             payload,
             self.out.clone(),
             self.finished.clone(),
-        ));
+        )));
         self.operations.insert(id, task.abort_handle());
         Flow::Continue
     }
@@ -283,8 +286,9 @@ async fn run_operation(
                 break;
             }
         };
+        let event = crate::metrics::delivered_event();
         // Waits while the writer is busy: this operation's subscription buffer absorbs it.
-        if out.send(Out::Text(text)).await.is_err() {
+        if out.send(Out::Text(text, event)).await.is_err() {
             return;
         }
         if whole {
@@ -293,7 +297,9 @@ async fn run_operation(
         }
     }
     if !failed {
-        let _ = out.send(Out::Text(protocol::complete(protocol, &id))).await;
+        let _ = out
+            .send(Out::Text(protocol::complete(protocol, &id), None))
+            .await;
     }
     let _ = finished.send(id);
 }
@@ -305,21 +311,26 @@ async fn write_loop(
     write_timeout: Duration,
 ) {
     while let Some(out) = outbox.recv().await {
-        let (message, last) = match out {
-            Out::Text(text) => (Message::Text(text.into()), false),
-            Out::Ping => (Message::Ping(Default::default()), false),
-            Out::Close(code, reason) => (
-                Message::Close(Some(CloseFrame {
+        let (message, last, event) = match out {
+            Out::Text(text, event) => (Message::Text(text.into()), false, event),
+            Out::Ping => (Message::Ping(Default::default()), false, None),
+            Out::Close(code, reason) => {
+                let frame = CloseFrame {
                     code,
                     reason: reason.into(),
-                })),
-                true,
-            ),
+                };
+                (Message::Close(Some(frame)), true, None)
+            }
         };
         match timeout(write_timeout, sink.send(message)).await {
-            Ok(Ok(())) if !last => {}
+            Ok(Ok(())) if !last => {
+                if let Some(committed_at) = event {
+                    crate::metrics::event_written(committed_at);
+                }
+            }
             Ok(Ok(())) | Ok(Err(_)) => return,
             Err(_) => {
+                metrics::counter!(SLOW_CONSUMER_CUTS, "reason" => "socket").increment(1);
                 tracing::info!(timeout = ?write_timeout, "closing a WebSocket whose writes are stuck (slow consumer)");
                 let frame = CloseFrame {
                     code: close::SLOW_CONSUMER,

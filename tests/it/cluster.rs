@@ -13,6 +13,7 @@ use crate::ws_client::{WsClient, LEGACY, RESTAURANT_EVENTS, TRANSPORT_WS};
 /// reaches the other node travelled through Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_on_two_processes_see_every_event_in_order() {
+    let _alone = crate::support::load_test().await;
     let redis = RedisServer::start();
     let database = postgres_url("orderhub_cluster");
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -23,6 +24,9 @@ async fn subscribers_on_two_processes_see_every_event_in_order() {
         ("ORDERHUB_JWT_SECRET", SECRET),
         ("ORDERHUB_NO_DEMO", "true"),
         ("ORDERHUB_CATCH_UP_INTERVAL", "1h"),
+        // This test is about order across nodes, on a CI machine that may be busy compiling;
+        // cutting slow consumers has tests of its own.
+        ("ORDERHUB_SUBSCRIPTION_BUFFER", "4096"),
     ];
     let a = NodeProcess::start(dir, &env);
     let b = NodeProcess::start(dir, &env);
@@ -53,6 +57,7 @@ async fn subscribers_on_two_processes_see_every_event_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_loses_nothing() {
+    let _alone = crate::support::load_test().await;
     let redis = RedisServer::start();
     let database = postgres_url("orderhub_redis_restart");
     let flags = ["--redis-url", &redis.url(), "--catch-up-interval", "1h"];

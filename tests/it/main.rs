@@ -10,6 +10,7 @@ mod authorization;
 mod cli;
 mod cluster;
 mod nodes;
+mod observability;
 mod orders;
 mod realtime;
 mod replica;

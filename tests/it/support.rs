@@ -18,6 +18,7 @@ use crate::harness::postgres::PgServer;
 pub const SECRET: &str = "integration-tests-secret-0123456789abcdef";
 
 /// An orderhub node seen from outside: its URL and how to sign tokens for it.
+#[derive(Clone)]
 pub struct Api {
     pub base: String,
     tokens: Tokens,
@@ -483,4 +484,11 @@ impl NodeProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Load tests hold this while they run, so that two of them never share the machine's two
+/// cores: each measures or relies on subscribers keeping up, not on how busy the CI box is.
+pub async fn load_test() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOAD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOAD.lock().await
 }

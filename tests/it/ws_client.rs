@@ -37,12 +37,37 @@ impl Incoming {
 
 impl WsClient {
     pub async fn connect(server: &Api, protocol: &'static str) -> WsClient {
+        Self::connect_with(server, protocol, None).await
+    }
+
+    /// A client whose socket takes in only a few kilobytes while it is not read: one that
+    /// stops reading is noticed by the server after a handful of events.
+    pub async fn connect_small(server: &Api, protocol: &'static str) -> WsClient {
+        Self::connect_with(server, protocol, Some(2048)).await
+    }
+
+    async fn connect_with(
+        server: &Api,
+        protocol: &'static str,
+        receive_buffer: Option<u32>,
+    ) -> WsClient {
         let url = server.base.replace("http://", "ws://") + "/graphql";
         let mut request = url.into_client_request().expect("request");
         request
             .headers_mut()
             .insert("sec-websocket-protocol", protocol.parse().expect("header"));
-        let (socket, response) = tokio_tungstenite::connect_async(request)
+        let address: std::net::SocketAddr = server
+            .base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("address");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        if let Some(size) = receive_buffer {
+            // Before connecting, so that the TCP window is negotiated small.
+            socket.set_recv_buffer_size(size).expect("receive buffer");
+        }
+        let stream = MaybeTlsStream::Plain(socket.connect(address).await.expect("TCP connects"));
+        let (socket, response) = tokio_tungstenite::client_async(request, stream)
             .await
             .expect("WebSocket connects");
         assert_eq!(

@@ -114,20 +114,22 @@ impl Actor for ChannelActor {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match event {
-            SupervisionEvent::ActorTerminated(cell, _, _) => {
-                state.subscribers.remove(&cell.get_id());
-            }
+        let ended = match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => cell.get_id(),
             SupervisionEvent::ActorFailed(cell, error) => {
                 tracing::warn!(restaurant = %state.restaurant, %error, "a subscriber failed");
-                state
-                    .inner
-                    .stats
-                    .subscribers_failed
-                    .fetch_add(1, Ordering::Relaxed);
-                state.subscribers.remove(&cell.get_id());
+                let stats = &state.inner.stats;
+                stats.subscribers_failed.fetch_add(1, Ordering::Relaxed);
+                cell.get_id()
             }
             _ => return Ok(()),
+        };
+        if state.subscribers.remove(&ended).is_some() {
+            state
+                .inner
+                .stats
+                .subscribers_alive
+                .fetch_sub(1, Ordering::Relaxed);
         }
         if state.subscribers.is_empty() {
             // Out of the registry first: a join racing with this stop gets a fresh channel.
@@ -158,6 +160,10 @@ impl ChannelState {
         .await
         .map_err(|e| CommandError::ActorUnavailable(e.to_string()))?;
         self.subscribers.insert(child.get_id(), child.clone());
+        self.inner
+            .stats
+            .subscribers_alive
+            .fetch_add(1, Ordering::Relaxed);
         Ok(Subscription::new(self.last_seq, receiver, ended, child))
     }
 

@@ -40,6 +40,8 @@ pub struct ChannelStats {
     pub channels_started: AtomicU64,
     pub subscribers_failed: AtomicU64,
     pub events_caught_up: AtomicU64,
+    /// Subscription actors alive now.
+    pub subscribers_alive: AtomicU64,
 }
 
 /// What a registry's channels share.
@@ -121,5 +123,13 @@ impl ChannelRegistry {
 
     pub fn failed_subscribers(&self) -> u64 {
         self.inner.stats.subscribers_failed.load(Ordering::Relaxed)
+    }
+
+    pub fn subscribers_alive(&self) -> u64 {
+        self.inner.stats.subscribers_alive.load(Ordering::Relaxed)
+    }
+
+    pub fn events_caught_up(&self) -> u64 {
+        self.inner.stats.events_caught_up.load(Ordering::Relaxed)
     }
 }

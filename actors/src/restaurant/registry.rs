@@ -2,6 +2,7 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, MessagingErr};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use tracing::Instrument;
 
 use super::actor::{Reply, RestaurantActor, RestaurantMsg};
 use crate::domain::RestaurantId;
@@ -77,7 +78,8 @@ impl RestaurantRegistry {
         let mut last_error = String::new();
         for _ in 0..3 {
             let actor = self.actor_for(restaurant).await?;
-            match actor.call(&message, Some(timeout)).await {
+            let span = tracing::debug_span!("actor.call", actor = "restaurant");
+            match actor.call(&message, Some(timeout)).instrument(span).await {
                 Ok(CallResult::Success(result)) => return result,
                 Ok(CallResult::Timeout) => return Err(CommandError::Timeout(timeout)),
                 Ok(CallResult::SenderError) => {

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod prometheus;
 pub mod redis;
 
 use std::ffi::OsStr;
