@@ -96,6 +96,7 @@ pub struct App {
     pub channels: ChannelRegistry,
     pub router: axum::Router,
     socket_send_buffer: usize,
+    metrics_listen: Option<SocketAddr>,
     stopping: watch::Sender<bool>,
     /// Yields `None` once every WebSocket connection (and the router) has gone.
     connections_ended: mpsc::Receiver<()>,
@@ -162,7 +163,7 @@ impl App {
                 alive: alive.clone(),
             },
         };
-        let router = http::router(state, args.max_body_bytes);
+        let router = http::router(state, args.max_body_bytes, args.metrics_listen.is_none());
         tokio::spawn(prune_events(Arc::downgrade(&store), args.event_retention));
         tokio::spawn(sample_actors(
             registry.clone(),
@@ -177,6 +178,7 @@ impl App {
             channels,
             router,
             socket_send_buffer: args.socket_send_buffer,
+            metrics_listen: args.metrics_listen,
             stopping,
             connections_ended,
         })
@@ -200,6 +202,20 @@ impl App {
             }
             let _ = tcp.set_nodelay(true);
         });
+        if let Some(addr) = self.metrics_listen {
+            let metrics = TcpListener::bind(addr).await?;
+            let mut stopping = self.stopping.subscribe();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stopping.wait_for(|stopping| *stopping).await;
+                };
+                let metrics = axum::serve(metrics, http::metrics_router::<()>())
+                    .with_graceful_shutdown(stopped);
+                if let Err(error) = metrics.await {
+                    tracing::error!(%error, "the metrics listener failed");
+                }
+            });
+        }
         let stopping = self.stopping;
         let shutdown = async move {
             shutdown.await;

@@ -63,6 +63,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
+    /// A separate listener for /metrics (then not served on the main listener).
+    #[arg(long, env = "ORDERHUB_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Redis for fan-out between nodes (redis://…). Without it, events travel in-process,
     /// for a single node.
     #[arg(long, env = "REDIS_URL")]

@@ -39,12 +39,16 @@ pub struct HttpState {
     pub shutdown: Shutdown,
 }
 
-pub fn router(state: HttpState, max_body_bytes: usize) -> Router {
-    Router::new()
+/// Everything on the main listener; `/metrics` too unless it has a listener of its own.
+pub fn router(state: HttpState, max_body_bytes: usize, with_metrics: bool) -> Router {
+    let mut router = Router::new()
         .route("/graphql", post(graphql_post).get(graphql_get))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz));
+    if with_metrics {
+        router = router.merge(metrics_router());
+    }
+    router
         .merge(graphiql::routes())
         .route_layer(axum::middleware::from_fn(observe))
         .with_state(state)
@@ -192,6 +196,11 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
             None => operations.values().any(|op| is(op.node.ty)),
         },
     }
+}
+
+/// `/metrics` alone, for `ORDERHUB_METRICS_LISTEN`.
+pub fn metrics_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new().route("/metrics", get(metrics))
 }
 
 async fn metrics() -> Response {

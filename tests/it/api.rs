@@ -167,3 +167,28 @@ async fn expired_and_malformed_tokens_are_unauthenticated() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_have_a_listener_of_their_own() {
+    let port = crate::harness::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = crate::support::TestServer::start(
+        &crate::support::sqlite_url("metrics-listener"),
+        &["--metrics-listen", &listen],
+    );
+    let own = server
+        .http()
+        .get(format!("http://{listen}/metrics"))
+        .send()
+        .await
+        .expect("metrics listener");
+    assert_eq!(own.status(), 200);
+    assert!(own.text().await.expect("text").contains("# TYPE orderhub_"));
+    let main = server
+        .http()
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .expect("main listener");
+    assert_eq!(main.status(), 404, "not on the main listener then");
+}
