@@ -158,14 +158,7 @@ async fn cancelling_depends_on_role_and_status(server: &'static TestServer) {
     assert_eq!(cancelled.int("cancelOrder.version"), 2);
 
     let accepted = f.place(server, "c2").await;
-    server
-        .gql(
-            Some(&f.staff),
-            ADVANCE,
-            json!({"o": accepted, "to": "ACCEPTED"}),
-        )
-        .await
-        .ok();
+    f.advance(server, &accepted, "ACCEPTED").await;
     let late = server
         .gql(
             Some(&f.customer),
@@ -372,14 +365,7 @@ async fn orders_page_newest_first_with_filters(server: &'static TestServer) {
     for i in 0..5 {
         placed.push(f.place(server, &format!("page{i}")).await);
     }
-    server
-        .gql(
-            Some(&f.staff),
-            ADVANCE,
-            json!({"o": placed[1], "to": "ACCEPTED"}),
-        )
-        .await
-        .ok();
+    f.advance(server, &placed[1], "ACCEPTED").await;
     const PAGE: &str = "query($r: ID!, $s: [OrderStatus!], $first: Int, $after: String) { \
         orders(restaurantId: $r, statuses: $s, first: $first, after: $after) { \
         edges { cursor node { id status } } pageInfo { hasNextPage endCursor } } }";
@@ -502,14 +488,7 @@ async fn staff_calls(server: &'static TestServer) {
 async fn events_are_numbered_without_gaps(server: &'static TestServer) {
     let f = server.fixture().await;
     let order = f.place(server, "ev1").await;
-    server
-        .gql(
-            Some(&f.staff),
-            ADVANCE,
-            json!({"o": order, "to": "ACCEPTED"}),
-        )
-        .await
-        .ok();
+    f.advance(server, &order, "ACCEPTED").await;
     server
         .gql(Some(&f.staff), "mutation($m: ID!) { setMenuItemAvailability(menuItemId: $m, available: false) { id } }", json!({"m": f.menu[1]}))
         .await

@@ -5,9 +5,7 @@ use async_graphql::futures_util::future::join_all;
 use serde_json::json;
 use std::time::Duration;
 
-use crate::support::{
-    on_every_backend, sqlite, sqlite_url, Api, Fixture, TestServer, ADVANCE, PLACE,
-};
+use crate::support::{on_every_backend, sqlite, sqlite_url, Api, Fixture, TestServer, PLACE};
 use crate::ws_client::{
     Incoming, WsClient, LEGACY, ORDER_UPDATED, RESTAURANT_EVENTS, TRANSPORT_WS,
 };
@@ -173,14 +171,7 @@ async fn order_updated_starts_with_the_current_state() {
         json!({"id": order, "status": "PLACED", "version": 1})
     );
     f.place(server, "unrelated").await;
-    server
-        .gql(
-            Some(&f.staff),
-            ADVANCE,
-            json!({"o": order, "to": "ACCEPTED"}),
-        )
-        .await
-        .ok();
+    f.advance(server, &order, "ACCEPTED").await;
     let second = phone.next_result("o").await;
     assert_eq!(
         second["data"]["orderUpdated"],

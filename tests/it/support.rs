@@ -247,6 +247,14 @@ impl Fixture {
         })
     }
 
+    /// Moves an order one step as staff; the move must succeed.
+    pub async fn advance(&self, server: &Api, order: &str, to: &str) {
+        server
+            .gql(Some(&self.staff), ADVANCE, json!({"o": order, "to": to}))
+            .await
+            .ok();
+    }
+
     /// Places a one-ramen order as the customer and returns its id.
     pub async fn place(&self, server: &Api, key: &str) -> String {
         let placed = server
