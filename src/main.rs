@@ -31,21 +31,73 @@ async fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,ractor=warn"));
     // Colours only for a person at a terminal, never into log files.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let fmt = tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal());
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otlp::layer()?)
+        .try_init()
+        .context("cannot install the log subscriber")
+}
+
+/// Spans to an OpenTelemetry collector over OTLP/HTTP, when built with the `otlp` feature
+/// and `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the standard OTEL_* variables apply).
+#[cfg(feature = "otlp")]
+mod otlp {
+    use opentelemetry::trace::TracerProvider;
+    use tracing_subscriber::Layer;
+
+    pub fn layer<S>() -> anyhow::Result<Option<Box<dyn Layer<S> + Send + Sync>>>
+    where
+        S: tracing::Subscriber
+            + for<'span> tracing_subscriber::registry::LookupSpan<'span>
+            + Send
+            + Sync,
+    {
+        if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
+            return Ok(None);
+        }
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()?;
+        let resource = opentelemetry_sdk::Resource::builder()
+            .with_service_name("orderhub")
+            .build();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build();
+        let tracer = provider.tracer("orderhub");
+        Ok(Some(
+            tracing_opentelemetry::layer().with_tracer(tracer).boxed(),
+        ))
+    }
+}
+
+#[cfg(not(feature = "otlp"))]
+mod otlp {
+    pub fn layer() -> anyhow::Result<Option<tracing_subscriber::layer::Identity>> {
+        if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
+            eprintln!("orderhub: OTEL_EXPORTER_OTLP_ENDPOINT is set, but this build has no OTLP exporter (build with --features otlp)");
+        }
+        Ok(None)
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format);
+    init_logging(args.log_format)?;
     let app = App::build(&args).await?;
     match app.secret_source {
         SecretSource::Configured => {}
