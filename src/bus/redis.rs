@@ -8,7 +8,7 @@ use async_graphql::futures_util::StreamExt;
 use orderhub_actors::domain::{Event, RestaurantId};
 use orderhub_actors::ports::{Bus, BusSignal, EventSink, Listener, Listening};
 use redis::aio::{ConnectionManager, PubSubSink};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -33,7 +33,6 @@ struct Shared {
     /// The live connection's subscribe handle; `None` while disconnected.
     sink: Mutex<Option<PubSubSink>>,
     connected: AtomicBool,
-    reconnects: AtomicU64,
 }
 
 fn channel_name(restaurant: &RestaurantId) -> String {
@@ -49,17 +48,11 @@ impl RedisBus {
             listeners: Listeners::default(),
             sink: Mutex::new(None),
             connected: AtomicBool::new(false),
-            reconnects: AtomicU64::new(0),
         });
         let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
         tokio::spawn(publish_loop(client.clone(), queue));
         tokio::spawn(subscribe_loop(client, Arc::downgrade(&shared)));
         Ok(RedisBus { shared, publish })
-    }
-
-    /// How often the pub/sub connection was re-established.
-    pub fn reconnects(&self) -> u64 {
-        self.shared.reconnects.load(Ordering::Relaxed)
     }
 
     fn sink(&self) -> Option<PubSubSink> {
@@ -178,7 +171,6 @@ async fn subscribe_loop(client: redis::Client, shared: std::sync::Weak<Shared>) 
             continue;
         }
         if !first {
-            bus.reconnects.fetch_add(1, Ordering::Relaxed);
             metrics::counter!(BUS_RECONNECTS).increment(1);
             tracing::info!("Redis pub/sub reconnected");
         }

@@ -150,6 +150,8 @@ impl OrderMutation {
     async fn place_order(&self, ctx: &Context<'_>, input: PlaceOrderInput) -> ApiResult<Order> {
         let by = principal(ctx)?;
         let request = input.into_request()?;
+        // Checked again by the actor; checked here so that no actor is spawned for a
+        // restaurant the caller cannot order from.
         by.may_act_for_table(&request.restaurant_id, &request.table_id)?;
         let restaurant = request.restaurant_id.clone();
         let order = command(ctx, &restaurant, |by, reply| RestaurantMsg::PlaceOrder {

@@ -245,10 +245,6 @@ macro_rules! sql_store {
                 }
             }
 
-            pub fn pool(&self) -> &sqlx::Pool<$db> {
-                &self.pool
-            }
-
             async fn read_connection(&self) -> Result<sqlx::pool::PoolConnection<$db>, StoreError> {
                 self.read_pool().acquire().await.map_err(store_error)
             }

@@ -18,10 +18,20 @@ pub const INSERT_RESTAURANT: &str = "INSERT INTO restaurants \
      (id, name, currency, utc_offset_minutes, created_at) VALUES ($1, $2, $3, $4, $5)";
 pub const COUNT_RESTAURANTS: &str = "SELECT COUNT(*) FROM restaurants";
 
-pub const MENU_COLUMNS: &str = "m.id, m.restaurant_id, m.name, m.price, m.available, r.currency";
-pub const SELECT_MENU: &str = "SELECT m.id, m.restaurant_id, m.name, m.price, m.available, \
-     r.currency FROM menu_items m JOIN restaurants r ON r.id = m.restaurant_id \
-     WHERE m.restaurant_id = $1 ORDER BY m.created_at, m.id";
+macro_rules! menu_columns {
+    () => {
+        "m.id, m.restaurant_id, m.name, m.price, m.available, r.currency"
+    };
+}
+
+/// A menu item's columns, its price's currency taken from the restaurant (alias `r`).
+pub const MENU_COLUMNS: &str = menu_columns!();
+pub const SELECT_MENU: &str = concat!(
+    "SELECT ",
+    menu_columns!(),
+    " FROM menu_items m JOIN restaurants r ON r.id = m.restaurant_id \
+     WHERE m.restaurant_id = $1 ORDER BY m.created_at, m.id"
+);
 pub const INSERT_MENU_ITEM: &str = "INSERT INTO menu_items \
      (id, restaurant_id, name, price, available, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
 pub const SET_AVAILABILITY: &str =

@@ -65,7 +65,6 @@ impl Actor for ChannelActor {
             .await?
             .map_or(0, |h| h.last_seq);
         myself.send_interval(inner.config.catch_up_every, || ChannelMsg::CatchUp);
-        inner.stats.channels_started.fetch_add(1, Ordering::Relaxed);
         Ok(ChannelState {
             restaurant,
             inner,

@@ -7,5 +7,5 @@ mod registry;
 mod subscriber;
 
 pub use actor::{ChannelActor, ChannelMsg};
-pub use registry::{ChannelConfig, ChannelInner, ChannelRegistry, ChannelStats};
+pub use registry::{ChannelConfig, ChannelInner, ChannelRegistry};
 pub use subscriber::{EndReason, Filter, SubscriberMsg, Subscription, SubscriptionActor};

@@ -36,8 +36,7 @@ impl Default for ChannelConfig {
 
 /// Counters for operators.
 #[derive(Debug, Default)]
-pub struct ChannelStats {
-    pub channels_started: AtomicU64,
+pub(crate) struct ChannelStats {
     pub subscribers_failed: AtomicU64,
     pub events_caught_up: AtomicU64,
     /// Subscription actors alive now.
@@ -115,10 +114,6 @@ impl ChannelRegistry {
     /// Channels running on this node.
     pub fn active(&self) -> usize {
         self.inner.channels.len()
-    }
-
-    pub fn stats(&self) -> &ChannelStats {
-        &self.inner.stats
     }
 
     pub fn failed_subscribers(&self) -> u64 {
