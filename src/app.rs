@@ -1,6 +1,5 @@
 //! Wiring: from configuration to a running server.
 
-use axum::serve::ListenerExt;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use orderhub_actors::channel::{ChannelConfig, ChannelRegistry};
@@ -13,16 +12,18 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{watch, Semaphore};
 
 use crate::auth::{Tokens, WeakSecret};
 use crate::bus::{LocalBus, RedisBus};
 use crate::config::{ServeArgs, StoreArgs};
 use crate::graphql::{self, Services};
+use crate::http::server::ServerLimits;
 use crate::http::{self, HttpState};
+use crate::rate_limit::RateLimiter;
 use crate::store::routing::ReadRouting;
 use crate::store::{self, ConnectError};
-use crate::ws::{Shutdown, WsConfig};
+use crate::ws::{WsConfig, WsServices};
 
 /// Why the server could not start; one line each, for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -95,11 +96,12 @@ pub struct App {
     pub secret_source: SecretSource,
     pub channels: ChannelRegistry,
     pub router: axum::Router,
-    socket_send_buffer: usize,
+    limits: ServerLimits,
+    shutdown_timeout: Duration,
     metrics_listen: Option<SocketAddr>,
+    /// Turned true when the server stops: the accept loop, every connection and every
+    /// WebSocket watch it.
     stopping: watch::Sender<bool>,
-    /// Yields `None` once every WebSocket connection (and the router) has gone.
-    connections_ended: mpsc::Receiver<()>,
 }
 
 impl App {
@@ -143,12 +145,18 @@ impl App {
             reads: reads.clone(),
         }));
         let stopping = watch::Sender::new(false);
-        let (alive, connections_ended) = mpsc::channel(1);
-        let ws = WsConfig {
-            init_timeout: args.ws_init_timeout,
-            keepalive: args.ws_keepalive,
-            write_timeout: args.slow_consumer_timeout,
-            ..WsConfig::default()
+        let rate_limit = RateLimiter::new(args.rate_limit, args.rate_limit_burst).map(Arc::new);
+        let ws = WsServices {
+            schema: schema.clone(),
+            tokens: tokens.clone(),
+            config: WsConfig {
+                init_timeout: args.ws_init_timeout,
+                keepalive: args.ws_keepalive,
+                write_timeout: args.slow_consumer_timeout,
+                max_subscriptions: args.ws_max_subscriptions,
+            },
+            rate_limit: rate_limit.clone(),
+            stopping: stopping.subscribe(),
         };
         let state = HttpState {
             schema,
@@ -157,11 +165,10 @@ impl App {
             bus: bus.clone(),
             reads,
             ws,
+            websockets: Arc::new(Semaphore::new(args.max_websockets)),
             max_message_bytes: args.max_body_bytes,
-            shutdown: Shutdown {
-                stopping: stopping.subscribe(),
-                alive: alive.clone(),
-            },
+            rate_limit,
+            query_timeout: args.query_timeout,
         };
         let router = http::router(state, args.max_body_bytes, args.metrics_listen.is_none());
         tokio::spawn(prune_events(Arc::downgrade(&store), args.event_retention));
@@ -177,31 +184,25 @@ impl App {
             secret_source,
             channels,
             router,
-            socket_send_buffer: args.socket_send_buffer,
+            limits: ServerLimits {
+                max_connections: args.max_connections,
+                header_timeout: args.header_timeout,
+                socket_send_buffer: args.socket_send_buffer,
+            },
+            shutdown_timeout: args.shutdown_timeout,
             metrics_listen: args.metrics_listen,
             stopping,
-            connections_ended,
         })
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish and stops the
-    /// restaurant actors after the commands they already hold.
+    /// Serves until `shutdown` completes; then stops accepting, lets requests in flight
+    /// finish, closes WebSockets with 1001 (their clients resume elsewhere) and stops the
+    /// restaurant actors after the commands they hold — all within the shutdown timeout.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let registry = self.registry.clone();
-        let send_buffer = self.socket_send_buffer;
-        // Linux lets a send buffer grow to megabytes; a small one makes a client that stopped
-        // reading show up as a stuck write within kilobytes.
-        let listener = listener.tap_io(move |tcp| {
-            let socket = socket2::SockRef::from(&*tcp);
-            if let Err(error) = socket.set_send_buffer_size(send_buffer) {
-                tracing::debug!(%error, "cannot set the socket send buffer");
-            }
-            let _ = tcp.set_nodelay(true);
-        });
         if let Some(addr) = self.metrics_listen {
             let metrics = TcpListener::bind(addr).await?;
             let mut stopping = self.stopping.subscribe();
@@ -216,19 +217,27 @@ impl App {
                 }
             });
         }
-        let stopping = self.stopping;
-        let shutdown = async move {
-            shutdown.await;
-            // Upgraded WebSockets are not part of axum's graceful shutdown: tell them.
-            stopping.send_replace(true);
-        };
-        let mut connections_ended = self.connections_ended;
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        // The router held a sender too; it is gone now. Give WebSockets a moment to close.
-        let _ = tokio::time::timeout(Duration::from_secs(5), connections_ended.recv()).await;
-        registry.shutdown();
+        let server = tokio::spawn(http::server::run(
+            listener,
+            self.router,
+            self.limits,
+            self.stopping.subscribe(),
+        ));
+        shutdown.await;
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        self.stopping.send_replace(true);
+        if tokio::time::timeout_at(deadline, server).await.is_err() {
+            tracing::warn!(
+                timeout = ?self.shutdown_timeout,
+                "connections still open at the shutdown deadline: closing them"
+            );
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        // Requests are over, so no new command arrives; what the actors hold is written and
+        // published before the process ends.
+        self.registry
+            .shutdown(left.max(Duration::from_secs(1)))
+            .await;
         Ok(())
     }
 }

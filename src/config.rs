@@ -20,6 +20,8 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+// Parsed once at start; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (the default).
@@ -124,6 +126,42 @@ pub struct ServeArgs {
     /// Largest HTTP request body accepted, in bytes.
     #[arg(long, env = "ORDERHUB_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
+
+    /// After SIGTERM or SIGINT: how long in-flight requests get to finish and WebSockets to
+    /// close before the process exits anyway.
+    #[arg(long, env = "ORDERHUB_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// TCP connections (HTTP and WebSocket) open at once; more are closed as they arrive.
+    #[arg(long, env = "ORDERHUB_MAX_CONNECTIONS", default_value_t = 12_000)]
+    pub max_connections: usize,
+
+    /// WebSocket connections open at once; more upgrades are refused with HTTP 503.
+    #[arg(long, env = "ORDERHUB_MAX_WEBSOCKETS", default_value_t = 10_000)]
+    pub max_websockets: usize,
+
+    /// Subscriptions running at once on one WebSocket; more are refused with RATE_LIMITED.
+    #[arg(long, env = "ORDERHUB_WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub ws_max_subscriptions: usize,
+
+    /// A connection that has not sent a whole request head this long after opening (or after
+    /// its last response) is closed: idle and slowloris connections do not pile up.
+    #[arg(long, env = "ORDERHUB_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Operations per second per token (GraphQL requests and subscribe messages), sustained;
+    /// more are refused with RATE_LIMITED (HTTP 429 with Retry-After). 0 turns the limit off.
+    #[arg(long, env = "ORDERHUB_RATE_LIMIT", default_value_t = 100)]
+    pub rate_limit: u32,
+
+    /// Operations a token may send in a burst above the sustained rate.
+    #[arg(long, env = "ORDERHUB_RATE_LIMIT_BURST", default_value_t = 200)]
+    pub rate_limit_burst: u32,
+
+    /// A query (over HTTP) that takes longer is answered with TIMEOUT. Mutations are bounded
+    /// by ORDERHUB_COMMAND_TIMEOUT instead, so that a write is never cut half-way.
+    #[arg(long, env = "ORDERHUB_QUERY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub query_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -9,5 +9,6 @@ pub mod demo;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod rate_limit;
 pub mod store;
 pub mod ws;

@@ -12,6 +12,8 @@ pub const OPERATIONS: &str = "orderhub_graphql_operations_total";
 pub const OPERATION_DURATION: &str = "orderhub_graphql_operation_duration_seconds";
 pub const RESOLVER_DURATION: &str = "orderhub_graphql_resolver_duration_seconds";
 pub const WS_CONNECTIONS: &str = "orderhub_ws_connections";
+pub const CONNECTIONS_REFUSED: &str = "orderhub_connections_refused_total";
+pub const RATE_LIMITED: &str = "orderhub_rate_limited_total";
 pub const SUBSCRIPTIONS: &str = "orderhub_subscriptions_active";
 pub const EVENTS_PUBLISHED: &str = "orderhub_events_published_total";
 pub const EVENTS_RECEIVED: &str = "orderhub_events_received_total";
@@ -102,6 +104,14 @@ fn describe() {
         "Duration of fields with a real resolver, by Type.field."
     );
     describe_gauge!(WS_CONNECTIONS, "Open WebSocket connections.");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections refused at a limit, by reason (max_connections, max_websockets)."
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        "Operations refused with RATE_LIMITED, by transport (http, ws)."
+    );
     describe_gauge!(SUBSCRIPTIONS, "Active GraphQL subscriptions by field.");
     describe_counter!(EVENTS_PUBLISHED, "Events handed to the bus after commit.");
     describe_counter!(
@@ -169,6 +179,12 @@ fn zero() {
     }
     for pool in ["writer", "replica"] {
         metrics::counter!(READS, "pool" => pool).absolute(0);
+    }
+    for reason in ["max_connections", "max_websockets"] {
+        metrics::counter!(CONNECTIONS_REFUSED, "reason" => reason).absolute(0);
+    }
+    for transport in ["http", "ws"] {
+        metrics::counter!(RATE_LIMITED, "transport" => transport).absolute(0);
     }
     metrics::counter!(ACTOR_FAILURES, "kind" => "subscription").absolute(0);
     metrics::counter!(EVENTS_PUBLISHED).absolute(0);

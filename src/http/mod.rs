@@ -1,6 +1,7 @@
 //! HTTP: the GraphQL endpoint, health checks and GraphiQL.
 
 mod graphiql;
+pub mod server;
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql_axum::rejection::GraphQLRejection;
@@ -22,8 +23,9 @@ use tracing::Instrument;
 
 use crate::auth::{AuthError, Tokens};
 use crate::graphql::{AppSchema, Caller};
+use crate::rate_limit::RateLimiter;
 use crate::store::routing::ReadRouting;
-use crate::ws::{self, Protocol, Shutdown, WsConfig};
+use crate::ws::{self, Protocol, WsServices};
 
 #[derive(Clone)]
 pub struct HttpState {
@@ -32,11 +34,14 @@ pub struct HttpState {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn Bus>,
     pub reads: Arc<ReadRouting>,
-    pub ws: WsConfig,
+    pub ws: WsServices,
+    /// One permit per open WebSocket.
+    pub websockets: Arc<tokio::sync::Semaphore>,
     /// Largest WebSocket message accepted from a client.
     pub max_message_bytes: usize,
-    /// WebSockets close with 1001 when the server stops, and it waits for them.
-    pub shutdown: Shutdown,
+    pub rate_limit: Option<Arc<RateLimiter>>,
+    /// Queries over HTTP taking longer are answered with TIMEOUT.
+    pub query_timeout: Duration,
 }
 
 /// Everything on the main listener; `/metrics` too unless it has a listener of its own.
@@ -101,26 +106,79 @@ async fn graphql_post(
     State(state): State<HttpState>,
     headers: HeaderMap,
     request: GraphQLRequest,
-) -> GraphQLResponse {
-    execute(&state, &headers, request.into_inner()).await.into()
+) -> Response {
+    execute(&state, &headers, request.into_inner()).await
 }
 
-/// Executes a request as its caller, with the caller's read-your-writes requirement in scope.
+/// Executes a request as its caller, with the caller's read-your-writes requirement in scope:
+/// within the caller's rate limit, and for queries within the query timeout.
 async fn execute(
     state: &HttpState,
     headers: &HeaderMap,
     request: async_graphql::Request,
-) -> async_graphql::Response {
+) -> Response {
     let caller = caller(&state.tokens, headers);
     let client = match &caller {
         Caller::Authenticated(principal) => Some(principal.subject.clone()),
         _ => None,
     };
+    if let (Some(limiter), Some(_)) = (&state.rate_limit, &client) {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        if let Err(retry_after) = limiter.check(token) {
+            return rate_limited(retry_after);
+        }
+    }
+    let bounded = !is_mutation(&request);
     let request = request.data(caller);
-    state
+    let executing = state
         .reads
-        .scope(client.as_deref(), state.schema.execute(request))
-        .await
+        .scope(client.as_deref(), state.schema.execute(request));
+    let response = if bounded {
+        match tokio::time::timeout(state.query_timeout, executing).await {
+            Ok(response) => response,
+            Err(_) => timed_out(state.query_timeout),
+        }
+    } else {
+        executing.await
+    };
+    GraphQLResponse::from(response).into_response()
+}
+
+/// HTTP 429 with the GraphQL error RATE_LIMITED and when to try again.
+fn rate_limited(retry_after: Duration) -> Response {
+    metrics::counter!(crate::metrics::RATE_LIMITED, "transport" => "http").increment(1);
+    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let mut body = error_body(
+        "RATE_LIMITED",
+        "too many requests for this token; retry later",
+    );
+    body.0["errors"][0]["extensions"]["retryAfterSeconds"] = json!(seconds);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, seconds.to_string())],
+        body,
+    )
+        .into_response()
+}
+
+/// A GraphQL error body for a request refused before execution.
+fn error_body(code: &str, message: &str) -> Json<serde_json::Value> {
+    Json(json!({"errors": [{"message": message, "extensions": {"code": code}}]}))
+}
+
+fn timed_out(limit: Duration) -> async_graphql::Response {
+    use async_graphql::ErrorExtensions;
+    let error = async_graphql::Error::new(format!(
+        "the query took longer than {} ms and was stopped",
+        limit.as_millis()
+    ))
+    .extend_with(|_, extensions| extensions.set("code", "TIMEOUT"));
+    async_graphql::Response::from_errors(vec![
+        error.into_server_error(async_graphql::Pos::default())
+    ])
 }
 
 /// GET: a WebSocket upgrade for subscriptions, or a query. A mutation through a link or an
@@ -139,18 +197,15 @@ async fn graphql_get(
         Err(rejection) => return rejection.into_response(),
     };
     if is_mutation(&request) {
-        let body = json!({"errors": [{
-            "message": "mutations must be sent with POST",
-            "extensions": {"code": "BAD_REQUEST"}
-        }]});
+        let body = error_body("BAD_REQUEST", "mutations must be sent with POST");
         return (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "POST")],
-            Json(body),
+            body,
         )
             .into_response();
     }
-    GraphQLResponse::from(execute(&state, &headers, request).await).into_response()
+    execute(&state, &headers, request).await
 }
 
 fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -> Response {
@@ -165,18 +220,29 @@ fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -
         let message = "WebSocket subprotocol must be graphql-transport-ws or graphql-ws";
         return (StatusCode::BAD_REQUEST, message).into_response();
     };
+    let Ok(permit) = state.websockets.clone().try_acquire_owned() else {
+        metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "reason" => "max_websockets")
+            .increment(1);
+        let body = error_body(
+            "UNAVAILABLE",
+            "this node has as many WebSocket connections as it accepts; retry shortly",
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            body,
+        )
+            .into_response();
+    };
     // A token on the upgrade request counts unless connection_init brings one.
     let upgrade_caller = caller(&state.tokens, headers);
-    upgrade.on_upgrade(move |socket| {
-        ws::serve(
-            socket,
-            protocol,
-            state.schema,
-            state.tokens,
-            upgrade_caller,
-            state.ws,
-            state.shutdown,
-        )
+    let upgrade_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    upgrade.on_upgrade(move |socket| async move {
+        ws::serve(socket, protocol, upgrade_caller, upgrade_token, state.ws).await;
+        drop(permit);
     })
 }
 

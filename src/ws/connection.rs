@@ -2,6 +2,7 @@ use async_graphql::futures_util::{SinkExt, StreamExt};
 use async_graphql::Variables;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
@@ -10,7 +11,8 @@ use tokio::time::{sleep, timeout, Instant};
 use super::protocol::{self, close, ClientMessage, Payload, Protocol};
 use crate::auth::Tokens;
 use crate::graphql::{AppSchema, Caller};
-use crate::metrics::{Raised, SLOW_CONSUMER_CUTS, WS_CONNECTIONS};
+use crate::metrics::{Raised, RATE_LIMITED, SLOW_CONSUMER_CUTS, WS_CONNECTIONS};
+use crate::rate_limit::RateLimiter;
 
 #[derive(Debug, Clone, Copy)]
 pub struct WsConfig {
@@ -21,8 +23,8 @@ pub struct WsConfig {
     /// A socket write stuck this long closes the connection (4508): the client reconnects and
     /// resumes with `after`.
     pub write_timeout: Duration,
-    /// Operations running at once on one connection.
-    pub max_operations: usize,
+    /// Subscriptions (operations) running at once on one connection.
+    pub max_subscriptions: usize,
 }
 
 impl Default for WsConfig {
@@ -31,17 +33,20 @@ impl Default for WsConfig {
             init_timeout: Duration::from_secs(3),
             keepalive: Duration::from_secs(15),
             write_timeout: Duration::from_secs(5),
-            max_operations: 100,
+            max_subscriptions: 100,
         }
     }
 }
 
-/// Tells a connection that the server is stopping, and tells the server (by being dropped)
-/// that the connection has ended.
+/// What every WebSocket connection of a node shares.
 #[derive(Clone)]
-pub struct Shutdown {
+pub struct WsServices {
+    pub schema: AppSchema,
+    pub tokens: Tokens,
+    pub config: WsConfig,
+    pub rate_limit: Option<Arc<RateLimiter>>,
+    /// Turns true when the server stops: connections close with 1001.
     pub stopping: watch::Receiver<bool>,
-    pub alive: mpsc::Sender<()>,
 }
 
 /// What the connection's writer sends.
@@ -61,9 +66,13 @@ struct Connection {
     schema: AppSchema,
     tokens: Tokens,
     config: WsConfig,
+    rate_limit: Option<Arc<RateLimiter>>,
     upgrade_caller: Caller,
+    upgrade_token: Option<String>,
     /// Set by `connection_init`; operations may start once it is.
     caller: Option<Caller>,
+    /// The token the caller authenticated with: its rate limit applies to subscribe messages.
+    token: Option<String>,
     init_received: bool,
     operations: HashMap<String, AbortHandle>,
     out: mpsc::Sender<Out>,
@@ -80,12 +89,17 @@ enum Flow {
 pub async fn serve(
     socket: WebSocket,
     protocol: Protocol,
-    schema: AppSchema,
-    tokens: Tokens,
     upgrade_caller: Caller,
-    config: WsConfig,
-    mut shutdown: Shutdown,
+    upgrade_token: Option<String>,
+    services: WsServices,
 ) {
+    let WsServices {
+        schema,
+        tokens,
+        config,
+        rate_limit,
+        mut stopping,
+    } = services;
     let _open = Raised::new(metrics::gauge!(WS_CONNECTIONS));
     let (sink, mut inbound) = socket.split();
     let (out, outbox) = mpsc::channel(OUTBOX);
@@ -96,8 +110,11 @@ pub async fn serve(
         schema,
         tokens,
         config,
+        rate_limit,
         upgrade_caller,
+        upgrade_token,
         caller: None,
+        token: None,
         init_received: false,
         operations: HashMap::new(),
         out,
@@ -139,7 +156,7 @@ pub async fn serve(
                     let _ = connection.out.try_send(Out::Text(protocol::keep_alive(), None));
                 }
             }
-            _ = shutdown.stopping.wait_for(|stopping| *stopping) => {
+            _ = stopping.wait_for(|stopping| *stopping) => {
                 // Clients reconnect (to another node) and resume with `after`.
                 break Some((close::GOING_AWAY, "Server shutting down".into()));
             }
@@ -165,13 +182,21 @@ pub async fn serve(
     if !writer_done {
         let _ = timeout(Duration::from_secs(1), writer).await;
     }
-    drop(shutdown);
 }
 
 impl Connection {
     fn send(&self, text: String) {
         // A full outbox means the writer is stuck and about to end the connection.
         let _ = self.out.try_send(Out::Text(text, None));
+    }
+
+    /// Ends operation `id` before it starts, with RATE_LIMITED; the connection stays open.
+    fn refuse(&self, id: &str, message: &str) {
+        let errors = serde_json::json!([{
+            "message": message,
+            "extensions": {"code": "RATE_LIMITED"}
+        }]);
+        self.send(protocol::error(self.protocol, id, &errors));
     }
 
     fn handle(&mut self, text: &str) -> Flow {
@@ -205,13 +230,14 @@ impl Connection {
             );
         }
         self.init_received = true;
-        let caller = match payload.as_ref().and_then(protocol::authorization) {
+        let (caller, token) = match payload.as_ref().and_then(protocol::authorization) {
             Some(header) => match self.tokens.verify_header(header) {
-                Ok(principal) => Caller::Authenticated(principal),
-                Err(error) => Caller::Rejected(error),
+                Ok(principal) => (Caller::Authenticated(principal), Some(header.to_owned())),
+                Err(error) => (Caller::Rejected(error), None),
             },
-            None => self.upgrade_caller.clone(),
+            None => (self.upgrade_caller.clone(), self.upgrade_token.take()),
         };
+        self.token = token;
         if let Caller::Rejected(error) = &caller {
             if self.protocol == Protocol::Legacy {
                 self.send(protocol::connection_error(&error.to_string()));
@@ -236,13 +262,20 @@ impl Connection {
                 format!("Subscriber for {id} already exists"),
             );
         }
-        if self.operations.len() >= self.config.max_operations {
-            let errors = serde_json::json!([{
-                "message": format!("at most {} operations per connection", self.config.max_operations),
-                "extensions": {"code": "RATE_LIMITED"}
-            }]);
-            self.send(protocol::error(self.protocol, &id, &errors));
+        if self.operations.len() >= self.config.max_subscriptions {
+            let message = format!(
+                "at most {} subscriptions per connection",
+                self.config.max_subscriptions
+            );
+            self.refuse(&id, &message);
             return Flow::Continue;
+        }
+        if let (Some(limiter), Some(token)) = (&self.rate_limit, &self.token) {
+            if limiter.check(token).is_err() {
+                metrics::counter!(RATE_LIMITED, "transport" => "ws").increment(1);
+                self.refuse(&id, "too many requests for this token; retry later");
+                return Flow::Continue;
+            }
         }
         let task = tokio::spawn(crate::metrics::deliveries(run_operation(
             self.schema.clone(),

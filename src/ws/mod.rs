@@ -7,5 +7,5 @@
 mod connection;
 mod protocol;
 
-pub use connection::{serve, Shutdown, WsConfig};
+pub use connection::{serve, WsConfig, WsServices};
 pub use protocol::{close, Protocol};

@@ -217,8 +217,13 @@ async fn sigterm_closes_websockets_with_going_away_and_exits_cleanly() {
     let api = node.api();
     let f = api.fixture().await;
     let mut kitchen = WsClient::ready(&api, TRANSPORT_WS, &f.staff).await;
+    // From seq 0: the order below may commit before the subscription is live.
     kitchen
-        .subscribe("k", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+        .subscribe(
+            "k",
+            RESTAURANT_EVENTS,
+            json!({"r": f.restaurant, "after": 0}),
+        )
         .await;
     f.place(&api, "before-shutdown").await;
     assert_eq!(

@@ -9,6 +9,8 @@ mod api;
 mod authorization;
 mod cli;
 mod cluster;
+mod faults;
+mod limits;
 mod nodes;
 mod observability;
 mod orders;

@@ -51,6 +51,10 @@ impl TestServer {
             "--jwt-secret",
             SECRET,
         ];
+        // Tests send bursts from one token; the limit has a test of its own.
+        if !extra.contains(&"--rate-limit") {
+            argv.extend_from_slice(&["--rate-limit", "0"]);
+        }
         argv.extend_from_slice(extra);
         let Some(Command::Serve(args)) = <Cli as clap::Parser>::parse_from(argv).command else {
             panic!("serve arguments did not parse");
@@ -151,6 +155,21 @@ impl Api {
 
     /// POSTs a GraphQL request and returns the whole JSON response.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Gql {
+        let (status, response) = self
+            .try_gql(token, query, variables)
+            .await
+            .expect("request sent");
+        assert!(status.is_success(), "HTTP {status}: {}", response.0);
+        response
+    }
+
+    /// POSTs a GraphQL request; fails only if no JSON answer came (a node that is down).
+    pub async fn try_gql(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Result<(reqwest::StatusCode, Gql), reqwest::Error> {
         let mut request = self
             .http
             .post(format!("{}/graphql", self.base))
@@ -158,9 +177,9 @@ impl Api {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.expect("request sent");
-        assert!(response.status().is_success(), "HTTP {}", response.status());
-        Gql(response.json().await.expect("JSON response"))
+        let response = request.send().await?;
+        let status = response.status();
+        Ok((status, Gql(response.json().await?)))
     }
 
     /// A new restaurant with two tables and a menu of three items, the last one sold out.
@@ -413,6 +432,8 @@ pub struct NodeProcess {
     child: std::process::Child,
     pub base: String,
     pub stdout_lines: Vec<String>,
+    /// Everything it wrote to stderr (its logs), also echoed to the test's output.
+    stderr_lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for NodeProcess {
@@ -433,9 +454,11 @@ impl NodeProcess {
             .env_remove("ORDERHUB_JWT_SECRET")
             .env_remove("REDIS_URL")
             .env("ORDERHUB_LISTEN", "127.0.0.1:0")
+            // Tests send bursts from one token; the limit has a test of its own.
+            .env("ORDERHUB_RATE_LIMIT", "0")
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("orderhub starts");
         // Owned by a NodeProcess from here on, so that it is killed and reaped whatever happens.
@@ -443,7 +466,19 @@ impl NodeProcess {
             child,
             base: String::new(),
             stdout_lines: Vec::new(),
+            stderr_lines: Default::default(),
         };
+        let stderr = node.child.stderr.take().expect("stderr");
+        let stderr_lines = node.stderr_lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                stderr_lines
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(line);
+            }
+        });
         let stdout = node.child.stdout.take().expect("stdout");
         let (lines_tx, lines_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -471,6 +506,31 @@ impl NodeProcess {
 
     pub fn api(&self) -> Api {
         Api::at(&self.base)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it has logged so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.stderr_lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Asserts that nothing it logged so far is a panic.
+    pub fn assert_no_panic(&self) {
+        let logs = self.logs();
+        let panics: Vec<_> = logs.iter().filter(|l| l.contains("panicked")).collect();
+        assert!(panics.is_empty(), "the node panicked: {panics:?}");
+    }
+
+    /// SIGKILL: no shutdown, no goodbye to anyone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then waits (at most 15 s) for the process to exit.

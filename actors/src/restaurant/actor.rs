@@ -1,5 +1,6 @@
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use super::Deps;
 use crate::domain::{
@@ -65,7 +66,14 @@ pub struct RestaurantActor;
 pub struct RestaurantState {
     restaurant_id: crate::domain::RestaurantId,
     deps: Deps,
+    /// Set when the store was found unavailable: until then commands fail at once instead of
+    /// each waiting out a connection timeout in this actor's queue. The first command after
+    /// it probes the store again.
+    store_down_until: Option<Instant>,
 }
+
+/// How long commands fail fast after the store was found unavailable.
+const STORE_RETRY_AFTER: Duration = Duration::from_millis(500);
 
 impl Actor for RestaurantActor {
     type Msg = RestaurantMsg;
@@ -80,6 +88,7 @@ impl Actor for RestaurantActor {
         Ok(RestaurantState {
             restaurant_id,
             deps,
+            store_down_until: None,
         })
     }
 
@@ -90,7 +99,7 @@ impl Actor for RestaurantActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match message {
+        let store_unavailable = match message {
             RestaurantMsg::PlaceOrder { by, request, reply } => {
                 answer(reply, state.place_order(&by, &request).await)
             }
@@ -133,21 +142,40 @@ impl Actor for RestaurantActor {
             RestaurantMsg::CreateMenuItem { by, item, reply } => {
                 answer(reply, state.create_menu_item(&by, item).await)
             }
+        };
+        let now = Instant::now();
+        if !store_unavailable {
+            state.store_down_until = None;
+        } else if state.store_down_until.is_none_or(|until| now >= until) {
+            // A probe failed (not a command refused without trying): wait again.
+            state.store_down_until = Some(now + STORE_RETRY_AFTER);
         }
         Ok(())
     }
 }
 
-fn answer<T: Send + 'static>(reply: Reply<T>, result: Result<T, CommandError>) {
+/// Sends the outcome; says whether the store was unavailable.
+fn answer<T: Send + 'static>(reply: Reply<T>, result: Result<T, CommandError>) -> bool {
+    let store_unavailable = matches!(result, Err(CommandError::Store(StoreError::Unavailable(_))));
     if let Err(error) = &result {
         tracing::debug!(%error, "command refused");
     }
     // The caller may have timed out and gone; the outcome is in the store either way.
     let _ = reply.send(result);
+    store_unavailable
 }
 
 impl RestaurantState {
     async fn begin(&self) -> Result<Box<dyn RestaurantTx>, CommandError> {
+        if self
+            .store_down_until
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return Err(StoreError::Unavailable(
+                "the store was unavailable moments ago; not tried again yet".into(),
+            )
+            .into());
+        }
         self.deps
             .store
             .begin(&self.restaurant_id)

@@ -103,10 +103,19 @@ impl RestaurantRegistry {
         self.inner.actors.len()
     }
 
-    /// Stops every actor after it has finished the commands already queued.
-    pub fn shutdown(&self) {
-        for actor in self.inner.actors.take_all() {
+    /// Stops every actor after it has finished the commands already queued (and published
+    /// their events), waiting at most `deadline` for all of them.
+    pub async fn shutdown(&self, deadline: Duration) {
+        let actors = self.inner.actors.take_all();
+        for actor in &actors {
             let _ = actor.drain();
+        }
+        let until = tokio::time::Instant::now() + deadline;
+        for actor in actors {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if actor.wait(Some(left)).await.is_err() {
+                tracing::warn!("a restaurant actor did not finish its queue in time");
+            }
         }
     }
 

@@ -1,0 +1,301 @@
+//! Resource bounds: WebSocket connections, subscriptions per connection, the per-token rate
+//! limit, the query timeout, and a flood of connections that never say anything.
+
+use serde_json::json;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::support::{
+    postgres_server, postgres_url, sqlite_url, Api, NodeProcess, TestServer, SECRET,
+};
+use crate::ws_client::{WsClient, RESTAURANT_EVENTS, TRANSPORT_WS};
+
+const ORDERS: &str =
+    "query($r: ID!) { orders(restaurantId: $r, first: 10) { edges { node { id } } } }";
+
+/// A WebSocket upgrade; `Err` carries the HTTP status of a refused one.
+async fn upgrade(api: &Api) -> Result<(), u16> {
+    let url = api.base.replace("http://", "ws://") + "/graphql";
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        TRANSPORT_WS.parse().expect("header"),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => {
+            drop(socket);
+            Ok(())
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(other) => panic!("upgrade failed: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_connections_are_capped() {
+    let server = TestServer::start(&sqlite_url("max_websockets"), &["--max-websockets", "3"]);
+    let f = server.fixture().await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(WsClient::ready(&server, TRANSPORT_WS, &f.staff).await);
+    }
+    assert_eq!(upgrade(&server).await, Err(503), "a fourth is refused");
+    // Plain requests are not WebSockets: they still work.
+    server
+        .gql(Some(&f.staff), ORDERS, json!({"r": f.restaurant}))
+        .await
+        .ok();
+    // A place frees up when one closes.
+    open.pop().expect("one").close().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while upgrade(&server).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "no place after a connection closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_per_connection_are_capped() {
+    let server = TestServer::start(
+        &sqlite_url("max_subscriptions"),
+        &["--ws-max-subscriptions", "2"],
+    );
+    let f = server.fixture().await;
+    let mut kitchen = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
+    let variables = json!({"r": f.restaurant});
+    kitchen
+        .subscribe("a", RESTAURANT_EVENTS, variables.clone())
+        .await;
+    kitchen
+        .subscribe("b", RESTAURANT_EVENTS, variables.clone())
+        .await;
+    kitchen
+        .subscribe("c", RESTAURANT_EVENTS, variables.clone())
+        .await;
+    let refused = kitchen.recv().await.json();
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["id"], "c");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "RATE_LIMITED");
+    // The connection stays; ending one subscription makes room for another.
+    kitchen.send(json!({"type": "complete", "id": "a"})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    kitchen.subscribe("d", RESTAURANT_EVENTS, variables).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    f.place(&server, "one").await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let message = kitchen.recv().await.json();
+        assert_eq!(message["type"], "next", "{message}");
+        got.push(message["id"].as_str().expect("id").to_owned());
+    }
+    got.sort();
+    assert_eq!(got, ["b", "d"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_over_its_rate_is_refused() {
+    let server = TestServer::start(
+        &sqlite_url("rate_limit"),
+        &["--rate-limit", "5", "--rate-limit-burst", "10"],
+    );
+    // Fixtures are made by the admin token: a bucket of its own.
+    let f = server.fixture().await;
+    let mut statuses = Vec::new();
+    let mut refusal = None;
+    for _ in 0..15 {
+        let mut request = server
+            .http()
+            .post(format!("{}/graphql", server.base))
+            .json(&json!({"query": ORDERS, "variables": {"r": f.restaurant}}));
+        request = request.bearer_auth(&f.staff);
+        let response = request.send().await.expect("sent");
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 && refusal.is_none() {
+            let retry_after = response.headers().get("retry-after").cloned();
+            let body: serde_json::Value = response.json().await.expect("JSON");
+            refusal = Some((retry_after, body));
+        }
+    }
+    assert_eq!(
+        statuses[..10],
+        [200; 10],
+        "the burst is allowed: {statuses:?}"
+    );
+    let (retry_after, body) = refusal.unwrap_or_else(|| panic!("never limited: {statuses:?}"));
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{body}"
+    );
+    assert!(retry_after.is_some(), "Retry-After is set");
+    // Other tokens are not affected.
+    server
+        .gql(Some(&f.admin), ORDERS, json!({"r": f.restaurant}))
+        .await
+        .ok();
+    // Subscribe messages of the same token count too.
+    let mut kitchen = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
+    kitchen
+        .subscribe("k", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+        .await;
+    let refused = kitchen.recv().await.json();
+    assert_eq!(
+        refused["payload"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{refused}"
+    );
+    // The bucket refills at 5 a second.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server
+        .gql(Some(&f.staff), ORDERS, json!({"r": f.restaurant}))
+        .await
+        .ok();
+}
+
+/// A query stuck behind a table lock is answered with TIMEOUT when the query timeout passes,
+/// and the same query works once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_queries_time_out() {
+    let db = "orderhub_query_timeout";
+    let server = TestServer::start(&postgres_url(db), &["--query-timeout", "500ms"]);
+    let f = server.fixture().await;
+    let lock = tokio::task::spawn_blocking(move || {
+        postgres_server().psql(
+            db,
+            "BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;",
+        )
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let locked = "SELECT count(*) FROM pg_locks WHERE relation = 'orders'::regclass \
+                  AND mode = 'AccessExclusiveLock' AND granted";
+    while postgres_server().psql(db, locked) != "1" {
+        assert!(Instant::now() < deadline, "the lock was not taken");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    let stuck = server
+        .gql(Some(&f.staff), ORDERS, json!({"r": f.restaurant}))
+        .await;
+    stuck.expect_code("TIMEOUT");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    lock.await.expect("the lock was released");
+    server
+        .gql(Some(&f.staff), ORDERS, json!({"r": f.restaurant}))
+        .await
+        .ok();
+}
+
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the node's descriptors")
+        .count()
+}
+
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// 200 WebSockets that never send `connection_init` and 600 TCP connections that never send
+/// a byte: the node holds at most its connection limit, refuses the rest at once, closes the
+/// silent ones after their timeouts, and serves normally afterwards — memory and descriptors
+/// back where they were, without the flood letting go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_silent_connections_is_bounded() {
+    let _alone = crate::support::load_test().await;
+    let dir = crate::harness::temp_dir("flood");
+    let database = format!("sqlite://{}/flood.db", dir.display());
+    let node = NodeProcess::start(
+        &dir,
+        &[
+            ("DATABASE_URL", database.as_str()),
+            ("ORDERHUB_JWT_SECRET", SECRET),
+            ("ORDERHUB_NO_DEMO", "true"),
+            ("ORDERHUB_MAX_CONNECTIONS", "300"),
+            ("ORDERHUB_HEADER_TIMEOUT", "5s"),
+            ("ORDERHUB_WS_INIT_TIMEOUT", "5s"),
+        ],
+    );
+    let api = node.api();
+    let f = api.fixture().await;
+    let pid = node.pid();
+    let (files_before, rss_before) = (open_files(pid), resident_kib(pid));
+
+    let mut silent_websockets = Vec::new();
+    for _ in 0..200 {
+        silent_websockets.push(WsClient::connect(&api, TRANSPORT_WS).await);
+    }
+    let address = api.base.trim_start_matches("http://").to_owned();
+    let mut silent = Vec::new();
+    for _ in 0..600 {
+        silent.push(
+            tokio::net::TcpStream::connect(&address)
+                .await
+                .expect("the kernel accepts the connection"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let files_during = open_files(pid);
+    assert!(
+        files_during <= files_before + 300 + 10,
+        "{files_during} descriptors open with a limit of 300 (before: {files_before})"
+    );
+    // The last ones were over the limit: closed by the node at once.
+    let mut byte = [0u8; 1];
+    let last = silent.last_mut().expect("a connection");
+    let read = tokio::time::timeout(Duration::from_secs(1), last.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "not closed: {read:?}"
+    );
+
+    // The timeouts clear the silent ones, though the flood holds on to its end.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while open_files(pid) > files_before + 10 {
+        assert!(
+            Instant::now() < deadline,
+            "{} descriptors still open 15 s later (before: {files_before})",
+            open_files(pid)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    api.gql(Some(&f.staff), ORDERS, json!({"r": f.restaurant}))
+        .await
+        .ok();
+    let rss_after = resident_kib(pid);
+    assert!(
+        rss_after < rss_before + 32 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    let metrics = api
+        .http()
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let refused = metrics
+        .lines()
+        .find(|l| l.starts_with("orderhub_connections_refused_total{reason=\"max_connections\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .expect("the refusal counter");
+    assert!(refused >= 400.0, "{refused} refused");
+    drop(silent);
+    drop(silent_websockets);
+    node.assert_no_panic();
+}
