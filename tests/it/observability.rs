@@ -18,6 +18,8 @@ const FAMILIES: &[&str] = &[
     "orderhub_graphql_operation_duration_seconds",
     "orderhub_graphql_resolver_duration_seconds",
     "orderhub_ws_connections",
+    "orderhub_connections_refused_total",
+    "orderhub_rate_limited_total",
     "orderhub_subscriptions_active",
     "orderhub_events_published_total",
     "orderhub_events_received_total",
