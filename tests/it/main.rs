@@ -14,3 +14,4 @@ mod observability;
 mod orders;
 mod realtime;
 mod replica;
+mod screens;
