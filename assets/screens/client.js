@@ -173,13 +173,16 @@ export class Live {
       if (socket === this.socket) this.closed(event.code);
     };
     clearInterval(this.heartbeat);
-    this.heartbeat = setInterval(() => this.checkAlive(socket), 5000);
+    this.heartbeat = setInterval(() => this.checkAlive(socket), 4000);
   }
 
-  /** Pings every 5 s; 20 s without a word (or without an ack) means the connection is dead. */
+  /**
+   * Pings every 4 s; 10 s without a word (or without an ack) means the connection is dead,
+   * as on a Wi-Fi that dropped without closing anything.
+   */
   checkAlive(socket) {
     if (socket !== this.socket) return;
-    if (Date.now() - this.lastHeard > 20000) {
+    if (Date.now() - this.lastHeard > 10000) {
       socket.close(4000, "no answer");
       this.closed(4000);
       return;

@@ -1,7 +1,7 @@
 // One cart, one order: a double tap on "Place order", and a retry after the server's answer
-// was lost, each place the order exactly once.
+// was lost, each place the order exactly once. And a dish that sells out in the cart.
 
-import { check, env, eventually, open, run, openOrders, sleep } from "./lib.mjs";
+import { api, check, env, eventually, open, openOrders, run, sleep } from "./lib.mjs";
 
 await run(async (context) => {
   const customer = await open(context, `${env("BASE")}/order#token=${env("CUSTOMER_TOKEN")}`);
@@ -33,5 +33,18 @@ await run(async (context) => {
     await customer.locator(".my-order").count() === 2);
   check(keys.length === 2 && keys[0] === keys[1], `the retry sent the same key: ${keys}`);
   check((await openOrders()).length === 2, "the lost answer did not place a second order");
+  await customer.unroute("**/graphql");
+
+  // A dish sells out while it is in the cart: the guest is told in plain words, nothing is placed.
+  await customer.click('#menu [aria-label="Add Gyoza"]');
+  const { restaurant } = await api(env("STAFF_TOKEN"),
+    "query($r: ID!) { restaurant(id: $r) { menu { id name } } }", { r: env("RESTAURANT") });
+  const gyoza = restaurant.menu.find((item) => item.name === "Gyoza").id;
+  await api(env("STAFF_TOKEN"),
+    "mutation($m: ID!) { setMenuItemAvailability(menuItemId: $m, available: false) { id } }", { m: gyoza });
+  await customer.click("#place");
+  await customer.locator("#cart-problem", { hasText: "Gyoza just sold out" }).waitFor();
+  check(await customer.locator(`.dish.sold-out[data-id="${gyoza}"]`).count() === 1, "Gyoza is greyed now");
+  check((await openOrders()).length === 2, "nothing was placed");
   customer.checkClean();
 });

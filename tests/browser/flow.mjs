@@ -60,7 +60,16 @@ await run(async (context) => {
   const accepted = (await place("screens-3", [[0, 1, "extra noodles"], [1, 1, null]])).placeOrder.id;
   await advance(accepted, "ACCEPTED");
   await place("screens-4", [[0, 2, null]], "allergic to sesame");
-  await eventually("the kitchen shows the four orders", async () => (await tickets(kitchen)).length === 4);
+  const mistaken = (await place("screens-5", [[1, 1, null]])).placeOrder.id;
+  await eventually("the kitchen shows the five orders", async () => (await tickets(kitchen)).length === 5);
+
+  // Cancel, with a reason, through the ticket's dialog.
+  await kitchen.locator(`.ticket[data-id="${mistaken}"] .cancel`).click();
+  await kitchen.locator('#cancel-dialog [data-reason="Duplicate order"]').click();
+  await kitchen.click("#cancel-confirm");
+  await eventually("the cancelled order leaves the board", async () => (await tickets(kitchen)).length === 4);
+  const { order } = await api(env("STAFF_TOKEN"), "query($o: ID!) { order(id: $o) { status } }", { o: mistaken });
+  check(order.status === "CANCELLED", `the order is cancelled: ${order.status}`);
 
   await customer.click("#call-staff");
   await kitchen.locator(".call").waitFor({ timeout: 5000 });

@@ -1,6 +1,6 @@
-// The kitchen display loses its server (the Rust test restarts orderhub on the same port)
-// while orders are placed and moved through the API: once back, the board shows exactly the
-// open orders, each once, and has applied every event once.
+// The kitchen display loses its server (the Rust test restarts orderhub on the same port), then
+// its network, while orders are placed and moved through the API: each time, once back, the
+// board shows exactly the open orders, each once, and has applied every event once.
 
 import { check, env, eventually, open, openOrders, run, sleep, step, tickets } from "./lib.mjs";
 
@@ -47,5 +47,17 @@ await run(async (context) => {
   await eventually("the board catches up with every order, none twice", async () =>
     await boardIsExact(kitchen) && await appliedEveryEventOnce(kitchen, lastSeq), 15000);
   console.log(`reconnected: ${(await tickets(kitchen)).length} tickets, seq ${lastSeq}`);
+
+  // The network goes away without closing anything (the server stays up): the page notices the
+  // silence, and once the network is back it catches up with what happened meanwhile.
+  await context.setOffline(true);
+  lastSeq = Number((await step("link-down")).split(" ")[1]);
+  await eventually("the indicator shows the dead connection", async () =>
+    await kitchen.$eval("#connection", (e) => e.dataset.state !== "live"), 20000);
+  await context.setOffline(false);
+  await kitchen.waitForSelector('#connection[data-state="live"]', { timeout: 20000 });
+  await eventually("the board catches up after the network came back", async () =>
+    await boardIsExact(kitchen) && await appliedEveryEventOnce(kitchen, lastSeq), 15000);
+  console.log(`back online: ${(await tickets(kitchen)).length} tickets, seq ${lastSeq}`);
   kitchen.checkClean();
 });

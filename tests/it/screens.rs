@@ -262,7 +262,7 @@ fn free_port() -> u16 {
 }
 
 #[test]
-fn the_kitchen_catches_up_after_a_restart_with_every_order_once() {
+fn the_kitchen_catches_up_after_a_restart_or_a_dead_link_with_every_order_once() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("screens-restart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -322,6 +322,13 @@ fn the_kitchen_catches_up_after_a_restart_with_every_order_once() {
     ));
     accepted.ok();
     scenario.answer("GO 12");
+
+    // The browser's network goes away while the node stays up: three more events.
+    scenario.reached("link-down");
+    let late = runtime.block_on(f.place(&api, "while-link-down"));
+    runtime.block_on(f.advance(&api, &late, "ACCEPTED"));
+    runtime.block_on(f.advance(&api, &after[0], "PREPARING"));
+    scenario.answer("GO 15");
     scenario.passes();
     drop(node);
 }
