@@ -236,7 +236,7 @@ class Board {
       this.problem(null);
     } catch (error) {
       if (error.code === "CONFLICT" || error.code === "INVALID_TRANSITION") {
-        this.problem(`Order #${order.number} was changed on another screen; it is up to date now.`);
+        this.problem(`Order #${order.number} was changed on another screen; it is up to date now.`, true);
         await this.refresh(id);
       } else {
         this.problem(`Order #${order.number} was not moved: ${error.message}`);
@@ -271,9 +271,12 @@ class Board {
     }
   }
 
-  problem(message) {
+  /** Shows a message over the board (tap to dismiss); a `passing` one goes by itself. */
+  problem(message, passing = false) {
+    clearTimeout(this.problemTimer);
     $("problem").hidden = !message;
     $("problem").textContent = message ?? "";
+    if (passing) this.problemTimer = setTimeout(() => this.problem(null), 8000);
   }
 
   render() {
@@ -449,6 +452,7 @@ function setUpDialogs(board) {
     $("menu-dialog").showModal();
   });
   $("menu-close").addEventListener("click", () => $("menu-dialog").close());
+  $("problem").addEventListener("click", () => board.problem(null));
   $("sound").addEventListener("click", () => {
     board.beeper.beep();
     setTimeout(() => board.tick(), 100);

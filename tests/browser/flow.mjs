@@ -28,6 +28,7 @@ await run(async (context) => {
   const ticket = kitchen.locator('.column[data-status="PLACED"] .ticket');
   await ticket.waitFor({ timeout: 5000 });
   const shownAfter = Date.now() - clicked;
+  check(await ticket.evaluate((e) => e.classList.contains("fresh")), "a new ticket flashes");
   console.log(`the order was on the kitchen display ${shownAfter} ms after the tap`);
   check(shownAfter <= 1000, `the order reached the kitchen display in ${shownAfter} ms, not within 1 s`);
   const text = await ticket.innerText();
@@ -62,6 +63,21 @@ await run(async (context) => {
   await place("screens-4", [[0, 2, null]], "allergic to sesame");
   const mistaken = (await place("screens-5", [[1, 1, null]])).placeOrder.id;
   await eventually("the kitchen shows the five orders", async () => (await tickets(kitchen)).length === 5);
+
+  // Moved on another screen just before this one's tap: CONFLICT, and the ticket is refreshed.
+  let raced = false;
+  await kitchen.route("**/graphql", async (route) => {
+    if (!raced && route.request().postData()?.includes("advanceOrder")) {
+      raced = true;
+      await advance(mistaken, "ACCEPTED");
+    }
+    return route.continue();
+  });
+  await kitchen.locator(`.ticket[data-id="${mistaken}"]`).click();
+  await kitchen.locator("#problem", { hasText: "changed on another screen" }).waitFor();
+  await kitchen.locator(`.column[data-status="ACCEPTED"] .ticket[data-id="${mistaken}"][data-version="2"]`).waitFor();
+  await kitchen.unroute("**/graphql");
+  await kitchen.click("#problem");
 
   // Cancel, with a reason, through the ticket's dialog.
   await kitchen.locator(`.ticket[data-id="${mistaken}"] .cancel`).click();
