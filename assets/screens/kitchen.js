@@ -97,6 +97,7 @@ class Board {
     for (const item of menu) this.menu.set(item.id, item);
     this.element.hidden = false;
     $("menu-button").hidden = false;
+    $("connection").hidden = false;
     this.live = new Live(this.token, (state) => this.connection(state));
     this.events = this.live.subscribe(EVENTS, () => ({ r: this.restaurantId, after: this.lastSeq }), {
       started: () => {

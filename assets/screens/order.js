@@ -78,6 +78,7 @@ class Shop {
       this.save();
     });
     $("place").addEventListener("click", () => this.place());
+    $("to-cart").addEventListener("click", () => $("cart").scrollIntoView({ behavior: "smooth" }));
     $("call-staff").addEventListener("click", () => this.callStaff());
     this.renderMenu();
     this.renderCart();
@@ -178,6 +179,9 @@ class Shop {
     // For display only: the server prices the order from its menu.
     const total = lines.reduce((sum, line) => sum + (this.menu.get(line.menuItemId)?.price.amount ?? 0) * line.quantity, 0);
     $("total").textContent = money({ amount: total, currency: this.currency });
+    const count = lines.reduce((sum, line) => sum + line.quantity, 0);
+    $("to-cart").hidden = count === 0;
+    $("to-cart").textContent = `Your order: ${count} ${count === 1 ? "item" : "items"} · ${$("total").textContent}`;
     $("place").disabled = this.placing || lines.length === 0;
     $("place").textContent = this.placing ? "Sending…" : "Place order";
   }
