@@ -89,7 +89,7 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
 
     /// Do not create the demo restaurant when the database is empty.
-    #[arg(long, env = "ORDERHUB_NO_DEMO")]
+    #[arg(long, env = "ORDERHUB_NO_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_demo: bool,
 
     /// A restaurant's actor that handled nothing for this long is stopped (e.g. 300s, 5m).
@@ -238,6 +238,15 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("5 weeks").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn switches_take_the_usual_spellings_from_the_environment() {
+        assert!(Cli::parse_from(["orderhub", "--no-demo"]).serve.no_demo);
+        std::env::set_var("ORDERHUB_NO_DEMO", "1");
+        let cli = Cli::try_parse_from(["orderhub"]);
+        std::env::remove_var("ORDERHUB_NO_DEMO");
+        assert!(cli.expect("ORDERHUB_NO_DEMO=1 parses").serve.no_demo);
     }
 
     #[test]

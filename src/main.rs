@@ -147,6 +147,9 @@ fn print_demo(app: &App, demo: &demo::Demo, base: &str) {
     println!(
         "\nCreated the demo restaurant \"{name}\" ({restaurant}) with {tables} tables and {items} menu items.\n\
          \n  GraphiQL:        {base}/\n\
+         \nOpen the two screens side by side:\n\
+         \n  Kitchen display: {base}/kitchen#token={staff_token}\n\
+         \n  Customer page ({table_name}): {base}/order#token={customer_token}\n\
          \n  staff token:     {staff_token}\n\
          \n  customer token ({table_name}, table id {table_id}):\n                   {customer_token}\n\
          \n  admin token:     {admin_token}\n\

@@ -1,6 +1,7 @@
 //! HTTP: the GraphQL endpoint, health checks and GraphiQL.
 
 mod graphiql;
+mod screens;
 pub mod server;
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
@@ -55,6 +56,7 @@ pub fn router(state: HttpState, max_body_bytes: usize, with_metrics: bool) -> Ro
     }
     router
         .merge(graphiql::routes())
+        .merge(screens::routes())
         .route_layer(axum::middleware::from_fn(observe))
         .with_state(state)
         // The GraphQL extractor streams the body itself, past axum's DefaultBodyLimit.

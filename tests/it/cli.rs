@@ -113,6 +113,33 @@ async fn first_start_seeds_a_demo_and_tokens_survive_restarts() {
         .expect("GET /");
     assert_eq!(home.status(), 200, "GraphiQL is served at /");
 
+    // Both screens, with their token in the fragment (which never reaches the server's logs).
+    let customer = first
+        .stdout_lines
+        .iter()
+        .skip_while(|line| !line.contains("customer token (Table 1"))
+        .nth(1)
+        .map(|line| line.trim().to_owned())
+        .expect("a customer token is printed");
+    for (label, path, token) in [
+        ("Kitchen display:", "/kitchen", &staff),
+        ("Customer page (Table 1):", "/order", &customer),
+    ] {
+        let url = printed(&first, label).unwrap_or_else(|| panic!("{label} is printed"));
+        assert_eq!(url, format!("{}{path}#token={token}", first.base));
+        let page = http
+            .get(format!("{}{path}", first.base))
+            .send()
+            .await
+            .expect("GET a screen");
+        assert_eq!(page.status(), 200, "{path}");
+        let content_type = page.headers()[reqwest::header::CONTENT_TYPE].clone();
+        assert!(content_type
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/html")));
+        assert!(page.text().await.expect("body").contains("<!doctype html>"));
+    }
+
     // Through the staff token alone: find the restaurant, a table and the menu.
     let restaurant = first
         .stdout_lines

@@ -16,3 +16,4 @@ mod observability;
 mod orders;
 mod realtime;
 mod replica;
+mod screens;

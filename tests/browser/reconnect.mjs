@@ -1,0 +1,63 @@
+// The kitchen display loses its server (the Rust test restarts orderhub on the same port), then
+// its network, while orders are placed and moved through the API: each time, once back, the
+// board shows exactly the open orders, each once, and has applied every event once.
+
+import { check, env, eventually, open, openOrders, run, sleep, step, tickets } from "./lib.mjs";
+
+/** The board matches the API: the same open orders, each once, each in its column. */
+async function boardIsExact(kitchen) {
+  const shown = await tickets(kitchen);
+  const ids = shown.map((t) => t.id);
+  check(new Set(ids).size === ids.length, `an order is on the board twice: ${JSON.stringify(shown)}`);
+  check(shown.every((t) => t.status === t.column), `a ticket is in the wrong column: ${JSON.stringify(shown)}`);
+  const expected = (await openOrders()).map((o) => `${o.id}:${o.status}`).sort();
+  const actual = shown.map((t) => `${t.id}:${t.status}`).sort();
+  return JSON.stringify(expected) === JSON.stringify(actual);
+}
+
+async function appliedEveryEventOnce(kitchen, lastSeq) {
+  const { applied, seq } = await kitchen.$eval("#board", (b) => ({
+    applied: Number(b.dataset.applied), seq: Number(b.dataset.lastSeq),
+  }));
+  return seq === lastSeq && applied === lastSeq;
+}
+
+await run(async (context) => {
+  const kitchen = await open(context, `${env("BASE")}/kitchen#token=${env("STAFF_TOKEN")}`);
+  await kitchen.waitForSelector('#connection[data-state="live"]');
+
+  let lastSeq = Number((await step("kitchen-ready")).split(" ")[1]);
+  await eventually("the board shows the orders placed while connected", async () =>
+    await boardIsExact(kitchen) && await appliedEveryEventOnce(kitchen, lastSeq));
+  console.log(`connected: ${(await tickets(kitchen)).length} tickets, seq ${lastSeq}`);
+
+  await step("caught-up");
+  await eventually("the indicator shows the lost connection", async () =>
+    await kitchen.$eval("#connection", (e) => e.dataset.state !== "live"));
+
+  // The browser stays offline until every change is made, so the board can only learn of them
+  // by resuming with `after`.
+  await context.setOffline(true);
+  lastSeq = Number((await step("offline-seen")).split(" ")[1]);
+  await sleep(1000);
+  check(await kitchen.$eval("#connection", (e) => e.dataset.state !== "live"), "the board stayed offline");
+  check((await tickets(kitchen)).length === 3, "the board has not seen the changes yet");
+  await context.setOffline(false);
+  await kitchen.waitForSelector('#connection[data-state="live"]', { timeout: 20000 });
+  await eventually("the board catches up with every order, none twice", async () =>
+    await boardIsExact(kitchen) && await appliedEveryEventOnce(kitchen, lastSeq), 15000);
+  console.log(`reconnected: ${(await tickets(kitchen)).length} tickets, seq ${lastSeq}`);
+
+  // The network goes away without closing anything (the server stays up): the page notices the
+  // silence, and once the network is back it catches up with what happened meanwhile.
+  await context.setOffline(true);
+  lastSeq = Number((await step("link-down")).split(" ")[1]);
+  await eventually("the indicator shows the dead connection", async () =>
+    await kitchen.$eval("#connection", (e) => e.dataset.state !== "live"), 20000);
+  await context.setOffline(false);
+  await kitchen.waitForSelector('#connection[data-state="live"]', { timeout: 20000 });
+  await eventually("the board catches up after the network came back", async () =>
+    await boardIsExact(kitchen) && await appliedEveryEventOnce(kitchen, lastSeq), 15000);
+  console.log(`back online: ${(await tickets(kitchen)).length} tickets, seq ${lastSeq}`);
+  kitchen.checkClean();
+});

@@ -1,0 +1,334 @@
+//! The screens in a real browser: headless Chromium (the Debian package) driven by
+//! playwright-core, one Node script per scenario in tests/browser. Screenshots of both pages
+//! land in `target/screenshots/` for a person to look at.
+
+use serde_json::json;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use crate::support::{sqlite, Fixture, NodeProcess, ADVANCE, CANCEL, SECRET};
+
+/// How long a scenario may take in all; the script's own watchdog fires earlier.
+const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
+
+fn repo_file(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// `target/screenshots`, beside the scratch directory of the target in use.
+fn screenshots_dir() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tmp.parent().unwrap_or(tmp).join("screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshots dir");
+    dir
+}
+
+/// A scenario script running in Node: killed when dropped, its output kept for failures.
+struct Scenario {
+    name: String,
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+    output: Vec<String>,
+    started: Instant,
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Scenario {
+    fn start(script: &str, env: &[(&str, &str)]) -> Scenario {
+        assert!(
+            repo_file("tests/browser/node_modules/playwright-core").exists(),
+            "playwright-core is missing: run `npm ci --prefix tests/browser` (scripts/test does this)"
+        );
+        let mut child = Command::new("node")
+            .arg(repo_file(&format!("tests/browser/{script}")))
+            .current_dir(repo_file("tests/browser"))
+            .envs(env.iter().copied())
+            .env("SCREENSHOTS", screenshots_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node is needed for the browser tests: install the Debian package nodejs (scripts/test does this)");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        for (stream, prefix) in [
+            (Box::new(stdout) as Box<dyn std::io::Read + Send>, ""),
+            (Box::new(stderr), "stderr: "),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if tx.send(format!("{prefix}{line}")).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let stdin = child.stdin.take().expect("stdin");
+        Scenario {
+            name: script.to_owned(),
+            child,
+            stdin,
+            lines,
+            output: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    fn fail(&self, why: &str) -> ! {
+        panic!(
+            "{}: {why}\n--- its output ---\n{}",
+            self.name,
+            self.output.join("\n")
+        );
+    }
+
+    /// The next line of output, or None once the script's output has ended.
+    fn next_line(&mut self) -> Option<String> {
+        let left = SCENARIO_LIMIT.saturating_sub(self.started.elapsed());
+        match self.lines.recv_timeout(left) {
+            Ok(line) => {
+                self.output.push(line.clone());
+                Some(line)
+            }
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => self.fail("timed out"),
+        }
+    }
+
+    /// Waits until the script reaches `step`; it waits for an [`answer`](Self::answer).
+    fn reached(&mut self, step: &str) {
+        let expected = format!("STEP {step}");
+        loop {
+            match self.next_line() {
+                Some(line) if line == expected => return,
+                Some(_) => {}
+                None => self.fail(&format!("ended before step {step}")),
+            }
+        }
+    }
+
+    fn answer(&mut self, reply: &str) {
+        writeln!(self.stdin, "{reply}").expect("answer the script");
+    }
+
+    /// Waits for the script to end and asserts it passed.
+    fn passes(mut self) {
+        while self.next_line().is_some() {}
+        let deadline = self.started + SCENARIO_LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for node") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                self.fail("did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if !status.success() {
+            self.fail(&format!("failed ({status})"));
+        }
+        println!("{}", self.output.join("\n"));
+    }
+}
+
+/// Runs a scenario to its end against a node shared with other tests.
+fn in_browser(script: &str, base: &str, f: &Fixture) {
+    tokio::task::block_in_place(|| Scenario::start(script, &scenario_env(base, f)).passes());
+}
+
+fn scenario_env<'a>(base: &'a str, f: &'a Fixture) -> [(&'static str, &'a str); 4] {
+    [
+        ("BASE", base),
+        ("STAFF_TOKEN", &f.staff),
+        ("CUSTOMER_TOKEN", &f.customer),
+        ("RESTAURANT", &f.restaurant),
+    ]
+}
+
+/// Both pages and every file they load, from the binary, under a policy that allows no inline
+/// script and nothing from elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_screens_are_served_with_everything_they_load() {
+    let server = sqlite();
+    let get = |path: String| async move {
+        let response = server
+            .http()
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .expect("GET");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map_or(String::new(), |v| v.to_str().unwrap_or_default().to_owned())
+        };
+        let headers = [
+            header("content-type"),
+            header("cache-control"),
+            header("content-security-policy"),
+        ];
+        (
+            response.status(),
+            headers,
+            response.text().await.expect("body"),
+        )
+    };
+    let mut files = Vec::new();
+    for page in ["/kitchen", "/order"] {
+        let (status, [content_type, cache, policy], html) = get(page.to_owned()).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            content_type.starts_with("text/html"),
+            "{page}: {content_type}"
+        );
+        assert_eq!(cache, "no-cache", "{page}");
+        assert!(policy.contains("default-src 'self'"), "{page}: {policy}");
+        assert!(
+            !html.contains("<script>") && !html.contains("style="),
+            "{page}: inline code"
+        );
+        files.extend(
+            html.split("\"/assets/screens/")
+                .skip(1)
+                .filter_map(|rest| rest.split('"').next().map(str::to_owned)),
+        );
+    }
+    let mut seen = Vec::new();
+    while let Some(file) = files.pop() {
+        if seen.contains(&file) {
+            continue;
+        }
+        let (status, [content_type, cache, _], body) = get(format!("/assets/screens/{file}")).await;
+        assert_eq!(status, 200, "{file}");
+        assert_eq!(cache, "no-cache", "{file}");
+        let expected = if file.ends_with(".js") {
+            "text/javascript"
+        } else {
+            "text/css"
+        };
+        assert!(content_type.starts_with(expected), "{file}: {content_type}");
+        // ES module imports, `from "./client.js"`.
+        files.extend(
+            body.split("from \"./")
+                .skip(1)
+                .filter_map(|rest| rest.split('"').next().map(str::to_owned)),
+        );
+        seen.push(file);
+    }
+    assert!(seen.len() >= 4, "{seen:?}");
+    let (status, _, _) = get("/assets/screens/..%2FCargo.toml".to_owned()).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_goes_from_the_customer_page_to_the_kitchen_and_back() {
+    let server = sqlite();
+    let f = server.fixture().await;
+    in_browser("flow.mjs", &server.base, &f);
+    for page in ["kitchen", "customer"] {
+        for size in ["1280x800", "800x1280"] {
+            let path = screenshots_dir().join(format!("{page}-{size}.png"));
+            let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{path:?} is saved"));
+            assert!(bytes.starts_with(b"\x89PNG"), "{path:?} is a PNG");
+            assert!(bytes.len() > 20_000, "{path:?} has something on it");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_tap_or_a_retry_orders_once() {
+    let server = sqlite();
+    let f = server.fixture().await;
+    in_browser("double.mjs", &server.base, &f);
+}
+
+/// A free loopback port, so that a restarted node comes back where the browser left it.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+#[test]
+fn the_kitchen_catches_up_after_a_restart_or_a_dead_link_with_every_order_once() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("screens-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let database = format!("sqlite://{}/orderhub.db", dir.display());
+    let node_env = [
+        ("ORDERHUB_LISTEN", listen.as_str()),
+        ("DATABASE_URL", database.as_str()),
+        ("ORDERHUB_JWT_SECRET", SECRET),
+        ("ORDERHUB_NO_DEMO", "true"),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut node = NodeProcess::start(&dir, &node_env);
+    let api = node.api();
+    let f = runtime.block_on(api.fixture());
+    let mut scenario = Scenario::start("reconnect.mjs", &scenario_env(&api.base, &f));
+
+    // Connected: three orders, one of them accepted; four events.
+    scenario.reached("kitchen-ready");
+    let before: Vec<String> = (0..3)
+        .map(|i| runtime.block_on(f.place(&api, &format!("before-{i}"))))
+        .collect();
+    runtime.block_on(f.advance(&api, &before[0], "ACCEPTED"));
+    scenario.answer("GO 4");
+
+    // The server goes away: the board says so.
+    scenario.reached("caught-up");
+    let status = node.terminate();
+    assert!(status.success(), "{status:?}");
+    drop(node);
+    scenario.answer("GO");
+
+    // Back on the same port; orders placed, moved and cancelled, most of it before the board
+    // has reconnected: eight more events.
+    scenario.reached("offline-seen");
+    let node = NodeProcess::start(&dir, &node_env);
+    assert_eq!(node.base, api.base, "the node came back on the same port");
+    let after: Vec<String> = (0..4)
+        .map(|i| runtime.block_on(f.place(&api, &format!("after-{i}"))))
+        .collect();
+    runtime.block_on(f.advance(&api, &before[0], "PREPARING"));
+    runtime.block_on(f.advance(&api, &after[0], "ACCEPTED"));
+    let cancelled = runtime.block_on(api.gql(
+        Some(&f.staff),
+        CANCEL,
+        json!({"o": before[1], "r": "Sold out"}),
+    ));
+    cancelled.ok();
+    let accepted = runtime.block_on(api.gql(
+        Some(&f.staff),
+        ADVANCE,
+        json!({"o": after[1], "to": "ACCEPTED", "v": 1}),
+    ));
+    accepted.ok();
+    scenario.answer("GO 12");
+
+    // The browser's network goes away while the node stays up: three more events.
+    scenario.reached("link-down");
+    let late = runtime.block_on(f.place(&api, "while-link-down"));
+    runtime.block_on(f.advance(&api, &late, "ACCEPTED"));
+    runtime.block_on(f.advance(&api, &after[0], "PREPARING"));
+    scenario.answer("GO 15");
+    scenario.passes();
+    drop(node);
+}
