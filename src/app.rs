@@ -23,7 +23,7 @@ use crate::http::{self, HttpState};
 use crate::rate_limit::RateLimiter;
 use crate::store::routing::ReadRouting;
 use crate::store::{self, ConnectError};
-use crate::ws::{WsConfig, WsServices};
+use crate::ws::{Cohorts, WsConfig, WsServices};
 
 /// Why the server could not start; one line each, for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +145,7 @@ impl App {
             reads: reads.clone(),
         }));
         let stopping = watch::Sender::new(false);
+        let cohorts = Cohorts::new(schema.clone(), args.subscription_buffer);
         let rate_limit = RateLimiter::new(args.rate_limit, args.rate_limit_burst).map(Arc::new);
         let ws = WsServices {
             schema: schema.clone(),
@@ -156,6 +157,7 @@ impl App {
                 max_subscriptions: args.ws_max_subscriptions,
             },
             rate_limit: rate_limit.clone(),
+            cohorts: Some(cohorts.clone()),
             stopping: stopping.subscribe(),
         };
         let state = HttpState {
@@ -176,6 +178,7 @@ impl App {
             registry.clone(),
             channels.clone(),
             bus.clone(),
+            cohorts,
         ));
         Ok(App {
             store,
@@ -243,9 +246,15 @@ impl App {
 }
 
 /// Gauges of what runs on this node, and counters the core keeps as plain atomics.
-async fn sample_actors(registry: RestaurantRegistry, channels: ChannelRegistry, bus: Arc<dyn Bus>) {
-    use crate::metrics::{ACTORS, ACTOR_FAILURES, BUS_CONNECTED, EVENTS_RECEIVED};
+async fn sample_actors(
+    registry: RestaurantRegistry,
+    channels: ChannelRegistry,
+    bus: Arc<dyn Bus>,
+    cohorts: Cohorts,
+) {
+    use crate::metrics::{ACTORS, ACTOR_FAILURES, BUS_CONNECTED, COHORTS, EVENTS_RECEIVED};
     loop {
+        metrics::gauge!(COHORTS).set(cohorts.active() as f64);
         metrics::gauge!(ACTORS, "kind" => "restaurant").set(registry.active() as f64);
         metrics::gauge!(ACTORS, "kind" => "channel").set(channels.active() as f64);
         metrics::gauge!(ACTORS, "kind" => "subscription").set(channels.subscribers_alive() as f64);

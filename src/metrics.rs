@@ -15,6 +15,7 @@ pub const WS_CONNECTIONS: &str = "orderhub_ws_connections";
 pub const CONNECTIONS_REFUSED: &str = "orderhub_connections_refused_total";
 pub const RATE_LIMITED: &str = "orderhub_rate_limited_total";
 pub const SUBSCRIPTIONS: &str = "orderhub_subscriptions_active";
+pub const COHORTS: &str = "orderhub_subscription_cohorts";
 pub const EVENTS_PUBLISHED: &str = "orderhub_events_published_total";
 pub const EVENTS_RECEIVED: &str = "orderhub_events_received_total";
 pub const EVENTS_DELIVERED: &str = "orderhub_events_delivered_total";
@@ -113,6 +114,10 @@ fn describe() {
         "Operations refused with RATE_LIMITED, by transport (http, ws)."
     );
     describe_gauge!(SUBSCRIPTIONS, "Active GraphQL subscriptions by field.");
+    describe_gauge!(
+        COHORTS,
+        "Groups of restaurantEvents subscriptions that share one execution: each event is resolved and encoded once per cohort."
+    );
     describe_counter!(EVENTS_PUBLISHED, "Events handed to the bus after commit.");
     describe_counter!(
         EVENTS_RECEIVED,
@@ -218,9 +223,16 @@ impl Drop for QueryTimer {
     }
 }
 
+/// The event a subscription's next message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivering {
+    pub seq: i64,
+    pub committed_at_ms: i64,
+}
+
 tokio::task_local! {
-    /// The commit time of the event whose message the current operation task produces next.
-    static DELIVERING: std::cell::Cell<Option<i64>>;
+    /// The event whose message the current operation task produces next.
+    static DELIVERING: std::cell::Cell<Option<Delivering>>;
 }
 
 /// Runs an operation task with room to note which event it is delivering.
@@ -231,12 +243,16 @@ pub async fn deliveries<F: std::future::Future>(operation: F) -> F::Output {
 }
 
 /// Called by a subscription as it hands out an event (in the operation task's scope).
-pub fn delivering(committed_at_ms: i64) {
-    let _ = DELIVERING.try_with(|slot| slot.set(Some(committed_at_ms)));
+pub fn delivering(seq: i64, committed_at_ms: i64) {
+    let event = Delivering {
+        seq,
+        committed_at_ms,
+    };
+    let _ = DELIVERING.try_with(|slot| slot.set(Some(event)));
 }
 
 /// The event the response just produced carries, if any.
-pub fn delivered_event() -> Option<i64> {
+pub fn delivered_event() -> Option<Delivering> {
     DELIVERING.try_with(|slot| slot.take()).ok().flatten()
 }
 

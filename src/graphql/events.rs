@@ -11,6 +11,16 @@ use super::{live, owner, parse_id, principal, services, ApiError};
 
 pub struct Subscription;
 
+/// Request data for a member of a cohort catching up: `restaurantEvents` replays the stored
+/// events from `after` up to and including this seq, and ends.
+pub struct CatchUpTo(pub i64);
+
+/// Request data for a cohort's shared execution: `restaurantEvents` reports here the seq
+/// after which its live events start.
+pub struct SharedExecution {
+    pub live_after: Box<dyn Fn(i64) + Send + Sync>,
+}
+
 type EventStream<T> = BoxStream<'static, Result<T, ApiError>>;
 
 #[SubscriptionRoot]
@@ -43,7 +53,22 @@ impl Subscription {
                 ));
             }
         }
+        if let Some(CatchUpTo(until)) = ctx.data_opt::<CatchUpTo>() {
+            let events = live::replay(
+                services.store.clone(),
+                restaurant,
+                after.unwrap_or(*until),
+                *until,
+            );
+            return Ok(events
+                .map(|event| event.map(|e| RestaurantEvent::from(e.as_ref().clone())))
+                .boxed());
+        }
         let subscription = services.channels.join(&restaurant, Filter::All).await?;
+        let shared = ctx.data_opt::<SharedExecution>();
+        if let Some(shared) = shared {
+            (shared.live_after)(subscription.live_after);
+        }
         let events = live::events(
             "restaurantEvents",
             services.store.clone(),
@@ -51,6 +76,7 @@ impl Subscription {
             subscription,
             after,
             by.expires_at(),
+            shared.is_none(),
         );
         Ok(events
             .map(|event| event.map(|e| RestaurantEvent::from(e.as_ref().clone())))
@@ -86,6 +112,7 @@ impl Subscription {
             subscription,
             None,
             by.expires_at(),
+            true,
         )
         .filter_map(move |event| {
             let change = match event {

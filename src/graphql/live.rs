@@ -14,19 +14,79 @@ use crate::metrics::{Raised, BUFFER_DEPTH, SLOW_CONSUMER_CUTS, SUBSCRIPTIONS};
 /// Events read from the store per round trip when replaying.
 const REPLAY_PAGE: usize = 200;
 
-struct Feed {
+/// Stored events of one restaurant with seq in (sent, until], page by page.
+struct Replay {
     store: Arc<dyn Store>,
     restaurant: RestaurantId,
-    subscription: Subscription,
-    /// The last seq handed to the client.
+    /// The last seq handed out.
     sent: i64,
+    until: i64,
     backlog: VecDeque<Event>,
+}
+
+impl Replay {
+    async fn next(&mut self) -> Option<Result<Event, ApiError>> {
+        while self.sent < self.until {
+            if let Some(event) = self.backlog.pop_front() {
+                self.sent = event.seq;
+                crate::metrics::delivering(event.seq, event.at.millis());
+                return Some(Ok(event));
+            }
+            match self
+                .store
+                .events(&self.restaurant, self.sent, REPLAY_PAGE)
+                .await
+            {
+                Ok(page) if page.is_empty() => break, // pruned meanwhile
+                Ok(page) => {
+                    let until = self.until;
+                    self.backlog = page.into_iter().filter(|e| e.seq <= until).collect()
+                }
+                Err(error) => return Some(Err(error.into())),
+            }
+        }
+        None
+    }
+}
+
+/// The stored events with seq in (after, until], then the end: how a member of a cohort
+/// catches up to the point where the cohort's live events take over.
+pub fn replay(
+    store: Arc<dyn Store>,
+    restaurant: RestaurantId,
+    after: i64,
+    until: i64,
+) -> impl Stream<Item = Result<Arc<Event>, ApiError>> + Send + 'static {
+    let replay = Replay {
+        store,
+        restaurant,
+        sent: after,
+        until,
+        backlog: VecDeque::new(),
+    };
+    stream::unfold(replay, |mut replay| async move {
+        let item = replay.next().await?.map(Arc::new);
+        let failed = item.is_err();
+        // After an error the stream ends: mark it done by jumping to the end.
+        if failed {
+            replay.sent = replay.until;
+        }
+        let sent = replay.sent;
+        Some((item.map_err(|error| error.with_last_seq(sent)), replay))
+    })
+}
+
+struct Feed {
+    replay: Replay,
+    subscription: Subscription,
     expires: Option<tokio::time::Instant>,
     done: bool,
-    _active: Raised,
+    _active: Option<Raised>,
 }
 
 /// Every event of the subscription with seq > `after` (or, without `after`, from now on).
+/// `counted`: whether it shows in the active-subscriptions gauge (a cohort's shared
+/// execution does not; its members do).
 pub fn events(
     field: &'static str,
     store: Arc<dyn Store>,
@@ -34,16 +94,20 @@ pub fn events(
     subscription: Subscription,
     after: Option<i64>,
     expires_at: Option<Timestamp>,
+    counted: bool,
 ) -> impl Stream<Item = Result<Arc<Event>, ApiError>> + Send + 'static {
     let feed = Feed {
-        store,
-        restaurant,
-        sent: after.unwrap_or(subscription.live_after),
+        replay: Replay {
+            store,
+            restaurant,
+            sent: after.unwrap_or(subscription.live_after),
+            until: subscription.live_after,
+            backlog: VecDeque::new(),
+        },
         subscription,
-        backlog: VecDeque::new(),
         expires: expires_at.map(deadline),
         done: false,
-        _active: Raised::new(metrics::gauge!(SUBSCRIPTIONS, "field" => field)),
+        _active: counted.then(|| Raised::new(metrics::gauge!(SUBSCRIPTIONS, "field" => field))),
     };
     stream::unfold(feed, |mut feed| async move {
         let item = feed.next().await?;
@@ -52,7 +116,7 @@ pub fn events(
 }
 
 /// A wall-clock expiry as a Tokio deadline.
-fn deadline(at: Timestamp) -> tokio::time::Instant {
+pub fn deadline(at: Timestamp) -> tokio::time::Instant {
     let left = at.millis().saturating_sub(Timestamp::now().millis()).max(0);
     tokio::time::Instant::now() + std::time::Duration::from_millis(left.unsigned_abs())
 }
@@ -60,31 +124,18 @@ fn deadline(at: Timestamp) -> tokio::time::Instant {
 impl Feed {
     fn end(&mut self, error: ApiError) -> Option<Result<Arc<Event>, ApiError>> {
         self.done = true;
-        Some(Err(error.with_last_seq(self.sent)))
+        Some(Err(error.with_last_seq(self.replay.sent)))
     }
 
     async fn next(&mut self) -> Option<Result<Arc<Event>, ApiError>> {
         if self.done {
             return None;
         }
-        let replay_until = self.subscription.live_after;
-        while self.sent < replay_until {
-            if let Some(event) = self.backlog.pop_front() {
-                self.sent = event.seq;
-                crate::metrics::delivering(event.at.millis());
-                return Some(Ok(Arc::new(event)));
-            }
-            match self
-                .store
-                .events(&self.restaurant, self.sent, REPLAY_PAGE)
-                .await
-            {
-                Ok(page) if page.is_empty() => break, // pruned meanwhile; live goes on
-                Ok(page) => {
-                    self.backlog = page.into_iter().filter(|e| e.seq <= replay_until).collect()
-                }
-                Err(error) => return self.end(error.into()),
-            }
+        match self.replay.next().await {
+            Some(Ok(event)) => return Some(Ok(Arc::new(event))),
+            Some(Err(error)) => return self.end(error),
+            // Caught up (or pruned meanwhile): live goes on.
+            None => {}
         }
         loop {
             metrics::histogram!(BUFFER_DEPTH).record(self.subscription.events.len() as f64);
@@ -111,9 +162,9 @@ impl Feed {
                     "the subscription was interrupted; resubscribe with after: lastSeq",
                 ));
             };
-            if event.seq > self.sent {
-                self.sent = event.seq;
-                crate::metrics::delivering(event.at.millis());
+            if event.seq > self.replay.sent {
+                self.replay.sent = event.seq;
+                crate::metrics::delivering(event.seq, event.at.millis());
                 return Some(Ok(event));
             }
         }

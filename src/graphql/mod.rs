@@ -17,6 +17,8 @@ use orderhub_actors::restaurant::{Reply, RestaurantMsg, RestaurantRegistry};
 use std::sync::Arc;
 
 pub use error::{ApiError, ApiResult};
+pub use events::{CatchUpTo, SharedExecution};
+pub use live::deadline;
 
 use crate::auth::AuthError;
 use crate::store::routing::ReadRouting;

@@ -8,10 +8,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio::time::{sleep, timeout, Instant};
 
+use super::cohort::{self, Cohorts, Eligible, Ending};
 use super::protocol::{self, close, ClientMessage, Payload, Protocol};
 use crate::auth::Tokens;
+use crate::graphql::{ApiError, CatchUpTo};
 use crate::graphql::{AppSchema, Caller};
-use crate::metrics::{Raised, RATE_LIMITED, SLOW_CONSUMER_CUTS, WS_CONNECTIONS};
+use crate::metrics::{Raised, RATE_LIMITED, SLOW_CONSUMER_CUTS, SUBSCRIPTIONS, WS_CONNECTIONS};
 use crate::rate_limit::RateLimiter;
 
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +47,8 @@ pub struct WsServices {
     pub tokens: Tokens,
     pub config: WsConfig,
     pub rate_limit: Option<Arc<RateLimiter>>,
+    /// Subscribers of the same events share one execution (`None`: each runs its own).
+    pub cohorts: Option<Cohorts>,
     /// Turns true when the server stops: connections close with 1001.
     pub stopping: watch::Receiver<bool>,
 }
@@ -67,6 +71,7 @@ struct Connection {
     tokens: Tokens,
     config: WsConfig,
     rate_limit: Option<Arc<RateLimiter>>,
+    cohorts: Option<Cohorts>,
     upgrade_caller: Caller,
     upgrade_token: Option<String>,
     /// Set by `connection_init`; operations may start once it is.
@@ -98,6 +103,7 @@ pub async fn serve(
         tokens,
         config,
         rate_limit,
+        cohorts,
         mut stopping,
     } = services;
     let _open = Raised::new(metrics::gauge!(WS_CONNECTIONS));
@@ -111,6 +117,7 @@ pub async fn serve(
         tokens,
         config,
         rate_limit,
+        cohorts,
         upgrade_caller,
         upgrade_token,
         caller: None,
@@ -277,64 +284,194 @@ impl Connection {
                 return Flow::Continue;
             }
         }
-        let task = tokio::spawn(crate::metrics::deliveries(run_operation(
-            self.schema.clone(),
+        let operation = Operation {
+            schema: self.schema.clone(),
             caller,
-            self.protocol,
-            id.clone(),
-            payload,
-            self.out.clone(),
-            self.finished.clone(),
-        )));
+            protocol: self.protocol,
+            id: id.clone(),
+            out: self.out.clone(),
+        };
+        let finished = self.finished.clone();
+        let cohort = self.cohorts.as_ref().and_then(|cohorts| {
+            let eligible = cohort::eligible(&payload, &operation.caller)?;
+            Some((cohorts.clone(), eligible))
+        });
+        let task = tokio::spawn(crate::metrics::deliveries(async move {
+            match cohort {
+                Some((cohorts, eligible)) => {
+                    operation.run_in_cohort(&cohorts, eligible, payload).await
+                }
+                None => operation.run(payload).await,
+            }
+            let _ = finished.send(operation.id);
+        }));
         self.operations.insert(id, task.abort_handle());
         Flow::Continue
     }
 }
 
-async fn run_operation(
+/// One subscribe message being served.
+struct Operation {
     schema: AppSchema,
     caller: Caller,
     protocol: Protocol,
     id: String,
-    payload: Payload,
     out: mpsc::Sender<Out>,
-    finished: mpsc::UnboundedSender<String>,
-) {
-    let mut request = async_graphql::Request::new(payload.query).data(caller);
-    if let Some(variables) = payload.variables {
-        request = request.variables(Variables::from_json(variables));
-    }
-    if let Some(name) = payload.operation_name {
-        request = request.operation_name(name);
-    }
-    let mut responses = schema.execute_stream(request);
-    let mut failed = false;
-    while let Some(response) = responses.next().await {
-        let whole = response.data == async_graphql::Value::Null && !response.errors.is_empty();
-        let text = match serde_json::to_value(&response) {
-            Ok(value) if whole => protocol::error(protocol, &id, &value["errors"]),
-            Ok(value) => protocol::next(protocol, &id, &value),
-            Err(error) => {
-                tracing::error!(%error, "cannot encode a GraphQL response");
-                break;
-            }
-        };
-        let event = crate::metrics::delivered_event();
-        // Waits while the writer is busy: this operation's subscription buffer absorbs it.
-        if out.send(Out::Text(text, event)).await.is_err() {
-            return;
+}
+
+/// How forwarding an execution's responses ended.
+enum Forwarded {
+    /// The stream ended; the last event it carried, if any.
+    Ended(Option<i64>),
+    /// It failed as a whole; the error was sent and ends the operation.
+    Failed,
+    /// The connection is going away.
+    Gone,
+}
+
+impl Operation {
+    fn request(&self, payload: Payload) -> async_graphql::Request {
+        let mut request = async_graphql::Request::new(payload.query).data(self.caller.clone());
+        if let Some(variables) = payload.variables {
+            request = request.variables(Variables::from_json(variables));
         }
-        if whole {
-            failed = true;
-            break;
+        if let Some(name) = payload.operation_name {
+            request = request.operation_name(name);
         }
+        request
     }
-    if !failed {
-        let _ = out
-            .send(Out::Text(protocol::complete(protocol, &id), None))
+
+    async fn send(&self, text: String, event: Option<i64>) -> bool {
+        // Waits while the writer is busy: this operation's own buffer absorbs it.
+        self.out.send(Out::Text(text, event)).await.is_ok()
+    }
+
+    async fn complete(&self) {
+        self.send(protocol::complete(self.protocol, &self.id), None)
             .await;
     }
-    let _ = finished.send(id);
+
+    async fn fail(&self, errors: &serde_json::Value) {
+        self.send(protocol::error(self.protocol, &self.id, errors), None)
+            .await;
+    }
+
+    /// A subscription (or a query or mutation sent over the socket) on its own.
+    async fn run(&self, payload: Payload) {
+        let responses = self.schema.execute_stream(self.request(payload));
+        if let Forwarded::Ended(_) = self.forward(responses).await {
+            self.complete().await;
+        }
+    }
+
+    async fn forward(
+        &self,
+        mut responses: impl async_graphql::futures_util::Stream<Item = async_graphql::Response> + Unpin,
+    ) -> Forwarded {
+        let mut last_event = None;
+        while let Some(response) = responses.next().await {
+            let whole = response.data == async_graphql::Value::Null && !response.errors.is_empty();
+            let text = match serde_json::to_value(&response) {
+                Ok(value) if whole => protocol::error(self.protocol, &self.id, &value["errors"]),
+                Ok(value) => protocol::next(self.protocol, &self.id, &value),
+                Err(error) => {
+                    tracing::error!(%error, "cannot encode a GraphQL response");
+                    return Forwarded::Failed;
+                }
+            };
+            let event = crate::metrics::delivered_event();
+            if !self.send(text, event.map(|e| e.committed_at_ms)).await {
+                return Forwarded::Gone;
+            }
+            if whole {
+                return Forwarded::Failed;
+            }
+            last_event = event.map(|e| e.seq).or(last_event);
+        }
+        Forwarded::Ended(last_event)
+    }
+
+    /// A member of a cohort: catches up on its own from `after` to where the cohort's live
+    /// events take over, then relays the cohort's frames.
+    async fn run_in_cohort(&self, cohorts: &Cohorts, eligible: Eligible, payload: Payload) {
+        let _active = Raised::new(metrics::gauge!(SUBSCRIPTIONS, "field" => "restaurantEvents"));
+        let expires = match &self.caller {
+            Caller::Authenticated(principal) => {
+                principal.expires_at().map(crate::graphql::deadline)
+            }
+            _ => None,
+        };
+        let mut membership = cohorts.join(&eligible, &payload);
+        let live_after = match membership.live_after().await {
+            Ok(seq) => seq,
+            Err(ending) => return self.end(ending, eligible.after.unwrap_or(0)).await,
+        };
+        let mut last = live_after;
+        if eligible.after.is_some() || eligible.after_is_invalid {
+            let request = self.request(payload).data(CatchUpTo(live_after));
+            match self.forward(self.schema.execute_stream(request)).await {
+                Forwarded::Ended(replayed) => {
+                    let after = eligible.after.unwrap_or(0);
+                    last = replayed.unwrap_or(after).max(after).max(live_after);
+                }
+                Forwarded::Failed | Forwarded::Gone => return,
+            }
+        }
+        loop {
+            let next = match expires {
+                Some(expires) => tokio::select! {
+                    next = membership.next() => next,
+                    () = tokio::time::sleep_until(expires) => {
+                        let error = ApiError::unauthenticated("the token has expired");
+                        return self.fail(&errors_of(error.with_last_seq(last))).await;
+                    }
+                },
+                None => membership.next().await,
+            };
+            match next {
+                Ok(frame) if frame.seq <= last => {}
+                Ok(frame) => {
+                    last = frame.seq;
+                    let text = protocol::next_encoded(self.protocol, &self.id, &frame.payload);
+                    if !self.send(text, Some(frame.committed_at_ms)).await {
+                        return;
+                    }
+                }
+                Err(ending) => return self.end(ending, last).await,
+            }
+        }
+    }
+
+    /// Tells the member how its stream ended, with the last seq it was sent.
+    async fn end(&self, ending: Ending, last: i64) {
+        match ending {
+            Ending::Completed => self.complete().await,
+            Ending::SlowConsumer => {
+                let error = ApiError::new(
+                    "SLOW_CONSUMER",
+                    "the client did not keep up; resubscribe with after: lastSeq",
+                );
+                self.fail(&errors_of(error.with_last_seq(last))).await
+            }
+            Ending::Failed(errors) => {
+                let mut errors = (*errors).clone();
+                if let Some(errors) = errors.as_array_mut() {
+                    for error in errors {
+                        if error["extensions"].get("lastSeq").is_some() {
+                            error["extensions"]["lastSeq"] = last.into();
+                        }
+                    }
+                }
+                self.fail(&errors).await
+            }
+        }
+    }
+}
+
+/// An error as the `errors` list of a response.
+fn errors_of(error: ApiError) -> serde_json::Value {
+    let error = async_graphql::Error::from(error).into_server_error(Default::default());
+    serde_json::to_value([error]).unwrap_or_default()
 }
 
 /// Writes frames in order; a write stuck longer than `write_timeout` ends the connection.

@@ -141,11 +141,25 @@ pub fn keep_alive() -> String {
 }
 
 pub fn next(protocol: Protocol, id: &str, response: &Value) -> String {
+    next_encoded(protocol, id, &response.to_string())
+}
+
+/// A result whose payload (the GraphQL response) is JSON already.
+pub fn next_encoded(protocol: Protocol, id: &str, response: &str) -> String {
     let kind = match protocol {
         Protocol::TransportWs => "next",
         Protocol::Legacy => "data",
     };
-    json!({"type": kind, "id": id, "payload": response}).to_string()
+    let id = Value::from(id);
+    let mut text = String::with_capacity(response.len() + 40);
+    text.push_str(r#"{"type":""#);
+    text.push_str(kind);
+    text.push_str(r#"","id":"#);
+    text.push_str(&id.to_string());
+    text.push_str(r#","payload":"#);
+    text.push_str(response);
+    text.push('}');
+    text
 }
 
 /// An operation that failed as a whole; it ends the operation (no `complete` follows).
@@ -216,6 +230,18 @@ mod tests {
             r#"{"type":"unknown"}"#,
         ] {
             assert!(parse(Protocol::TransportWs, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_preencoded_result_is_the_same_message() {
+        let response = json!({"data": {"x": "a \"quoted\" value"}});
+        for protocol in [Protocol::TransportWs, Protocol::Legacy] {
+            let id = "id \"1\"";
+            let message: Value =
+                serde_json::from_str(&next(protocol, id, &response)).expect("JSON");
+            assert_eq!(message["id"], id);
+            assert_eq!(message["payload"], response);
         }
     }
 

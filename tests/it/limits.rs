@@ -7,7 +7,7 @@ use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::support::{
-    postgres_server, postgres_url, sqlite_url, Api, NodeProcess, TestServer, SECRET,
+    metric_value, postgres_server, postgres_url, sqlite_url, Api, NodeProcess, TestServer, SECRET,
 };
 use crate::ws_client::{WsClient, RESTAURANT_EVENTS, TRANSPORT_WS};
 
@@ -279,21 +279,8 @@ async fn a_flood_of_silent_connections_is_bounded() {
         rss_after < rss_before + 32 * 1024,
         "RSS grew from {rss_before} KiB to {rss_after} KiB"
     );
-    let metrics = api
-        .http()
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let refused = metrics
-        .lines()
-        .find(|l| l.starts_with("orderhub_connections_refused_total{reason=\"max_connections\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .expect("the refusal counter");
+    let series = r#"orderhub_connections_refused_total{reason="max_connections"}"#;
+    let refused = metric_value(&api.metrics().await, series).expect("the refusal counter");
     assert!(refused >= 400.0, "{refused} refused");
     drop(silent);
     drop(silent_websockets);

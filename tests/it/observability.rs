@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::harness::prometheus::PrometheusServer;
 use crate::harness::redis::RedisServer;
 use crate::realtime::{place_orders_steadily, seqs};
-use crate::support::{replicated_urls, sqlite_url, Api, NodeProcess, TestServer, SECRET};
+use crate::support::{
+    metric_value, replicated_urls, sqlite_url, Api, NodeProcess, TestServer, SECRET,
+};
 use crate::ws_client::{Incoming, WsClient, RESTAURANT_EVENTS, TRANSPORT_WS};
 
 /// Every metric family the dashboards rely on.
@@ -21,6 +23,7 @@ const FAMILIES: &[&str] = &[
     "orderhub_connections_refused_total",
     "orderhub_rate_limited_total",
     "orderhub_subscriptions_active",
+    "orderhub_subscription_cohorts",
     "orderhub_events_published_total",
     "orderhub_events_received_total",
     "orderhub_events_delivered_total",
@@ -130,15 +133,7 @@ async fn metrics_cover_operations_resolvers_realtime_and_store() {
     stall(&tight).await;
     // Gauges sampled every 2 s, histograms drained every 5 s.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let exposition = server
-        .http()
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text");
+    let exposition = server.metrics().await;
     let present = families(&exposition);
     let missing: Vec<&&str> = FAMILIES.iter().filter(|f| !present.contains(**f)).collect();
     assert!(missing.is_empty(), "missing metric families: {missing:?}");
@@ -169,14 +164,7 @@ async fn metrics_cover_operations_resolvers_realtime_and_store() {
     assert!(has(
         r#"orderhub_http_requests_total{method="POST",route="/graphql",status="200"}"#
     ));
-    let value = |prefix: &str| -> f64 {
-        exposition
-            .lines()
-            .find(|line| line.starts_with(prefix))
-            .and_then(|line| line.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
+    let value = |series: &str| metric_value(&exposition, series).unwrap_or(0.0);
     // Cut by its full buffer, or by its stuck socket, whichever came first.
     let cuts = value(r#"orderhub_slow_consumer_cuts_total{reason="buffer"}"#)
         + value(r#"orderhub_slow_consumer_cuts_total{reason="socket"}"#);

@@ -5,7 +5,9 @@ use async_graphql::futures_util::future::join_all;
 use serde_json::json;
 use std::time::Duration;
 
-use crate::support::{on_every_backend, sqlite, sqlite_url, Api, Fixture, TestServer, PLACE};
+use crate::support::{
+    metric_value, on_every_backend, sqlite, sqlite_url, Api, Fixture, TestServer, PLACE,
+};
 use crate::ws_client::{
     Incoming, WsClient, LEGACY, ORDER_UPDATED, RESTAURANT_EVENTS, TRANSPORT_WS,
 };
@@ -551,4 +553,77 @@ async fn resuming_before_the_retained_history_is_history_gone() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     f.place(&server, "new").await;
     assert_eq!(seqs(&mut client, "live", 1).await, [4]);
+}
+
+/// Kitchens of one restaurant that sent the same document share one execution (a cohort):
+/// every event is resolved and encoded once for all of them. Members that resume with
+/// `after` while orders stream in catch up on their own and join without gap or duplicate;
+/// a different document runs apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_of_the_same_events_share_one_execution() {
+    let server = TestServer::start(&sqlite_url("cohorts"), &[]);
+    let f = server.fixture().await;
+    const ORDERS: i64 = 30;
+    let mut live = Vec::new();
+    for _ in 0..4 {
+        let mut client = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
+        client
+            .subscribe("k", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+            .await;
+        live.push(client);
+    }
+    let mut other = WsClient::ready(&server, LEGACY, &f.staff).await;
+    let just_seqs = "subscription($r: ID!) { restaurantEvents(restaurantId: $r) { seq } }";
+    other
+        .subscribe("s", just_seqs, json!({"r": f.restaurant}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let placing = tokio::spawn({
+        let api = Api::at(&server.base);
+        let f = f.clone();
+        async move { place_orders_steadily(&api, &f, "cohort", ORDERS as usize).await }
+    });
+    // Resuming while events stream in: the seam between replay and the cohort moves.
+    let mut resumed = Vec::new();
+    for after in [0, 3, 7] {
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        let mut client = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
+        let variables = json!({"r": f.restaurant, "after": after});
+        client.subscribe("k", RESTAURANT_EVENTS, variables).await;
+        resumed.push((after, client));
+    }
+    placing.await.expect("placed");
+    let all: Vec<i64> = (1..=ORDERS).collect();
+    for client in &mut live {
+        assert_eq!(seqs(client, "k", ORDERS as usize).await, all);
+    }
+    for (after, client) in &mut resumed {
+        let expected: Vec<i64> = (*after + 1..=ORDERS).collect();
+        assert_eq!(seqs(client, "k", expected.len()).await, expected);
+    }
+    let mut others = Vec::new();
+    for _ in 0..ORDERS {
+        let payload = other.next_result("s").await;
+        others.push(
+            payload["data"]["restaurantEvents"]["seq"]
+                .as_i64()
+                .expect("seq"),
+        );
+    }
+    assert_eq!(others, all);
+    // Eight subscriptions, two executions (sampled every 2 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let exposition = server.metrics().await;
+        let cohorts = metric_value(&exposition, "orderhub_subscription_cohorts");
+        let actors = metric_value(&exposition, r#"orderhub_actors{kind="subscription"}"#);
+        if cohorts == Some(2.0) && actors == Some(2.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cohorts {cohorts:?}, subscription actors {actors:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

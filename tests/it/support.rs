@@ -182,6 +182,17 @@ impl Api {
         Ok((status, Gql(response.json().await?)))
     }
 
+    /// What `/metrics` shows now.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(format!("{}/metrics", self.base)).send();
+        response
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// A new restaurant with two tables and a menu of three items, the last one sold out.
     pub async fn fixture(&self) -> Fixture {
         let admin = self.admin();
@@ -232,6 +243,7 @@ impl Api {
     }
 }
 
+#[derive(Clone)]
 pub struct Fixture {
     pub restaurant: String,
     /// Two tables: the customer sits at the first.
@@ -559,4 +571,14 @@ impl NodeProcess {
 pub async fn load_test() -> tokio::sync::MutexGuard<'static, ()> {
     static LOAD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     LOAD.lock().await
+}
+
+/// The value of the first series in a Prometheus exposition that starts with `series`
+/// (a name, or a name with its labels).
+pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
 }

@@ -1,0 +1,439 @@
+//! Cohort fan-out. Subscribers on this node that sent the same `restaurantEvents` document,
+//! operation and variables (all but `after`) with the same authorization scope would each get
+//! the same bytes for every event. They form a cohort: one shared execution resolves and
+//! serializes each event once, and hands the payload to every member's bounded queue. Per
+//! member and event what is left is a queue hand-off, an envelope and a socket write.
+//!
+//! async-graphql resolves every item of a subscription stream separately for each subscriber
+//! (`OutputType::resolve` per item); at a few thousand screens per restaurant that, not the
+//! network, would be the limit.
+//!
+//! A member that resumes with `after` first replays (after, L] through its own execution,
+//! where L is the last seq the cohort had fanned out when the member joined; from then on
+//! its queue holds exactly the events after L. A member whose queue is full is cut with
+//! SLOW_CONSUMER and its `lastSeq`, like any subscriber; nobody else notices.
+
+use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+use async_graphql::{Value as GqlValue, Variables};
+use orderhub_actors::domain::Principal;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
+
+use super::protocol::Payload;
+use crate::graphql::{AppSchema, Caller, SharedExecution};
+
+/// Same key, same bytes: the document, the operation, the variables but `after`, and the
+/// caller's scope (role, restaurant, table), which decides authorization.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    query: String,
+    operation_name: Option<String>,
+    variables: String,
+    scope: String,
+}
+
+/// A subscribe message that may join a cohort.
+pub struct Eligible {
+    key: Key,
+    /// The shared execution runs as this: the caller's scope, without the caller's expiry
+    /// (each member's token expiry ends that member alone).
+    scope: Principal,
+    /// The variable bound to `after`, if any; the shared execution sets it to null.
+    after_variable: Option<String>,
+    /// The member's own `after`, if it resumes.
+    pub after: Option<i64>,
+    /// The member gave an `after` that is not a plain seq: its own execution reports why.
+    pub after_is_invalid: bool,
+}
+
+/// Whether a subscribe can share a cohort: one operation whose only root field is
+/// `restaurantEvents`, without directives, with `after` absent, null or a variable, sent by an
+/// authenticated caller. Everything else runs on its own, as before.
+pub fn eligible(payload: &Payload, caller: &Caller) -> Option<Eligible> {
+    let Caller::Authenticated(principal) = caller else {
+        return None;
+    };
+    let document = async_graphql::parser::parse_query(&payload.query).ok()?;
+    if !document.fragments.is_empty() {
+        return None;
+    }
+    let operation = match (&document.operations, &payload.operation_name) {
+        (DocumentOperations::Single(operation), _) => operation,
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str())?,
+        (DocumentOperations::Multiple(_), None) => return None,
+    };
+    let operation = &operation.node;
+    if operation.ty != OperationType::Subscription || !operation.directives.is_empty() {
+        return None;
+    }
+    let [root] = operation.selection_set.node.items.as_slice() else {
+        return None;
+    };
+    let Selection::Field(field) = &root.node else {
+        return None;
+    };
+    let field = &field.node;
+    if field.name.node != "restaurantEvents" || !field.directives.is_empty() {
+        return None;
+    }
+    let mut after_variable = None;
+    for (name, value) in &field.arguments {
+        if name.node == "after" {
+            // The parser's value type is not exported: a variable prints as `$name`.
+            match value.node.clone().into_const() {
+                Some(GqlValue::Null) => {}
+                Some(_) => return None,
+                None => after_variable = Some(value.node.to_string().strip_prefix('$')?.to_owned()),
+            }
+        }
+    }
+    let mut variables = payload.variables.clone().unwrap_or(Value::Null);
+    let after_value = match (&after_variable, variables.as_object_mut()) {
+        (Some(name), Some(object)) => object.remove(name.as_str()),
+        _ => None,
+    };
+    let (after, after_is_invalid) = match after_value {
+        None | Some(Value::Null) => (None, false),
+        Some(value) => match value.as_i64() {
+            Some(seq) => (Some(seq), false),
+            None => (None, true),
+        },
+    };
+    let scope = Principal::new(
+        "cohort".into(),
+        principal.role,
+        principal.restaurant_id().cloned(),
+        principal.table_id().cloned(),
+    )
+    .ok()?;
+    Some(Eligible {
+        key: Key {
+            query: payload.query.clone(),
+            operation_name: payload.operation_name.clone(),
+            variables: variables.to_string(),
+            scope: format!(
+                "{:?}/{:?}/{:?}",
+                scope.role,
+                scope.restaurant_id(),
+                scope.table_id()
+            ),
+        },
+        scope,
+        after_variable,
+        after,
+        after_is_invalid,
+    })
+}
+
+/// One event as every member of a cohort gets it.
+pub struct Frame {
+    pub seq: i64,
+    pub committed_at_ms: i64,
+    /// The GraphQL response (`{"data": …}`) as JSON.
+    pub payload: Box<str>,
+}
+
+/// How far a cohort has got.
+#[derive(Debug, Clone)]
+enum Phase {
+    Starting,
+    /// Live; events after this seq are fanned out.
+    Live(i64),
+    /// Over: the errors every member gets (`None`: the stream completed).
+    Ended(Option<Arc<Value>>),
+}
+
+struct Member {
+    frames: mpsc::Sender<Arc<Frame>>,
+    cut: Arc<AtomicBool>,
+}
+
+struct State {
+    members: HashMap<u64, Member>,
+    next_member: u64,
+    /// The last seq fanned out.
+    last_seq: i64,
+    leader: Option<AbortHandle>,
+}
+
+struct Cohort {
+    key: Key,
+    state: Mutex<State>,
+    phase: watch::Sender<Phase>,
+    cohorts: Weak<Inner>,
+}
+
+struct Inner {
+    schema: AppSchema,
+    buffer: usize,
+    cohorts: Mutex<HashMap<Key, Arc<Cohort>>>,
+}
+
+/// This node's cohorts.
+#[derive(Clone)]
+pub struct Cohorts {
+    inner: Arc<Inner>,
+}
+
+/// A lock around plain bookkeeping: a panic elsewhere cannot leave it half-updated in a way
+/// that matters more than losing the node's cohorts, so poisoning is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Cohorts {
+    /// `buffer`: events queued per member before it is cut as a slow consumer.
+    pub fn new(schema: AppSchema, buffer: usize) -> Cohorts {
+        Cohorts {
+            inner: Arc::new(Inner {
+                schema,
+                buffer,
+                cohorts: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Cohorts running on this node.
+    pub fn active(&self) -> usize {
+        lock(&self.inner.cohorts).len()
+    }
+
+    /// Joins (or starts) the cohort of `eligible`, as `payload` asked.
+    pub fn join(&self, eligible: &Eligible, payload: &Payload) -> Membership {
+        let mut cohorts = lock(&self.inner.cohorts);
+        let running = cohorts
+            .get(&eligible.key)
+            .filter(|cohort| !matches!(*cohort.phase.borrow(), Phase::Ended(_)))
+            .cloned();
+        let cohort = running.unwrap_or_else(|| {
+            let cohort = self.start(eligible, payload);
+            cohorts.insert(eligible.key.clone(), cohort.clone());
+            cohort
+        });
+        let (frames_tx, frames) = mpsc::channel(self.inner.buffer);
+        let cut = Arc::new(AtomicBool::new(false));
+        let mut state = lock(&cohort.state);
+        let id = state.next_member;
+        state.next_member += 1;
+        state.members.insert(
+            id,
+            Member {
+                frames: frames_tx,
+                cut: cut.clone(),
+            },
+        );
+        let joined_at = match *cohort.phase.borrow() {
+            Phase::Live(_) => Some(state.last_seq),
+            _ => None,
+        };
+        drop(state);
+        Membership {
+            cohort: cohort.clone(),
+            id,
+            frames,
+            cut,
+            joined_at,
+        }
+    }
+
+    fn start(&self, eligible: &Eligible, payload: &Payload) -> Arc<Cohort> {
+        let cohort = Arc::new(Cohort {
+            key: eligible.key.clone(),
+            state: Mutex::new(State {
+                members: HashMap::new(),
+                next_member: 0,
+                last_seq: 0,
+                leader: None,
+            }),
+            phase: watch::Sender::new(Phase::Starting),
+            cohorts: Arc::downgrade(&self.inner),
+        });
+        let mut variables = payload.variables.clone().unwrap_or(Value::Null);
+        if let (Some(name), Some(object)) = (&eligible.after_variable, variables.as_object_mut()) {
+            object.insert(name.clone(), Value::Null);
+        }
+        let live = Arc::downgrade(&cohort);
+        let mut request = async_graphql::Request::new(payload.query.clone())
+            .variables(Variables::from_json(variables))
+            .data(Caller::Authenticated(eligible.scope.clone()))
+            .data(SharedExecution {
+                live_after: Box::new(move |seq| {
+                    if let Some(cohort) = live.upgrade() {
+                        lock(&cohort.state).last_seq = seq;
+                        cohort.phase.send_replace(Phase::Live(seq));
+                    }
+                }),
+            });
+        if let Some(name) = &payload.operation_name {
+            request = request.operation_name(name.clone());
+        }
+        let task = tokio::spawn(crate::metrics::deliveries(lead(
+            Arc::downgrade(&cohort),
+            self.inner.schema.clone(),
+            request,
+        )));
+        lock(&cohort.state).leader = Some(task.abort_handle());
+        cohort
+    }
+}
+
+/// The shared execution: resolves and serializes each event once and fans it out.
+async fn lead(cohort: Weak<Cohort>, schema: AppSchema, request: async_graphql::Request) {
+    use async_graphql::futures_util::StreamExt;
+    let mut responses = schema.execute_stream(request);
+    while let Some(response) = responses.next().await {
+        let Some(cohort) = cohort.upgrade() else {
+            return;
+        };
+        if response.data == GqlValue::Null && !response.errors.is_empty() {
+            let errors = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
+            cohort.end(Some(Arc::new(errors)));
+            return;
+        }
+        let Some(event) = crate::metrics::delivered_event() else {
+            continue;
+        };
+        let payload = match serde_json::to_string(&response) {
+            Ok(payload) => payload.into_boxed_str(),
+            Err(error) => {
+                tracing::error!(%error, "cannot encode a GraphQL response");
+                continue;
+            }
+        };
+        cohort.fan_out(Arc::new(Frame {
+            seq: event.seq,
+            committed_at_ms: event.committed_at_ms,
+            payload,
+        }));
+    }
+    if let Some(cohort) = cohort.upgrade() {
+        cohort.end(None);
+    }
+}
+
+impl Cohort {
+    fn fan_out(&self, frame: Arc<Frame>) {
+        let mut state = lock(&self.state);
+        state.last_seq = frame.seq;
+        state
+            .members
+            .retain(|_, member| match member.frames.try_send(frame.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    member.cut.store(true, Ordering::Release);
+                    metrics::counter!(crate::metrics::SLOW_CONSUMER_CUTS, "reason" => "buffer")
+                        .increment(1);
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
+    }
+
+    /// Ends the cohort: members drain their queues, then get `errors` (or `complete`).
+    fn end(&self, errors: Option<Arc<Value>>) {
+        if let Some(inner) = self.cohorts.upgrade() {
+            self.forget(&mut lock(&inner.cohorts));
+        }
+        let mut state = lock(&self.state);
+        self.phase.send_replace(Phase::Ended(errors));
+        state.members.clear();
+        if let Some(leader) = state.leader.take() {
+            leader.abort();
+        }
+    }
+
+    /// Removes this cohort from the node's map, unless a newer one took its key.
+    fn forget(&self, cohorts: &mut HashMap<Key, Arc<Cohort>>) {
+        if cohorts
+            .get(&self.key)
+            .is_some_and(|current| std::ptr::eq(Arc::as_ptr(current), self))
+        {
+            cohorts.remove(&self.key);
+        }
+    }
+}
+
+/// A member's place in a cohort; leaving is dropping it. The last member to leave stops the
+/// shared execution.
+pub struct Membership {
+    cohort: Arc<Cohort>,
+    id: u64,
+    frames: mpsc::Receiver<Arc<Frame>>,
+    cut: Arc<AtomicBool>,
+    /// The cohort's last seq when this member joined a live cohort.
+    joined_at: Option<i64>,
+}
+
+/// Why a member's stream of frames ended.
+pub enum Ending {
+    /// The member fell `buffer` events behind.
+    SlowConsumer,
+    /// The shared execution failed; every member gets these errors.
+    Failed(Arc<Value>),
+    /// The shared execution completed.
+    Completed,
+}
+
+impl Membership {
+    /// Waits until the cohort is live and returns the seq after which this member's frames
+    /// start; or how the cohort ended before that.
+    pub async fn live_after(&mut self) -> Result<i64, Ending> {
+        let mut phase = self.cohort.phase.subscribe();
+        let phase = phase
+            .wait_for(|phase| !matches!(phase, Phase::Starting))
+            .await
+            .map(|phase| phase.clone())
+            .unwrap_or(Phase::Ended(None));
+        match phase {
+            Phase::Live(first) => Ok(self.joined_at.unwrap_or(first)),
+            Phase::Ended(errors) => Err(self.ending_after(errors)),
+            Phase::Starting => Err(Ending::Completed),
+        }
+    }
+
+    /// The next frame, or how the member's stream ended.
+    pub async fn next(&mut self) -> Result<Arc<Frame>, Ending> {
+        if let Some(frame) = self.frames.recv().await {
+            return Ok(frame);
+        }
+        if self.cut.load(Ordering::Acquire) {
+            return Err(Ending::SlowConsumer);
+        }
+        let phase = self.cohort.phase.borrow().clone();
+        match phase {
+            Phase::Ended(errors) => Err(self.ending_after(errors)),
+            _ => Err(Ending::Completed),
+        }
+    }
+
+    fn ending_after(&self, errors: Option<Arc<Value>>) -> Ending {
+        match errors {
+            Some(errors) => Ending::Failed(errors),
+            None => Ending::Completed,
+        }
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        let Some(inner) = self.cohort.cohorts.upgrade() else {
+            return;
+        };
+        // The node's map first, then the cohort: the order `join` takes them in.
+        let mut cohorts = lock(&inner.cohorts);
+        let mut state = lock(&self.cohort.state);
+        state.members.remove(&self.id);
+        if state.members.is_empty() {
+            if let Some(leader) = state.leader.take() {
+                leader.abort();
+            }
+            drop(state);
+            self.cohort.forget(&mut cohorts);
+            self.cohort.phase.send_replace(Phase::Ended(None));
+        }
+    }
+}
