@@ -65,6 +65,9 @@ enum Out {
 /// subscriptions' own buffers fill: those subscribers are cut as slow, nobody else.
 const OUTBOX: usize = 64;
 
+/// Frames written per flush at most.
+const WRITE_BATCH: usize = 32;
+
 struct Connection {
     protocol: Protocol,
     schema: AppSchema,
@@ -480,21 +483,35 @@ async fn write_loop(
     mut outbox: mpsc::Receiver<Out>,
     write_timeout: Duration,
 ) {
-    while let Some(out) = outbox.recv().await {
-        let (message, last, event) = match out {
-            Out::Text(text, event) => (Message::Text(text.into()), false, event),
-            Out::Ping => (Message::Ping(Default::default()), false, None),
-            Out::Close(code, reason) => {
-                let frame = CloseFrame {
-                    code,
-                    reason: reason.into(),
+    // Frames waiting together are written together: one flush (one system call) for many.
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut events = Vec::with_capacity(WRITE_BATCH);
+    while outbox.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+        let mut closing = false;
+        let write = async {
+            for out in batch.drain(..) {
+                let message = match out {
+                    Out::Text(text, event) => {
+                        events.extend(event);
+                        Message::Text(text.into())
+                    }
+                    Out::Ping => Message::Ping(Default::default()),
+                    Out::Close(code, reason) => {
+                        closing = true;
+                        let reason = reason.into();
+                        Message::Close(Some(CloseFrame { code, reason }))
+                    }
                 };
-                (Message::Close(Some(frame)), true, None)
+                sink.feed(message).await?;
+                if closing {
+                    break;
+                }
             }
+            sink.flush().await
         };
-        match timeout(write_timeout, sink.send(message)).await {
-            Ok(Ok(())) if !last => {
-                if let Some(committed_at) = event {
+        match timeout(write_timeout, write).await {
+            Ok(Ok(())) if !closing => {
+                for committed_at in events.drain(..) {
                     crate::metrics::event_written(committed_at);
                 }
             }

@@ -6,7 +6,8 @@ use serde_json::json;
 use std::time::Duration;
 
 use crate::support::{
-    metric_value, on_every_backend, sqlite, sqlite_url, Api, Fixture, TestServer, PLACE,
+    metric_value, on_every_backend, sqlite, sqlite_url, Api, Fixture, NodeProcess, TestServer,
+    PLACE, SECRET,
 };
 use crate::ws_client::{
     Incoming, WsClient, LEGACY, ORDER_UPDATED, RESTAURANT_EVENTS, TRANSPORT_WS,
@@ -561,7 +562,18 @@ async fn resuming_before_the_retained_history_is_history_gone() {
 /// a different document runs apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_of_the_same_events_share_one_execution() {
-    let server = TestServer::start(&sqlite_url("cohorts"), &[]);
+    // A process of its own: in-process nodes share one metrics registry.
+    let dir = crate::harness::temp_dir("cohorts");
+    let database = format!("sqlite://{}/cohorts.db", dir.display());
+    let node = NodeProcess::start(
+        &dir,
+        &[
+            ("DATABASE_URL", database.as_str()),
+            ("ORDERHUB_JWT_SECRET", SECRET),
+            ("ORDERHUB_NO_DEMO", "true"),
+        ],
+    );
+    let server = node.api();
     let f = server.fixture().await;
     const ORDERS: i64 = 30;
     let mut live = Vec::new();
