@@ -136,12 +136,17 @@ impl App {
                 ..ChannelConfig::default()
             },
         );
-        let schema = graphql::build(Some(Services {
-            store: store.clone(),
-            registry: registry.clone(),
-            channels: channels.clone(),
-            reads: reads.clone(),
-        }));
+        let schema = graphql::build_with(
+            Some(Services {
+                store: store.clone(),
+                registry: registry.clone(),
+                channels: channels.clone(),
+                reads: reads.clone(),
+            }),
+            graphql::SchemaOptions {
+                disable_introspection: args.disable_introspection,
+            },
+        );
         let stopping = watch::Sender::new(false);
         let (alive, connections_ended) = mpsc::channel(1);
         let ws = WsConfig {

@@ -124,6 +124,11 @@ pub struct ServeArgs {
     /// Largest HTTP request body accepted, in bytes.
     #[arg(long, env = "ORDERHUB_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Refuse introspection (`__schema`, `__type`) with GRAPHQL_VALIDATION_FAILED. GraphiQL
+    /// needs it, so it is on unless this is set.
+    #[arg(long, env = "ORDERHUB_DISABLE_INTROSPECTION")]
+    pub disable_introspection: bool,
 }
 
 #[derive(Debug, Clone, Args)]
