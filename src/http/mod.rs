@@ -1,10 +1,10 @@
 //! HTTP: the GraphQL endpoint, health checks and GraphiQL.
 
 mod graphiql;
+pub mod rejection;
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
-use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequest, MatchedPath, Request, State};
@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use orderhub_actors::ports::{Bus, Store};
+use rejection::{GraphQLBody, Rejection};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,6 +55,7 @@ pub fn router(state: HttpState, max_body_bytes: usize, with_metrics: bool) -> Ro
         .with_state(state)
         // The GraphQL extractor streams the body itself, past axum's DefaultBodyLimit.
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .layer(axum::middleware::from_fn(rejection::coded))
 }
 
 /// A span and metrics per request, labelled by route template, never by raw path.
@@ -100,9 +102,9 @@ pub fn caller(tokens: &Tokens, headers: &HeaderMap) -> Caller {
 async fn graphql_post(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    GraphQLBody(request): GraphQLBody,
 ) -> GraphQLResponse {
-    execute(&state, &headers, request.into_inner()).await.into()
+    execute(&state, &headers, request).await.into()
 }
 
 /// Executes a request as its caller, with the caller's read-your-writes requirement in scope.
@@ -134,8 +136,8 @@ async fn graphql_get(
     if let Ok(upgrade) = upgrade {
         return websocket(state, &headers, upgrade);
     }
-    let request = match GraphQLRequest::<GraphQLRejection>::from_request(request, &state).await {
-        Ok(request) => request.into_inner(),
+    let request = match GraphQLBody::from_request(request, &state).await {
+        Ok(GraphQLBody(request)) => request,
         Err(rejection) => return rejection.into_response(),
     };
     if is_mutation(&request) {
@@ -163,7 +165,7 @@ fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -
         .and_then(Protocol::from_name)
     else {
         let message = "WebSocket subprotocol must be graphql-transport-ws or graphql-ws";
-        return (StatusCode::BAD_REQUEST, message).into_response();
+        return Rejection::bad_request(message).into_response();
     };
     // A token on the upgrade request counts unless connection_init brings one.
     let upgrade_caller = caller(&state.tokens, headers);
@@ -183,6 +185,10 @@ fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -
 /// Whether the operation the request would run is a mutation. Unparsable documents are left
 /// to the executor, which reports the syntax error.
 fn is_mutation(request: &async_graphql::Request) -> bool {
+    // Deeper ones would exhaust the parser's stack; the executor refuses them unparsed.
+    if crate::graphql::nesting(&request.query) > crate::graphql::MAX_NESTING {
+        return false;
+    }
     let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
         return false;
     };
