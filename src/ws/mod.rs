@@ -5,7 +5,7 @@
 //! connection_init timeout, lets a duplicate id replace a running subscription and never pings.
 
 mod connection;
-mod protocol;
+pub mod protocol;
 
 pub use connection::{serve, Shutdown, WsConfig};
 pub use protocol::{close, Protocol};
