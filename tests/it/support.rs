@@ -413,6 +413,8 @@ pub struct NodeProcess {
     child: std::process::Child,
     pub base: String,
     pub stdout_lines: Vec<String>,
+    /// Every line printed so far (stderr too, when started with `start_capturing`).
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for NodeProcess {
@@ -426,7 +428,29 @@ impl NodeProcess {
     /// Starts the binary in `dir` with only `env` configured (on a port the OS picks) and
     /// reads its output up to the line that says it is serving.
     pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> NodeProcess {
-        use std::io::{BufRead, BufReader};
+        Self::spawn(dir, env, false)
+    }
+
+    /// Like `start`, and keeps everything the process prints on stdout and stderr.
+    pub fn start_capturing(dir: &std::path::Path, env: &[(&str, &str)]) -> NodeProcess {
+        Self::spawn(dir, env, true)
+    }
+
+    /// Everything printed so far, one line each.
+    pub fn output(&self) -> String {
+        self.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .join("\n")
+    }
+
+    fn spawn(dir: &std::path::Path, env: &[(&str, &str)], capture_stderr: bool) -> NodeProcess {
+        use std::io::{BufRead, BufReader, Read};
+        let stderr = if capture_stderr {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::inherit()
+        };
         let child = std::process::Command::new(BIN)
             .current_dir(dir)
             .env_remove("DATABASE_URL")
@@ -435,7 +459,7 @@ impl NodeProcess {
             .env("ORDERHUB_LISTEN", "127.0.0.1:0")
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("orderhub starts");
         // Owned by a NodeProcess from here on, so that it is killed and reaped whatever happens.
@@ -443,16 +467,28 @@ impl NodeProcess {
             child,
             base: String::new(),
             stdout_lines: Vec::new(),
+            output: Default::default(),
         };
-        let stdout = node.child.stdout.take().expect("stdout");
         let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines_tx.send(line).is_err() {
-                    break;
+        let mut streams: Vec<Box<dyn Read + Send>> =
+            vec![Box::new(node.child.stdout.take().expect("stdout"))];
+        if let Some(stderr) = node.child.stderr.take() {
+            streams.push(Box::new(stderr));
+        }
+        for stream in streams {
+            let (lines_tx, output) = (lines_tx.clone(), node.output.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    output
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(line.clone());
+                    // Read on after start-up, so that the process never blocks on a full pipe.
+                    let _ = lines_tx.send(line);
                 }
-            }
-        });
+            });
+        }
+        drop(lines_tx);
         loop {
             let line = lines_rx
                 .recv_timeout(Duration::from_secs(60))
