@@ -53,7 +53,9 @@ pub fn router(state: HttpState, max_body_bytes: usize, with_metrics: bool) -> Ro
         .merge(graphiql::routes())
         .route_layer(axum::middleware::from_fn(observe))
         .with_state(state)
-        // The GraphQL extractor streams the body itself, past axum's DefaultBodyLimit.
+        // The GraphQL body is read as Bytes, which stop at DefaultBodyLimit (2 MB) unless told.
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        // Every body; a 413 gets a GraphQL error body below.
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
         .layer(axum::middleware::from_fn(rejection::coded))
 }
@@ -141,16 +143,11 @@ async fn graphql_get(
         Err(rejection) => return rejection.into_response(),
     };
     if is_mutation(&request) {
-        let body = json!({"errors": [{
-            "message": "mutations must be sent with POST",
-            "extensions": {"code": "BAD_REQUEST"}
-        }]});
-        return (
+        let refusal = Rejection::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "POST")],
-            Json(body),
-        )
-            .into_response();
+            "mutations must be sent with POST",
+        );
+        return ([(header::ALLOW, "POST")], refusal).into_response();
     }
     GraphQLResponse::from(execute(&state, &headers, request).await).into_response()
 }
