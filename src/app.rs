@@ -138,12 +138,17 @@ impl App {
                 ..ChannelConfig::default()
             },
         );
-        let schema = graphql::build(Some(Services {
-            store: store.clone(),
-            registry: registry.clone(),
-            channels: channels.clone(),
-            reads: reads.clone(),
-        }));
+        let schema = graphql::build_with(
+            Some(Services {
+                store: store.clone(),
+                registry: registry.clone(),
+                channels: channels.clone(),
+                reads: reads.clone(),
+            }),
+            graphql::SchemaOptions {
+                disable_introspection: args.disable_introspection,
+            },
+        );
         let stopping = watch::Sender::new(false);
         let cohorts = Cohorts::new(schema.clone(), args.subscription_buffer);
         let rate_limit = RateLimiter::new(args.rate_limit, args.rate_limit_burst).map(Arc::new);

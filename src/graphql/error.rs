@@ -1,8 +1,18 @@
-//! The one place where failures become GraphQL errors with `extensions.code`.
+//! The one place where failures become GraphQL errors with `extensions.code`: ours through
+//! [`ApiError`], async-graphql's own (syntax, validation, limits) through [`ErrorCodes`].
 
-use async_graphql::ErrorExtensions;
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextSubscribe,
+    NextValidation,
+};
+use async_graphql::futures_util::stream::{BoxStream, StreamExt};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{
+    ErrorExtensions, Response, ServerError, ServerResult, ValidationResult, Variables,
+};
 use orderhub_actors::domain::DomainError;
 use orderhub_actors::{CommandError, StoreError};
+use std::sync::Arc;
 
 use crate::auth::AuthError;
 
@@ -124,3 +134,97 @@ impl From<ApiError> for async_graphql::Error {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The document is not GraphQL: a syntax error, or nested past the parser's limit.
+pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+/// The document does not fit the schema or the limits: unknown fields, wrong argument or
+/// variable types, depth, complexity, an unknown operation name, introspection when disabled.
+pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+
+/// Gives a code to every error async-graphql raises itself, which come without one.
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodes)
+    }
+}
+
+fn with_code(mut error: ServerError, code: &'static str) -> ServerError {
+    set_code(&mut error, code);
+    error
+}
+
+fn set_code(error: &mut ServerError, code: &'static str) {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    if extensions.get("code").is_none() {
+        extensions.set("code", code);
+    }
+}
+
+/// How async-graphql words a variable that does not fit its argument. It checks a variable's
+/// value against the argument's type only when the field runs, so these come with a path.
+const COERCION_FAILURES: [&str; 3] = ["Failed to parse", "Variable ", "Invalid value for argument"];
+
+/// Errors that escaped both hooks. Choosing the operation (an unknown `operationName`, a
+/// subscription over HTTP) fails before anything runs, without a path; a variable that does
+/// not fit is found when its field runs. Both are requests that do not fit the schema.
+/// Anything else would be ours: every resolver error has a code already.
+fn coded(mut response: Response) -> Response {
+    for error in &mut response.errors {
+        let misfit = error.path.is_empty()
+            || COERCION_FAILURES
+                .iter()
+                .any(|start| error.message.starts_with(start));
+        set_code(
+            error,
+            if misfit {
+                VALIDATION_FAILED
+            } else {
+                "INTERNAL"
+            },
+        );
+    }
+    response
+}
+
+#[async_trait::async_trait]
+impl Extension for ErrorCodes {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        coded(next.run(ctx).await)
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream).map(coded).boxed()
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables)
+            .await
+            .map_err(|error| with_code(error, PARSE_FAILED))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|error| with_code(error, VALIDATION_FAILED))
+                .collect()
+        })
+    }
+}

@@ -1,5 +1,6 @@
 //! The GraphQL schema: the public contract (tests/contract/schema.graphql) and its resolvers.
 
+mod document;
 mod error;
 mod events;
 mod live;
@@ -16,6 +17,7 @@ use orderhub_actors::ports::{Owned, Store};
 use orderhub_actors::restaurant::{Reply, RestaurantMsg, RestaurantRegistry};
 use std::sync::Arc;
 
+pub use document::{nesting, MAX_NESTING};
 pub use error::{ApiError, ApiResult};
 pub use events::{CatchUpTo, SharedExecution};
 pub use live::deadline;
@@ -55,12 +57,31 @@ pub enum Caller {
 pub const MAX_DEPTH: usize = 16;
 pub const MAX_COMPLEXITY: usize = 2_000;
 
+/// How the schema is served, beyond its services.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SchemaOptions {
+    /// Refuse `__schema` and `__type` (GraphiQL needs them).
+    pub disable_introspection: bool,
+}
+
 pub fn build(services: Option<Services>) -> AppSchema {
+    build_with(services, SchemaOptions::default())
+}
+
+pub fn build_with(services: Option<Services>, options: SchemaOptions) -> AppSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), events::Subscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)
-        .extension(telemetry::Telemetry);
+        .extension(telemetry::Telemetry)
+        // Inside telemetry, so that operations are counted by the codes given here.
+        .extension(error::ErrorCodes)
+        .extension(document::DocumentRules {
+            introspection: !options.disable_introspection,
+        });
+    if options.disable_introspection {
+        builder = builder.disable_introspection();
+    }
     if let Some(services) = services {
         builder = builder.data(services);
     }

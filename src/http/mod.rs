@@ -1,12 +1,12 @@
 //! HTTP: the GraphQL endpoint, health checks and GraphiQL.
 
 mod graphiql;
+pub mod rejection;
 mod screens;
 pub mod server;
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
-use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequest, MatchedPath, Request, State};
@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use orderhub_actors::ports::{Bus, Store};
+use rejection::{error_body, GraphQLBody, Rejection};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,8 +60,11 @@ pub fn router(state: HttpState, max_body_bytes: usize, with_metrics: bool) -> Ro
         .merge(screens::routes())
         .route_layer(axum::middleware::from_fn(observe))
         .with_state(state)
-        // The GraphQL extractor streams the body itself, past axum's DefaultBodyLimit.
+        // The GraphQL body is read as Bytes, which stop at DefaultBodyLimit (2 MB) unless told.
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        // Every body; a 413 gets a GraphQL error body below.
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .layer(axum::middleware::from_fn(rejection::coded))
 }
 
 /// A span and metrics per request, labelled by route template, never by raw path.
@@ -107,9 +111,9 @@ pub fn caller(tokens: &Tokens, headers: &HeaderMap) -> Caller {
 async fn graphql_post(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    GraphQLBody(request): GraphQLBody,
 ) -> Response {
-    execute(&state, &headers, request.into_inner()).await
+    execute(&state, &headers, request).await
 }
 
 /// Executes a request as its caller, with the caller's read-your-writes requirement in scope:
@@ -166,11 +170,6 @@ fn rate_limited(retry_after: Duration) -> Response {
         .into_response()
 }
 
-/// A GraphQL error body for a request refused before execution.
-fn error_body(code: &str, message: &str) -> Json<serde_json::Value> {
-    Json(json!({"errors": [{"message": message, "extensions": {"code": code}}]}))
-}
-
 fn timed_out(limit: Duration) -> async_graphql::Response {
     use async_graphql::ErrorExtensions;
     let error = async_graphql::Error::new(format!(
@@ -194,18 +193,16 @@ async fn graphql_get(
     if let Ok(upgrade) = upgrade {
         return websocket(state, &headers, upgrade);
     }
-    let request = match GraphQLRequest::<GraphQLRejection>::from_request(request, &state).await {
-        Ok(request) => request.into_inner(),
+    let request = match GraphQLBody::from_request(request, &state).await {
+        Ok(GraphQLBody(request)) => request,
         Err(rejection) => return rejection.into_response(),
     };
     if is_mutation(&request) {
-        let body = error_body("BAD_REQUEST", "mutations must be sent with POST");
-        return (
+        let refusal = Rejection::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "POST")],
-            body,
-        )
-            .into_response();
+            "mutations must be sent with POST",
+        );
+        return ([(header::ALLOW, "POST")], refusal).into_response();
     }
     execute(&state, &headers, request).await
 }
@@ -220,7 +217,7 @@ fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -
         .and_then(Protocol::from_name)
     else {
         let message = "WebSocket subprotocol must be graphql-transport-ws or graphql-ws";
-        return (StatusCode::BAD_REQUEST, message).into_response();
+        return Rejection::bad_request(message).into_response();
     };
     let Ok(permit) = state.websockets.clone().try_acquire_owned() else {
         metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "reason" => "max_websockets")
@@ -251,6 +248,10 @@ fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -
 /// Whether the operation the request would run is a mutation. Unparsable documents are left
 /// to the executor, which reports the syntax error.
 fn is_mutation(request: &async_graphql::Request) -> bool {
+    // Deeper ones would exhaust the parser's stack; the executor refuses them unparsed.
+    if crate::graphql::nesting(&request.query) > crate::graphql::MAX_NESTING {
+        return false;
+    }
     let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
         return false;
     };

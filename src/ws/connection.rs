@@ -150,7 +150,8 @@ pub async fn serve(
                         break Some((close::INVALID_MESSAGE, "Invalid message: binary frames are not supported".into()));
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => break None,
+                    Some(Err(error)) => break unreadable(error),
+                    Some(Ok(Message::Close(_))) | None => break None,
                 }
             }
             () = &mut init_deadline, if !connection.init_received => {
@@ -192,6 +193,22 @@ pub async fn serve(
     if !writer_done {
         let _ = timeout(Duration::from_secs(1), writer).await;
     }
+}
+
+/// A frame the socket refused to read: too large (1009), text that is not UTF-8 (1007) or a
+/// protocol violation (1002) are answered with their RFC 6455 close code; a connection that
+/// simply broke gets nothing.
+fn unreadable(error: axum::Error) -> Option<(u16, String)> {
+    use tungstenite::Error;
+    let error = error.into_inner().downcast::<Error>().ok()?;
+    let (code, reason) = match *error {
+        Error::Capacity(_) => (close::MESSAGE_TOO_BIG, "Message too big"),
+        Error::Utf8(_) => (close::INVALID_PAYLOAD, "Invalid UTF-8"),
+        Error::Protocol(_) => (close::PROTOCOL_ERROR, "Protocol error"),
+        _ => return None,
+    };
+    tracing::debug!(%error, code, "unreadable WebSocket frame");
+    Some((code, reason.into()))
 }
 
 impl Connection {
@@ -498,8 +515,7 @@ async fn write_loop(
                     Out::Ping => Message::Ping(Default::default()),
                     Out::Close(code, reason) => {
                         closing = true;
-                        let reason = reason.into();
-                        Message::Close(Some(CloseFrame { code, reason }))
+                        Message::Close(Some(close_frame(code, reason)))
                     }
                 };
                 sink.feed(message).await?;
@@ -519,10 +535,7 @@ async fn write_loop(
             Err(_) => {
                 metrics::counter!(SLOW_CONSUMER_CUTS, "reason" => "socket").increment(1);
                 tracing::info!(timeout = ?write_timeout, "closing a WebSocket whose writes are stuck (slow consumer)");
-                let frame = CloseFrame {
-                    code: close::SLOW_CONSUMER,
-                    reason: "Slow consumer".into(),
-                };
+                let frame = close_frame(close::SLOW_CONSUMER, "Slow consumer".into());
                 let _ = timeout(
                     Duration::from_millis(100),
                     sink.send(Message::Close(Some(frame))),
@@ -533,4 +546,34 @@ async fn write_loop(
         }
     }
     let _ = timeout(Duration::from_secs(1), sink.close()).await;
+}
+
+/// A close frame's reason fits in a control frame (RFC 6455: 123 bytes); longer reasons, which
+/// may quote what the client sent, are cut at a character boundary.
+fn close_frame(code: u16, mut reason: String) -> CloseFrame {
+    const MAX_REASON_BYTES: usize = 123;
+    if reason.len() > MAX_REASON_BYTES {
+        let cut = (0..=MAX_REASON_BYTES)
+            .rev()
+            .find(|at| reason.is_char_boundary(*at))
+            .unwrap_or(0);
+        reason.truncate(cut);
+    }
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_fit_in_a_control_frame() {
+        let long = close_frame(close::INVALID_MESSAGE, "é".repeat(100));
+        assert_eq!(long.reason.len(), 122);
+        let short = close_frame(close::INVALID_MESSAGE, "Invalid message".into());
+        assert_eq!(short.reason.as_str(), "Invalid message");
+    }
 }

@@ -6,7 +6,7 @@
 
 mod cohort;
 mod connection;
-mod protocol;
+pub mod protocol;
 
 pub use cohort::Cohorts;
 pub use connection::{serve, WsConfig, WsServices};

@@ -40,6 +40,9 @@ pub mod close {
     /// Writing to the client's socket was stuck past the slow-consumer timeout.
     pub const SLOW_CONSUMER: u16 = 4508;
     pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
 }
 
 /// What a client can say, in either protocol.

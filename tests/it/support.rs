@@ -444,8 +444,9 @@ pub struct NodeProcess {
     child: std::process::Child,
     pub base: String,
     pub stdout_lines: Vec<String>,
-    /// Everything it wrote to stderr (its logs), also echoed to the test's output.
-    stderr_lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Every line printed so far, on stdout and stderr (its logs, also echoed to the test's
+    /// output).
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for NodeProcess {
@@ -459,7 +460,7 @@ impl NodeProcess {
     /// Starts the binary in `dir` with only `env` configured (on a port the OS picks) and
     /// reads its output up to the line that says it is serving.
     pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> NodeProcess {
-        use std::io::{BufRead, BufReader};
+        use std::io::{BufRead, BufReader, Read};
         let child = std::process::Command::new(BIN)
             .current_dir(dir)
             .env_remove("DATABASE_URL")
@@ -478,28 +479,30 @@ impl NodeProcess {
             child,
             base: String::new(),
             stdout_lines: Vec::new(),
-            stderr_lines: Default::default(),
+            output: Default::default(),
         };
-        let stderr = node.child.stderr.take().expect("stderr");
-        let stderr_lines = node.stderr_lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("{line}");
-                stderr_lines
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(line);
-            }
-        });
-        let stdout = node.child.stdout.take().expect("stdout");
         let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines_tx.send(line).is_err() {
-                    break;
+        let streams: [(Box<dyn Read + Send>, bool); 2] = [
+            (Box::new(node.child.stdout.take().expect("stdout")), false),
+            (Box::new(node.child.stderr.take().expect("stderr")), true),
+        ];
+        for (stream, echo) in streams {
+            let (lines_tx, output) = (lines_tx.clone(), node.output.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if echo {
+                        eprintln!("{line}");
+                    }
+                    output
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(line.clone());
+                    // Read on after start-up, so that the process never blocks on a full pipe.
+                    let _ = lines_tx.send(line);
                 }
-            }
-        });
+            });
+        }
+        drop(lines_tx);
         loop {
             let line = lines_rx
                 .recv_timeout(Duration::from_secs(60))
@@ -524,18 +527,18 @@ impl NodeProcess {
         self.child.id()
     }
 
-    /// What it has logged so far.
-    pub fn logs(&self) -> Vec<String> {
-        self.stderr_lines
+    /// Everything printed so far, one line each.
+    pub fn output(&self) -> String {
+        self.output
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .unwrap_or_else(|p| p.into_inner())
+            .join("\n")
     }
 
-    /// Asserts that nothing it logged so far is a panic.
+    /// Asserts that nothing it printed so far is a panic.
     pub fn assert_no_panic(&self) {
-        let logs = self.logs();
-        let panics: Vec<_> = logs.iter().filter(|l| l.contains("panicked")).collect();
+        let output = self.output();
+        let panics: Vec<_> = output.lines().filter(|l| l.contains("panicked")).collect();
         assert!(panics.is_empty(), "the node panicked: {panics:?}");
     }
 

@@ -101,6 +101,13 @@ impl WsClient {
             .expect("send");
     }
 
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.socket
+            .send(Message::Binary(bytes.into()))
+            .await
+            .expect("send");
+    }
+
     /// The next message, skipping keep-alives; panics after 10 s of silence.
     pub async fn recv(&mut self) -> Incoming {
         self.recv_within(Duration::from_secs(10))

@@ -1,0 +1,174 @@
+//! Requests refused before GraphQL sees them, answered as GraphQL errors with the code
+//! `BAD_REQUEST` and a fitting status: 400 malformed, empty or batched, 413 too large, 415 not
+//! JSON.
+//!
+//! async-graphql-axum's extractor answers these in plain text, reads any content type as JSON
+//! (so a browser's cross-site `text/plain` form post would run) and accepts multipart uploads
+//! and batches; this one reads exactly one JSON request.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+pub const BAD_REQUEST: &str = "BAD_REQUEST";
+
+/// Longest message echoed from a JSON syntax error; the input itself is never echoed.
+const MAX_MESSAGE_CHARS: usize = 200;
+
+/// A request refused at the HTTP level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is larger than the server accepts",
+        )
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        (self.status, error_body(BAD_REQUEST, &self.message)).into_response()
+    }
+}
+
+/// The GraphQL body of a request refused before execution.
+pub fn error_body(code: &str, message: &str) -> Json<serde_json::Value> {
+    Json(json!({"errors": [{"message": message, "extensions": {"code": code}}]}))
+}
+
+/// One GraphQL request: from the query string of a GET, or the JSON body of a POST.
+pub struct GraphQLBody(pub async_graphql::Request);
+
+impl<S: Send + Sync> FromRequest<S> for GraphQLBody {
+    type Rejection = Rejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Rejection> {
+        if request.method() == Method::GET {
+            let query = request.uri().query().unwrap_or_default();
+            return async_graphql::http::parse_query_string(query)
+                .map(GraphQLBody)
+                .map_err(|_| Rejection::bad_request("the query string is not a GraphQL request"));
+        }
+        check_content_type(request.headers())?;
+        let body =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => Rejection::too_large(),
+                    status => Rejection::new(status, "the request body could not be read"),
+                })?;
+        parse_body(&body).map(GraphQLBody)
+    }
+}
+
+/// `application/json`, with any parameters (`charset=utf-8`).
+fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(str::trim);
+    match essence {
+        Some(essence) if essence.eq_ignore_ascii_case("application/json") => Ok(()),
+        _ => Err(Rejection::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        )),
+    }
+}
+
+/// The body of a POST: one JSON object `{"query", "variables", "operationName", "extensions"}`.
+pub fn parse_body(body: &[u8]) -> Result<async_graphql::Request, Rejection> {
+    match body.iter().find(|byte| !byte.is_ascii_whitespace()) {
+        None => return Err(Rejection::bad_request("the request body is empty")),
+        Some(b'[') => {
+            return Err(Rejection::bad_request(
+                "batched requests are not supported: send one request per POST",
+            ))
+        }
+        Some(_) => {}
+    }
+    serde_json::from_slice(body).map_err(|error| {
+        let mut message = format!("the request body is not a GraphQL request: {error}");
+        if let Some((at, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+            message.truncate(at);
+        }
+        Rejection::bad_request(message)
+    })
+}
+
+/// Gives refusals made outside the GraphQL handler (the body limit's 413) the same JSON body.
+pub async fn coded(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        return Rejection::too_large().into_response();
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_other_than_one_request_are_refused() {
+        for (body, reason) in [
+            ("", "empty"),
+            ("  \n", "empty"),
+            ("[]", "batched"),
+            (r#" [{"query":"{ __typename }"}]"#, "batched"),
+            ("{", "not a GraphQL request"),
+            (r#"{"query": 5}"#, "not a GraphQL request"),
+            ("\"query\"", "not a GraphQL request"),
+        ] {
+            let refused = parse_body(body.as_bytes()).expect_err(body);
+            assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{body}");
+            assert!(refused.message.contains(reason), "{body}: {refused:?}");
+        }
+        let request =
+            parse_body(br#"{"query":"{ __typename }","operationName":null}"#).expect("one request");
+        assert_eq!(request.query, "{ __typename }");
+    }
+
+    #[test]
+    fn only_json_is_read() {
+        let mut headers = HeaderMap::new();
+        assert!(check_content_type(&headers).is_err());
+        for (value, ok) in [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            ("text/plain", false),
+            ("multipart/form-data; boundary=x", false),
+            ("application/x-www-form-urlencoded", false),
+            ("application/jsonx", false),
+        ] {
+            headers.insert(header::CONTENT_TYPE, value.parse().expect("header"));
+            assert_eq!(check_content_type(&headers).is_ok(), ok, "{value}");
+        }
+    }
+}
