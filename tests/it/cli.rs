@@ -20,7 +20,7 @@ fn run(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
     command.output().expect("orderhub runs")
 }
 
-fn scratch(name: &str) -> std::path::PathBuf {
+pub(crate) fn scratch(name: &str) -> std::path::PathBuf {
     let dir =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -2,20 +2,12 @@
 //! and a weak one stops the server before it serves.
 
 use serde_json::json;
-use std::path::Path;
 use std::time::Duration;
 
+use crate::cli::scratch;
 use crate::hostile::{claims, signed};
 use crate::support::{NodeProcess, BIN, SECRET};
 use crate::ws_client::{WsClient, RESTAURANT_EVENTS, TRANSPORT_WS};
-
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("hostile-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_secret_never_leaves_the_process() {
