@@ -162,9 +162,10 @@ pub struct ServeArgs {
     /// by ORDERHUB_COMMAND_TIMEOUT instead, so that a write is never cut half-way.
     #[arg(long, env = "ORDERHUB_QUERY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub query_timeout: Duration,
+
     /// Refuse introspection (`__schema`, `__type`) with GRAPHQL_VALIDATION_FAILED. GraphiQL
     /// needs it, so it is on unless this is set.
-    #[arg(long, env = "ORDERHUB_DISABLE_INTROSPECTION")]
+    #[arg(long, env = "ORDERHUB_DISABLE_INTROSPECTION", value_parser = clap::builder::BoolishValueParser::new())]
     pub disable_introspection: bool,
 }
 
