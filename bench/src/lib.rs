@@ -6,8 +6,11 @@ pub mod client;
 pub mod fanout;
 pub mod frame;
 pub mod histogram;
+pub mod idle;
+pub mod reader;
 pub mod server_stats;
 pub mod setup;
+pub mod storm;
 pub mod tracker;
 pub mod wire;
 

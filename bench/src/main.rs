@@ -4,6 +4,7 @@ use orderhub_bench::client::Target;
 use orderhub_bench::fanout::{self, FanoutParams};
 use orderhub_bench::setup::Signer;
 use orderhub_bench::wire::{self, Fault, WireConfig};
+use orderhub_bench::{idle, storm};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -25,6 +26,12 @@ enum Command {
     Fanout(FanoutArgs),
     /// Fanout with K more subscribers that stop reading, after the same run without them.
     Stall(StallArgs),
+    /// C connections with one subscription each, idle: server RSS per subscription.
+    Idle(IdleArgs),
+    /// placeOrder throughput and latency over many restaurants, no subscribers.
+    Writes(WritesArgs),
+    /// C clients connect, subscribe and resume at once.
+    Storm(StormArgs),
     /// The wire-limit baseline: the same WebSocket stack, no GraphQL, no actors.
     WireServer(WireArgs),
 }
@@ -90,6 +97,47 @@ struct StallArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+struct IdleArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, default_value_t = 200)]
+    connections: usize,
+    #[arg(long, default_value_t = 10)]
+    restaurants: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+struct WritesArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, default_value_t = 10)]
+    restaurants: usize,
+    #[arg(long, default_value_t = 500)]
+    orders: usize,
+    #[arg(long, default_value_t = 16)]
+    writers: usize,
+    /// Orders per second over all writers; 0: as fast as answers come.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+struct StormArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, default_value_t = 200)]
+    clients: usize,
+    #[arg(long, default_value_t = 10)]
+    restaurants: usize,
+    /// Events per restaurant placed before the storm, replayed by every client.
+    #[arg(long, default_value_t = 5)]
+    history: usize,
+    /// Seconds the clients get to resume.
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+}
+
+#[derive(Debug, Clone, Args)]
 struct WireArgs {
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
@@ -110,6 +158,9 @@ fn main() -> ExitCode {
     let threads = match &cli.command {
         Command::Fanout(a) => a.common.threads,
         Command::Stall(a) => a.fanout.common.threads,
+        Command::Idle(a) => a.common.threads,
+        Command::Writes(a) => a.common.threads,
+        Command::Storm(a) => a.common.threads,
         Command::WireServer(_) => 1,
     };
     let runtime = if threads <= 1 {
@@ -174,6 +225,55 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 with_stalls: with,
             };
             emit(common, &report, &line)
+        }
+        Command::Idle(args) => {
+            let (target, signer) = connect(&args.common).await?;
+            let pids = &args.common.server_pids;
+            let report =
+                idle::run(&target, &signer, args.connections, args.restaurants, pids).await?;
+            emit(&args.common, &report, &report.summary())
+        }
+        Command::Writes(args) => {
+            let (target, signer) = connect(&args.common).await?;
+            let params = FanoutParams {
+                subscribers: 0,
+                restaurants: args.restaurants,
+                orders: args.orders,
+                rate: args.rate,
+                writers: args.writers,
+                ..fanout_params(&FanoutArgs {
+                    common: args.common.clone(),
+                    subscribers: 0,
+                    restaurants: args.restaurants,
+                    orders: args.orders,
+                    rate: args.rate,
+                    writers: args.writers,
+                    drain: 0.0,
+                })
+            };
+            let report =
+                fanout::run(&target, &signer, params, &args.common.server_pids, "writes").await?;
+            let w = &report.writes;
+            let line = format!(
+                "writes {}: {} placeOrder over {} restaurants from {} writers: {:.0}/s, latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms, {} errors",
+                report.target, w.ok, args.restaurants, args.writers, w.per_second, w.latency.p50_ms,
+                w.latency.p99_ms, w.latency.max_ms, w.errors.values().sum::<u64>(),
+            );
+            emit(&args.common, &report, &line)
+        }
+        Command::Storm(args) => {
+            let (target, signer) = connect(&args.common).await?;
+            let report = storm::run(
+                &target,
+                &signer,
+                args.clients,
+                args.restaurants,
+                args.history,
+                Duration::from_secs_f64(args.timeout),
+                &args.common.server_pids,
+            )
+            .await?;
+            emit(&args.common, &report, &report.summary())
         }
         Command::WireServer(args) => {
             let config = WireConfig {

@@ -47,14 +47,23 @@ async fn orderhub() -> String {
         std::process::id()
     );
     let argv = [
-        "orderhub", "serve", "--no-demo", "--database-url", &db, "--jwt-secret", SECRET,
-        "--rate-limit", "0",
+        "orderhub",
+        "serve",
+        "--no-demo",
+        "--database-url",
+        &db,
+        "--jwt-secret",
+        SECRET,
+        "--rate-limit",
+        "0",
     ];
     let Some(Command::Serve(args)) = <Cli as clap::Parser>::parse_from(argv).command else {
         panic!("serve arguments did not parse");
     };
     let app = App::build(&args).await.expect("orderhub starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(app.serve(listener, std::future::pending()));
     format!("http://{addr}")
@@ -83,7 +92,11 @@ async fn every_subscriber_gets_every_orderhub_event_once_in_order() {
     assert_eq!(report.expected_deliveries, 5 * 30);
     assert_eq!(report.complete, 5);
     assert_eq!(report.delivery_latency.count, 5 * 30);
-    assert!(report.subscriber_ends.is_empty(), "{:?}", report.subscriber_ends);
+    assert!(
+        report.subscriber_ends.is_empty(),
+        "{:?}",
+        report.subscriber_ends
+    );
     assert!(report.server.is_some_and(|s| s.cpu_seconds > 0.0));
 }
 
