@@ -40,6 +40,9 @@ pub struct FanoutParams {
     /// How long to wait for the last deliveries after the last order was answered.
     #[serde(serialize_with = "seconds")]
     pub drain: Duration,
+    /// Where the displays subscribe, round-robin (other nodes of a cluster); empty: the
+    /// server that takes the orders.
+    pub subscribe_to: Vec<String>,
 }
 
 /// Durations in reports are seconds.
@@ -181,13 +184,21 @@ pub async fn run(
     });
     let (stage_tx, stage) = watch::channel(0u8);
 
+    let mut nodes = Vec::new();
+    for url in &params.subscribe_to {
+        nodes.push(Target::new(url).await?);
+    }
+    if nodes.is_empty() {
+        nodes.push(target.clone());
+    }
     // Subscribe everyone, a few at a time (this is not the storm scenario).
     let gate = Arc::new(Semaphore::new(64));
     let mut connecting = Vec::new();
     for i in 0..params.subscribers + params.stalled {
         let restaurant = i % r_count;
         let token = signer.staff(&restaurants[restaurant].id, i)?;
-        let (target, gate, restaurants) = (target.clone(), gate.clone(), restaurants.clone());
+        let target = nodes[i % nodes.len()].clone();
+        let (gate, restaurants) = (gate.clone(), restaurants.clone());
         let stalled = i >= params.subscribers;
         let recv_buffer = stalled.then_some(params.stalled_recv_buffer);
         connecting.push(tokio::spawn(async move {

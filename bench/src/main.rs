@@ -73,6 +73,10 @@ struct FanoutArgs {
     /// Seconds to wait for the last deliveries after the last order was answered.
     #[arg(long, default_value_t = 10.0)]
     drain: f64,
+    /// Subscribe on these nodes, round-robin, instead of --url (repeat; e.g. the other
+    /// nodes of a cluster).
+    #[arg(long = "subscribe-url")]
+    subscribe_urls: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -249,6 +253,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     rate: args.rate,
                     writers: args.writers,
                     drain: 0.0,
+                    subscribe_urls: Vec::new(),
                 })
             };
             let report =
@@ -318,6 +323,7 @@ fn fanout_params(args: &FanoutArgs) -> FanoutParams {
         stall_hold: Duration::ZERO,
         slow_consumer_timeout: Duration::from_secs(5),
         drain: Duration::from_secs_f64(args.drain),
+        subscribe_to: args.subscribe_urls.clone(),
     }
 }
 

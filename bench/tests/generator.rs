@@ -24,6 +24,7 @@ fn params(subscribers: usize, orders: usize) -> FanoutParams {
         stall_hold: Duration::ZERO,
         slow_consumer_timeout: Duration::from_secs(5),
         drain: Duration::from_secs(2),
+        subscribe_to: Vec::new(),
     }
 }
 
