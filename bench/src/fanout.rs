@@ -284,10 +284,10 @@ pub async fn run(
     if !stalled.is_empty() {
         let hold_until = stall_start + params.stall_hold;
         tokio::time::sleep_until(hold_until.max(Instant::now()).into()).await;
-        for (r, socket) in stalled {
-            let report = wake(socket, &params, &shared, r, stall_start).await;
-            stalled_reports.push(report);
-        }
+        let waking = stalled
+            .into_iter()
+            .map(|(r, socket)| wake(socket, &params, &shared, r, stall_start));
+        stalled_reports = futures_util::future::join_all(waking).await;
     }
 
     let delivery_span = (shared
