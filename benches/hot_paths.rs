@@ -19,7 +19,7 @@ use orderhub_actors::domain::{
     build_order, Currency, Event, EventKind, LineRequest, MenuItem, MenuItemId, Money,
     PlaceOrderRequest, Principal, Restaurant, RestaurantId, Role, TableId, Timestamp,
 };
-use orderhub_actors::ports::{Bus, EventSink, Store, SystemClock};
+use orderhub_actors::ports::{Bus, EventSink, SystemClock};
 use orderhub_actors::restaurant::{Deps, RegistryConfig, RestaurantRegistry};
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,13 +94,13 @@ fn event(restaurant: &Restaurant, menu: &[MenuItem], seq: i64) -> Event {
 }
 
 struct Node {
-    store: Arc<dyn Store>,
     bus: Arc<LocalBus>,
     channels: ChannelRegistry,
     services: Services,
 }
 
-async fn node(buffer: usize) -> Node {
+/// A node's channel and schema on a fresh SQLite file, with one restaurant and its menu.
+async fn node(buffer: usize) -> (Node, Restaurant, Vec<MenuItem>) {
     let dir = std::env::temp_dir().join(format!("orderhub-hot-paths-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let url = format!("sqlite://{}/bench-{buffer}.db", dir.display());
@@ -133,24 +133,24 @@ async fn node(buffer: usize) -> Node {
         channels: channels.clone(),
         reads: Arc::new(ReadRouting::new()),
     };
-    Node {
-        store,
+    let restaurant = restaurant();
+    store
+        .create_restaurant(&restaurant)
+        .await
+        .expect("restaurant");
+    let menu = menu(&restaurant);
+    let node = Node {
         bus,
         channels,
         services,
-    }
+    };
+    (node, restaurant, menu)
 }
 
 fn event_to_frame(c: &mut Criterion) {
     let rt = runtime();
     let (bus, menu, restaurant, mut stream) = rt.block_on(async {
-        let node = node(256).await;
-        let restaurant = restaurant();
-        node.store
-            .create_restaurant(&restaurant)
-            .await
-            .expect("restaurant");
-        let menu = menu(&restaurant);
+        let (node, restaurant, menu) = node(256).await;
         let schema = graphql::build(Some(node.services));
         let staff = Principal::new(
             "bench".into(),
@@ -203,13 +203,7 @@ fn event_to_frame(c: &mut Criterion) {
 fn fan_out(c: &mut Criterion) {
     let rt = runtime();
     let (bus, restaurant, menu, mut subscriptions, _channels) = rt.block_on(async {
-        let node = node(256).await;
-        let restaurant = restaurant();
-        node.store
-            .create_restaurant(&restaurant)
-            .await
-            .expect("restaurant");
-        let menu = menu(&restaurant);
+        let (node, restaurant, menu) = node(256).await;
         let mut subscriptions = Vec::with_capacity(FANOUT);
         for _ in 0..FANOUT {
             let joined = node

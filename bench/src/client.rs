@@ -153,6 +153,22 @@ pub async fn init(socket: &mut Socket, token: &str) -> anyhow::Result<()> {
     acked.unwrap_or_else(|_| bail!("no connection_ack within 10 s"))
 }
 
+/// Why a subscription's stream ended, for a message that ends it: a close frame (its code),
+/// a socket error, or the end of the stream. `None` for any other message.
+pub fn end_of(
+    message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) -> Option<String> {
+    match message {
+        Some(Ok(Message::Close(close))) => Some(format!(
+            "close {}",
+            close.map_or(1005, |c| u16::from(c.code))
+        )),
+        Some(Ok(_)) => None,
+        Some(Err(error)) => Some(format!("socket error: {error}")),
+        None => Some("dropped".into()),
+    }
+}
+
 /// An `error` frame's first `extensions.code` and `extensions.lastSeq`.
 pub fn error_code(text: &str) -> (String, Option<i64>) {
     let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);

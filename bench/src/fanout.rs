@@ -144,7 +144,10 @@ struct Shared {
     /// still have been committed).
     max_seen: Vec<AtomicI64>,
     warm: AtomicUsize,
+    /// Displays that have every event up to the final seq.
     complete: AtomicUsize,
+    /// Displays that have the final seq (with or without gaps): the run can end.
+    caught_up: AtomicUsize,
     /// Nanoseconds since `start` of the latest delivery.
     last_delivery: AtomicU64,
     start: Instant,
@@ -178,6 +181,7 @@ pub async fn run(
         max_seen: (0..r_count).map(|_| AtomicI64::new(0)).collect(),
         warm: AtomicUsize::new(0),
         complete: AtomicUsize::new(0),
+        caught_up: AtomicUsize::new(0),
         last_delivery: AtomicU64::new(0),
         start: Instant::now(),
         sent: (0..r_count).map(|_| Mutex::new(Vec::new())).collect(),
@@ -253,10 +257,10 @@ pub async fn run(
     }
     let _ = stage_tx.send(FINAL_KNOWN);
     let drain_deadline = Instant::now() + params.drain;
-    while shared.complete.load(Ordering::Relaxed) < subscribed && Instant::now() < drain_deadline {
+    while shared.caught_up.load(Ordering::Relaxed) < subscribed && Instant::now() < drain_deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // A moment more, so that duplicates after the last event are seen too.
+    // A moment more, so that late and repeated events after the last one are seen too.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let _ = stage_tx.send(STOP);
     let usage = watch.finish();
@@ -344,7 +348,8 @@ async fn display(mut socket: Socket, r: usize, shared: Arc<Shared>, mut stage: S
         latency: Histogram::default(),
         end: None,
     };
-    let (mut warm, mut complete) = (false, false);
+    let mut warm = false;
+    let mut progress = Progress::default();
     loop {
         let message = tokio::select! {
             message = socket.next() => message,
@@ -352,29 +357,20 @@ async fn display(mut socket: Socket, r: usize, shared: Arc<Shared>, mut stage: S
                 if changed.is_err() || *stage.borrow() == STOP {
                     break;
                 }
-                check_complete(&d.tracker, &shared, r, &mut complete);
+                progress.check(&d.tracker, &shared, r);
                 continue;
             }
         };
         let text = match message {
             Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(close))) => {
-                d.end = Some(format!(
-                    "close {}",
-                    close.map_or(1005, |c| u16::from(c.code))
-                ));
-                break;
-            }
             // WebSocket pings are answered by the WebSocket layer.
-            Some(Ok(_)) => continue,
-            Some(Err(error)) => {
-                d.end = Some(format!("socket error: {error}"));
-                break;
-            }
-            None => {
-                d.end = Some("dropped".into());
-                break;
-            }
+            other => match client::end_of(other) {
+                Some(end) => {
+                    d.end = Some(end);
+                    break;
+                }
+                None => continue,
+            },
         };
         match frame::kind(&text) {
             Kind::Next => {
@@ -397,7 +393,7 @@ async fn display(mut socket: Socket, r: usize, shared: Arc<Shared>, mut stage: S
                     warm = true;
                     shared.warm.fetch_add(1, Ordering::Relaxed);
                 }
-                check_complete(&d.tracker, &shared, r, &mut complete);
+                progress.check(&d.tracker, &shared, r);
             }
             Kind::Ping => {
                 let _ = socket.send(Message::text(r#"{"type":"pong"}"#)).await;
@@ -418,10 +414,24 @@ async fn display(mut socket: Socket, r: usize, shared: Arc<Shared>, mut stage: S
     d
 }
 
-fn check_complete(tracker: &Tracker, shared: &Shared, r: usize, complete: &mut bool) {
-    if !*complete && tracker.complete(shared.final_seq[r].load(Ordering::Relaxed)) {
-        *complete = true;
-        shared.complete.fetch_add(1, Ordering::Relaxed);
+/// What a display has told the run so far.
+#[derive(Default)]
+struct Progress {
+    caught_up: bool,
+    complete: bool,
+}
+
+impl Progress {
+    fn check(&mut self, tracker: &Tracker, shared: &Shared, r: usize) {
+        let final_seq = shared.final_seq[r].load(Ordering::Relaxed);
+        if !self.caught_up && tracker.last() >= final_seq {
+            self.caught_up = true;
+            shared.caught_up.fetch_add(1, Ordering::Relaxed);
+        }
+        if !self.complete && tracker.complete(final_seq) {
+            self.complete = true;
+            shared.complete.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -435,22 +445,26 @@ async fn wake(
 ) -> Stalled {
     let mut tracker = Tracker::new(0);
     let outcome = loop {
-        match tokio::time::timeout(Duration::from_secs(2), socket.next()).await {
+        let message = match tokio::time::timeout(Duration::from_secs(2), socket.next()).await {
             Err(_) => break "not cut".to_owned(),
-            Ok(None) | Ok(Some(Err(_))) => break "dropped".to_owned(),
-            Ok(Some(Ok(Message::Close(close)))) => {
-                break format!("close {}", close.map_or(1005, |c| u16::from(c.code)))
-            }
-            Ok(Some(Ok(Message::Text(text)))) => match frame::kind(&text) {
-                Kind::Next => {
-                    if let Some(seq) = frame::seq(&text) {
-                        tracker.observe(seq);
-                    }
-                }
-                Kind::Error => break client::error_code(&text).0,
-                _ => {}
+            Ok(message) => message,
+        };
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            other => match client::end_of(other) {
+                Some(end) if end.starts_with("socket error") => break "dropped".to_owned(),
+                Some(end) => break end,
+                None => continue,
             },
-            Ok(Some(Ok(_))) => {}
+        };
+        match frame::kind(&text) {
+            Kind::Next => {
+                if let Some(seq) = frame::seq(&text) {
+                    tracker.observe(seq);
+                }
+            }
+            Kind::Error => break client::error_code(&text).0,
+            _ => {}
         }
     };
     let last_seq = tracker.last();

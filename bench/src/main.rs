@@ -158,7 +158,8 @@ struct WireArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    orderhub_bench::raise_open_files_limit();
+    // One descriptor per simulated client.
+    orderhub::app::raise_open_files_limit();
     let threads = match &cli.command {
         Command::Fanout(a) => a.common.threads,
         Command::Stall(a) => a.fanout.common.threads,

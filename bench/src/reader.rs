@@ -61,21 +61,11 @@ pub async fn hold(
                 }
                 _ => {}
             },
-            Some(Ok(Message::Close(close))) => {
-                held.end = Some(format!(
-                    "close {}",
-                    close.map_or(1005, |c| u16::from(c.code))
-                ));
-                break;
-            }
-            Some(Ok(_)) => {}
-            Some(Err(error)) => {
-                held.end = Some(format!("socket error: {error}"));
-                break;
-            }
-            None => {
-                held.end = Some("dropped".into());
-                break;
+            other => {
+                if let Some(end) = client::end_of(other) {
+                    held.end = Some(end);
+                    break;
+                }
             }
         }
     }

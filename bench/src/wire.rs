@@ -9,7 +9,9 @@
 //! broadcasts one `next` frame shaped like orderhub's `OrderPlaced` payload for
 //! [`crate::client::EVENTS_QUERY`], encoded once per subscription id.
 //!
-//! For tests of the generator itself it can misbehave on purpose ([`Fault`]).
+//! A subscription with `after` first gets the events it missed, as sent before, so that a
+//! subscriber is never racing the first event. For tests of the generator itself it can
+//! misbehave on purpose ([`Fault`]).
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -85,7 +87,9 @@ struct Channel {
     seq: i64,
     subscribers: Vec<Subscriber>,
     /// A payload held back by [`Fault::Swap`].
-    held: Option<String>,
+    held: Option<(i64, String)>,
+    /// Every payload broadcast, with its seq, in the order sent: replayed to `after`.
+    sent: Vec<(i64, String)>,
 }
 
 struct Wire {
@@ -174,14 +178,14 @@ fn place_order(wire: &Wire, input: &Value) -> Option<(String, i64)> {
     match wire.config.fault {
         Some(Fault::Skip(n)) if n == seq => {}
         Some(Fault::Duplicate(n)) if n == seq => {
-            broadcast(channel, &payload);
-            broadcast(channel, &payload);
+            broadcast(channel, seq, payload.clone());
+            broadcast(channel, seq, payload);
         }
-        Some(Fault::Swap(n)) if n == seq => channel.held = Some(payload),
+        Some(Fault::Swap(n)) if n == seq => channel.held = Some((seq, payload)),
         _ => {
-            broadcast(channel, &payload);
-            if let Some(held) = channel.held.take() {
-                broadcast(channel, &held);
+            broadcast(channel, seq, payload);
+            if let Some((seq, held)) = channel.held.take() {
+                broadcast(channel, seq, held);
             }
         }
     }
@@ -190,17 +194,13 @@ fn place_order(wire: &Wire, input: &Value) -> Option<(String, i64)> {
 
 /// One frame per distinct subscription id, shared by every subscriber with that id; a
 /// subscriber whose buffer is full is dropped (its connection then closes with 4508).
-fn broadcast(channel: &mut Channel, payload: &str) {
+fn broadcast(channel: &mut Channel, seq: i64, payload: String) {
     let mut cache: Option<(String, Utf8Bytes)> = None;
     channel.subscribers.retain(|subscriber| {
         let frame = match &cache {
             Some((id, frame)) if *id == subscriber.id => frame.clone(),
             _ => {
-                let id_json =
-                    serde_json::to_string(&subscriber.id).unwrap_or_else(|_| "\"\"".into());
-                let frame = Utf8Bytes::from(format!(
-                    r#"{{"id":{id_json},"payload":{payload},"type":"next"}}"#
-                ));
+                let frame = next_frame(&subscriber.id, &payload);
                 cache = Some((subscriber.id.clone(), frame.clone()));
                 frame
             }
@@ -210,6 +210,15 @@ fn broadcast(channel: &mut Channel, payload: &str) {
             Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => false,
         }
     });
+    channel.sent.push((seq, payload));
+}
+
+/// A `next` frame of subscription `id`.
+fn next_frame(id: &str, payload: &str) -> Utf8Bytes {
+    let id_json = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".into());
+    Utf8Bytes::from(format!(
+        r#"{{"id":{id_json},"payload":{payload},"type":"next"}}"#
+    ))
 }
 
 async fn upgrade(State(wire): State<Arc<Wire>>, upgrade: WebSocketUpgrade) -> Response {
@@ -258,10 +267,14 @@ async fn connection(socket: WebSocket, wire: Arc<Wire>) {
             Some("ping") => Some(r#"{"type":"pong"}"#),
             Some("subscribe") => {
                 let id = value["id"].as_str().unwrap_or_default().to_owned();
-                let restaurant = value["payload"]["variables"]["r"]
-                    .as_str()
-                    .unwrap_or_default();
+                let variables = &value["payload"]["variables"];
+                let restaurant = variables["r"].as_str().unwrap_or_default();
                 if let Some(channel) = wire.channels().get_mut(restaurant) {
+                    if let Some(after) = variables["after"].as_i64() {
+                        for (_, payload) in channel.sent.iter().filter(|(seq, _)| *seq > after) {
+                            let _ = frames.try_send(next_frame(&id, payload));
+                        }
+                    }
                     channel.subscribers.push(Subscriber {
                         id,
                         frames: frames.clone(),
