@@ -294,3 +294,34 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
         .await
         .map_err(|source| StartError::Listen { addr, source })
 }
+
+/// Raises the soft limit on open files to the hard limit (often 1024 → 1M): a node holds one
+/// descriptor per WebSocket. Returns the limit in force.
+#[cfg(unix)]
+pub fn raise_open_files_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
+}
+
+#[cfg(not(unix))]
+pub fn raise_open_files_limit() -> u64 {
+    u64::MAX
+}

@@ -98,7 +98,7 @@ mod otlp {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format)?;
-    let open_files = raise_open_files_limit();
+    let open_files = app::raise_open_files_limit();
     // Each connection is a descriptor; the database pools, Redis and the listener need some.
     if open_files < args.max_connections as u64 + 256 {
         tracing::warn!(
@@ -202,37 +202,6 @@ fn redacted(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
-}
-
-/// Raises the soft limit on open files to the hard limit (often 1024 → 1M): a node holds one
-/// descriptor per WebSocket. Returns the limit in force.
-#[cfg(unix)]
-fn raise_open_files_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 0;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
-        }
-    }
-    limit.rlim_cur
-}
-
-#[cfg(not(unix))]
-fn raise_open_files_limit() -> u64 {
-    u64::MAX
 }
 
 async fn shutdown_signal() {
