@@ -224,6 +224,8 @@ fn next_frame(id: &str, payload: &str) -> Utf8Bytes {
 async fn upgrade(State(wire): State<Arc<Wire>>, upgrade: WebSocketUpgrade) -> Response {
     upgrade
         .protocols(["graphql-transport-ws"])
+        // As orderhub does: tungstenite zero-fills its whole read buffer before each read.
+        .read_buffer_size(4 * 1024)
         .on_upgrade(move |socket| connection(socket, wire))
 }
 

@@ -207,9 +207,16 @@ async fn graphql_get(
     execute(&state, &headers, request).await
 }
 
+/// Bytes read from a WebSocket at a time.
+const READ_BUFFER: usize = 4 * 1024;
+
 fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+    // tungstenite zero-fills its whole read buffer (128 KiB by default) before each read: at
+    // thousands of screens that alone is gigabytes. Client messages are small; a larger one
+    // just takes more reads.
     let upgrade = upgrade
         .protocols([Protocol::TRANSPORT_WS, Protocol::LEGACY])
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(state.max_message_bytes);
     let Some(protocol) = upgrade
         .selected_protocol()

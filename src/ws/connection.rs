@@ -379,7 +379,8 @@ impl Operation {
     /// A subscription (or a query or mutation sent over the socket) on its own.
     async fn run(&self, payload: Payload) {
         let responses = self.schema.execute_stream(self.request(payload));
-        if let Forwarded::Ended(_) = self.forward(responses).await {
+        // Boxed: the task of every idle subscription would otherwise carry its size.
+        if let Forwarded::Ended(_) = Box::pin(self.forward(responses)).await {
             self.complete().await;
         }
     }
@@ -422,16 +423,22 @@ impl Operation {
             _ => None,
         };
         let mut membership = cohorts.join(&eligible, &payload);
+        // Only the catch-up needs the document; a subscription may watch for days.
+        let after = eligible.after;
+        let catch_up =
+            (after.is_some() || eligible.after_is_invalid).then(|| self.request(payload));
+        drop(eligible);
         let live_after = match membership.live_after().await {
             Ok(seq) => seq,
-            Err(ending) => return self.end(ending, eligible.after.unwrap_or(0)).await,
+            Err(ending) => return self.end(ending, after.unwrap_or(0)).await,
         };
         let mut last = live_after;
-        if eligible.after.is_some() || eligible.after_is_invalid {
-            let request = self.request(payload).data(CatchUpTo(live_after));
-            match self.forward(self.schema.execute_stream(request)).await {
+        if let Some(request) = catch_up {
+            let request = request.data(CatchUpTo(live_after));
+            // Boxed: needed once, while the member's task lives as long as it watches.
+            match Box::pin(self.forward(self.schema.execute_stream(request))).await {
                 Forwarded::Ended(replayed) => {
-                    let after = eligible.after.unwrap_or(0);
+                    let after = after.unwrap_or(0);
                     last = replayed.unwrap_or(after).max(after).max(live_after);
                 }
                 Forwarded::Failed | Forwarded::Gone => return,
@@ -501,8 +508,9 @@ async fn write_loop(
     write_timeout: Duration,
 ) {
     // Frames waiting together are written together: one flush (one system call) for many.
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
-    let mut events = Vec::with_capacity(WRITE_BATCH);
+    // Grown on first use: an idle subscription's connection should cost little.
+    let mut batch = Vec::new();
+    let mut events = Vec::new();
     while outbox.recv_many(&mut batch, WRITE_BATCH).await > 0 {
         let mut closing = false;
         let write = async {
