@@ -43,6 +43,39 @@ pub enum StartError {
     Redis(redis::RedisError),
     #[error("cannot create the demo restaurant: {0}")]
     Demo(String),
+    #[error("cannot start the WebSocket runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// The runtime WebSocket connections run on (see `WsServices::delivery`).
+struct DeliveryRuntime {
+    handle: tokio::runtime::Handle,
+    /// Taken when dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl DeliveryRuntime {
+    fn start() -> std::io::Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("orderhub-ws")
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        })
+    }
+}
+
+impl Drop for DeliveryRuntime {
+    // Dropping a runtime from async code panics; this may run there.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Where the token secret came from, so the operator is told.
@@ -99,6 +132,7 @@ pub struct App {
     limits: ServerLimits,
     shutdown_timeout: Duration,
     metrics_listen: Option<SocketAddr>,
+    delivery: DeliveryRuntime,
     /// Turned true when the server stops: the accept loop, every connection and every
     /// WebSocket watch it.
     stopping: watch::Sender<bool>,
@@ -150,6 +184,7 @@ impl App {
             },
         );
         let stopping = watch::Sender::new(false);
+        let delivery = DeliveryRuntime::start().map_err(StartError::Runtime)?;
         let cohorts = Cohorts::new(schema.clone(), args.subscription_buffer);
         let rate_limit = RateLimiter::new(args.rate_limit, args.rate_limit_burst).map(Arc::new);
         let ws = WsServices {
@@ -160,9 +195,11 @@ impl App {
                 keepalive: args.ws_keepalive,
                 write_timeout: args.slow_consumer_timeout,
                 max_subscriptions: args.ws_max_subscriptions,
+                outbox: args.subscription_buffer.max(64),
             },
             rate_limit: rate_limit.clone(),
             cohorts: Some(cohorts.clone()),
+            delivery: Some(delivery.handle.clone()),
             stopping: stopping.subscribe(),
         };
         let state = HttpState {
@@ -199,6 +236,7 @@ impl App {
             },
             shutdown_timeout: args.shutdown_timeout,
             metrics_listen: args.metrics_listen,
+            delivery,
             stopping,
         })
     }
@@ -246,6 +284,7 @@ impl App {
         self.registry
             .shutdown(left.max(Duration::from_secs(1)))
             .await;
+        drop(self.delivery);
         Ok(())
     }
 }

@@ -247,8 +247,15 @@ fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     upgrade.on_upgrade(move |socket| async move {
-        ws::serve(socket, protocol, upgrade_caller, upgrade_token, state.ws).await;
-        drop(permit);
+        let delivery = state.ws.delivery.clone();
+        let connection = async move {
+            ws::serve(socket, protocol, upgrade_caller, upgrade_token, state.ws).await;
+            drop(permit);
+        };
+        match delivery {
+            Some(delivery) => drop(delivery.spawn(connection)),
+            None => connection.await,
+        }
     })
 }
 

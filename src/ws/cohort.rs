@@ -18,12 +18,13 @@ use async_graphql::{Value as GqlValue, Variables};
 use orderhub_actors::domain::Principal;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::AbortHandle;
 
-use super::protocol::Payload;
+use super::connection::Out;
+use super::protocol::{Payload, Protocol};
 use crate::graphql::{AppSchema, Caller, SharedExecution};
 
 /// Same key, same bytes: the document, the operation, the variables but `after`, and the
@@ -148,8 +149,26 @@ enum Phase {
 }
 
 struct Member {
-    frames: mpsc::Sender<Arc<Frame>>,
+    route: Route,
     cut: Arc<AtomicBool>,
+    /// Told when the member is cut or the cohort ends, once frames go out directly.
+    signal: Arc<Notify>,
+    /// The last seq handed to the connection's writer directly.
+    delivered: Arc<AtomicI64>,
+}
+
+/// Where a member's frames go.
+enum Route {
+    /// While the member catches up: frames wait in its own queue.
+    Queue(mpsc::Sender<Arc<Frame>>),
+    /// Caught up: straight into its connection's writer queue, with no task in between.
+    Direct {
+        out: mpsc::Sender<Out>,
+        id: Arc<str>,
+        protocol: Protocol,
+        /// Frames up to this seq were sent already (a member that resumed ahead).
+        after: i64,
+    },
 }
 
 struct State {
@@ -216,14 +235,18 @@ impl Cohorts {
         });
         let (frames_tx, frames) = mpsc::channel(self.inner.buffer);
         let cut = Arc::new(AtomicBool::new(false));
+        let signal = Arc::new(Notify::new());
+        let delivered = Arc::new(AtomicI64::new(0));
         let mut state = lock(&cohort.state);
         let id = state.next_member;
         state.next_member += 1;
         state.members.insert(
             id,
             Member {
-                frames: frames_tx,
+                route: Route::Queue(frames_tx),
                 cut: cut.clone(),
+                signal: signal.clone(),
+                delivered: delivered.clone(),
             },
         );
         let joined_at = match *cohort.phase.borrow() {
@@ -236,6 +259,8 @@ impl Cohorts {
             id,
             frames,
             cut,
+            signal,
+            delivered,
             joined_at,
         }
     }
@@ -319,18 +344,40 @@ impl Cohort {
     fn fan_out(&self, frame: Arc<Frame>) {
         let mut state = lock(&self.state);
         state.last_seq = frame.seq;
-        state
-            .members
-            .retain(|_, member| match member.frames.try_send(frame.clone()) {
+        state.members.retain(|_, member| {
+            let sent = match &member.route {
+                Route::Queue(frames) => frames.try_send(frame.clone()).map_err(is_full),
+                Route::Direct { after, .. } if frame.seq <= *after => return true,
+                Route::Direct {
+                    out, id, protocol, ..
+                } => {
+                    let event = Out::Event {
+                        id: id.clone(),
+                        protocol: *protocol,
+                        frame: frame.clone(),
+                    };
+                    let sent = out
+                        .try_send(event)
+                        .map_err(|e| matches!(e, mpsc::error::TrySendError::Full(_)));
+                    if sent.is_ok() {
+                        member.delivered.store(frame.seq, Ordering::Release);
+                    }
+                    sent
+                }
+            };
+            match sent {
                 Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    member.cut.store(true, Ordering::Release);
-                    metrics::counter!(crate::metrics::SLOW_CONSUMER_CUTS, "reason" => "buffer")
-                        .increment(1);
+                Err(full) => {
+                    if full {
+                        member.cut.store(true, Ordering::Release);
+                        metrics::counter!(crate::metrics::SLOW_CONSUMER_CUTS, "reason" => "buffer")
+                            .increment(1);
+                    }
+                    member.signal.notify_one();
                     false
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            });
+            }
+        });
     }
 
     /// Ends the cohort: members drain their queues, then get `errors` (or `complete`).
@@ -340,7 +387,9 @@ impl Cohort {
         }
         let mut state = lock(&self.state);
         self.phase.send_replace(Phase::Ended(errors));
-        state.members.clear();
+        for (_, member) in state.members.drain() {
+            member.signal.notify_one();
+        }
         if let Some(leader) = state.leader.take() {
             leader.abort();
         }
@@ -364,8 +413,29 @@ pub struct Membership {
     id: u64,
     frames: mpsc::Receiver<Arc<Frame>>,
     cut: Arc<AtomicBool>,
+    signal: Arc<Notify>,
+    delivered: Arc<AtomicI64>,
     /// The cohort's last seq when this member joined a live cohort.
     joined_at: Option<i64>,
+}
+
+/// Whether a member's frames now go to its connection directly.
+pub enum Switch {
+    Done(Direct),
+    /// Frames arrived meanwhile: send them first.
+    Pending,
+}
+
+/// A member whose frames go to its connection directly.
+pub struct Direct {
+    delivered: Arc<AtomicI64>,
+}
+
+impl Direct {
+    /// The last seq handed to the connection.
+    pub fn last_seq(&self) -> i64 {
+        self.delivered.load(Ordering::Acquire)
+    }
 }
 
 /// Why a member's stream of frames ended.
@@ -390,31 +460,82 @@ impl Membership {
             .unwrap_or(Phase::Ended(None));
         match phase {
             Phase::Live(first) => Ok(self.joined_at.unwrap_or(first)),
-            Phase::Ended(errors) => Err(self.ending_after(errors)),
+            Phase::Ended(errors) => Err(ending_after(errors)),
             Phase::Starting => Err(Ending::Completed),
         }
     }
 
-    /// The next frame, or how the member's stream ended.
-    pub async fn next(&mut self) -> Result<Arc<Frame>, Ending> {
-        if let Some(frame) = self.frames.recv().await {
-            return Ok(frame);
-        }
-        if self.cut.load(Ordering::Acquire) {
-            return Err(Ending::SlowConsumer);
-        }
-        let phase = self.cohort.phase.borrow().clone();
-        match phase {
-            Phase::Ended(errors) => Err(self.ending_after(errors)),
-            _ => Err(Ending::Completed),
+    /// A frame queued while the member caught up, `None` when there is none now, or how
+    /// the member's stream ended.
+    pub fn try_next(&mut self) -> Option<Result<Arc<Frame>, Ending>> {
+        match self.frames.try_recv() {
+            Ok(frame) => Some(Ok(frame)),
+            Err(mpsc::error::TryRecvError::Empty) => None,
+            Err(mpsc::error::TryRecvError::Disconnected) => Some(Err(self.ending())),
         }
     }
 
-    fn ending_after(&self, errors: Option<Arc<Value>>) -> Ending {
-        match errors {
-            Some(errors) => Ending::Failed(errors),
-            None => Ending::Completed,
+    /// From now on the cohort hands this member's frames (after `last`) to `out` itself —
+    /// unless frames queued up meanwhile, which the member sends first.
+    pub(super) fn go_direct(
+        &mut self,
+        out: &mpsc::Sender<Out>,
+        id: &str,
+        protocol: Protocol,
+        last: i64,
+    ) -> Switch {
+        let mut state = lock(&self.cohort.state);
+        // Frames are queued under this lock: an empty queue stays empty until the switch.
+        if !self.frames.is_empty() {
+            return Switch::Pending;
         }
+        let Some(member) = state.members.get_mut(&self.id) else {
+            // Cut or ended: the closed queue tells how.
+            return Switch::Pending;
+        };
+        self.delivered.store(last, Ordering::Release);
+        member.route = Route::Direct {
+            out: out.clone(),
+            id: id.into(),
+            protocol,
+            after: last,
+        };
+        Switch::Done(Direct {
+            delivered: self.delivered.clone(),
+        })
+    }
+
+    /// Waits, once frames go out directly, until the member is cut or the cohort ends.
+    pub async fn ended(&mut self) -> Ending {
+        loop {
+            self.signal.notified().await;
+            let gone = !lock(&self.cohort.state).members.contains_key(&self.id);
+            if gone {
+                return self.ending();
+            }
+        }
+    }
+
+    fn ending(&self) -> Ending {
+        if self.cut.load(Ordering::Acquire) {
+            return Ending::SlowConsumer;
+        }
+        let phase = self.cohort.phase.borrow().clone();
+        match phase {
+            Phase::Ended(errors) => ending_after(errors),
+            _ => Ending::Completed,
+        }
+    }
+}
+
+fn is_full<T>(error: mpsc::error::TrySendError<T>) -> bool {
+    matches!(error, mpsc::error::TrySendError::Full(_))
+}
+
+fn ending_after(errors: Option<Arc<Value>>) -> Ending {
+    match errors {
+        Some(errors) => Ending::Failed(errors),
+        None => Ending::Completed,
     }
 }
 

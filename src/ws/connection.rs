@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio::time::{sleep, timeout, Instant};
 
-use super::cohort::{self, Cohorts, Eligible, Ending};
+use super::cohort::{self, Cohorts, Eligible, Ending, Frame, Switch};
 use super::protocol::{self, close, ClientMessage, Payload, Protocol};
 use crate::auth::Tokens;
 use crate::graphql::{ApiError, CatchUpTo};
@@ -27,6 +27,8 @@ pub struct WsConfig {
     pub write_timeout: Duration,
     /// Subscriptions (operations) running at once on one connection.
     pub max_subscriptions: usize,
+    /// Frames queued for the writer; a cohort member that would overflow it is cut as slow.
+    pub outbox: usize,
 }
 
 impl Default for WsConfig {
@@ -36,6 +38,7 @@ impl Default for WsConfig {
             keepalive: Duration::from_secs(15),
             write_timeout: Duration::from_secs(5),
             max_subscriptions: 100,
+            outbox: 256,
         }
     }
 }
@@ -49,21 +52,29 @@ pub struct WsServices {
     pub rate_limit: Option<Arc<RateLimiter>>,
     /// Subscribers of the same events share one execution (`None`: each runs its own).
     pub cohorts: Option<Cohorts>,
+    /// Where WebSocket connections run (`None`: where they were accepted). A runtime of their
+    /// own keeps a burst of fan-out writes from queueing ahead of commands: the kernel
+    /// shares the cores between the two, and mutations do not wait behind thousands of
+    /// socket writes.
+    pub delivery: Option<tokio::runtime::Handle>,
     /// Turns true when the server stops: connections close with 1001.
     pub stopping: watch::Receiver<bool>,
 }
 
 /// What the connection's writer sends.
-enum Out {
+pub(super) enum Out {
     /// A message, and the commit time of the event it carries, if it carries one.
     Text(String, Option<i64>),
+    /// An event of a cohort for subscription `id`: the envelope is written around the
+    /// cohort's encoded payload here, by the writer.
+    Event {
+        id: Arc<str>,
+        protocol: Protocol,
+        frame: Arc<Frame>,
+    },
     Ping,
     Close(u16, String),
 }
-
-/// Frames queued for the writer. When they back up, operations wait here and their
-/// subscriptions' own buffers fill: those subscribers are cut as slow, nobody else.
-const OUTBOX: usize = 64;
 
 /// Frames written per flush at most.
 const WRITE_BATCH: usize = 32;
@@ -107,11 +118,14 @@ pub async fn serve(
         config,
         rate_limit,
         cohorts,
+        delivery: _,
         mut stopping,
     } = services;
     let _open = Raised::new(metrics::gauge!(WS_CONNECTIONS));
     let (sink, mut inbound) = socket.split();
-    let (out, outbox) = mpsc::channel(OUTBOX);
+    // When frames back up here, operations wait and their own buffers fill, and cohort
+    // members are cut: those subscribers are cut as slow, nobody else.
+    let (out, outbox) = mpsc::channel(config.outbox);
     let mut writer = tokio::spawn(write_loop(sink, outbox, config.write_timeout));
     let (finished, mut finished_ids) = mpsc::unbounded_channel();
     let mut connection = Connection {
@@ -444,29 +458,40 @@ impl Operation {
                 Forwarded::Failed | Forwarded::Gone => return,
             }
         }
-        loop {
-            let next = match expires {
-                Some(expires) => tokio::select! {
-                    next = membership.next() => next,
-                    () = tokio::time::sleep_until(expires) => {
-                        let error = ApiError::unauthenticated("the token has expired");
-                        return self.fail(&errors_of(error.with_last_seq(last))).await;
-                    }
-                },
-                None => membership.next().await,
-            };
-            match next {
-                Ok(frame) if frame.seq <= last => {}
-                Ok(frame) => {
-                    last = frame.seq;
-                    let text = protocol::next_encoded(self.protocol, &self.id, &frame.payload);
-                    if !self.send(text, Some(frame.committed_at_ms)).await {
-                        return;
+        // What queued up during the catch-up goes out from here; then the cohort writes to
+        // this connection's writer directly.
+        let direct = loop {
+            match membership.try_next() {
+                Some(Ok(frame)) => {
+                    if frame.seq > last {
+                        last = frame.seq;
+                        let text = protocol::next_encoded(self.protocol, &self.id, &frame.payload);
+                        if !self.send(text, Some(frame.committed_at_ms)).await {
+                            return;
+                        }
                     }
                 }
-                Err(ending) => return self.end(ending, last).await,
+                Some(Err(ending)) => return self.end(ending, last).await,
+                None => match membership.go_direct(&self.out, &self.id, self.protocol, last) {
+                    Switch::Done(direct) => break direct,
+                    Switch::Pending => tokio::task::yield_now().await,
+                },
             }
-        }
+        };
+        let ending = match expires {
+            Some(expires) => tokio::select! {
+                ending = membership.ended() => ending,
+                () = tokio::time::sleep_until(expires) => {
+                    // Out of the cohort first: no frame follows the error.
+                    drop(membership);
+                    let error = ApiError::unauthenticated("the token has expired");
+                    let last = direct.last_seq();
+                    return self.fail(&errors_of(error.with_last_seq(last))).await;
+                }
+            },
+            None => membership.ended().await,
+        };
+        self.end(ending, direct.last_seq()).await
     }
 
     /// Tells the member how its stream ended, with the last seq it was sent.
@@ -519,6 +544,14 @@ async fn write_loop(
                     Out::Text(text, event) => {
                         events.extend(event);
                         Message::Text(text.into())
+                    }
+                    Out::Event {
+                        id,
+                        protocol,
+                        frame,
+                    } => {
+                        events.push(frame.committed_at_ms);
+                        Message::Text(protocol::next_encoded(protocol, &id, &frame.payload).into())
                     }
                     Out::Ping => Message::Ping(Default::default()),
                     Out::Close(code, reason) => {
