@@ -392,9 +392,10 @@ impl Operation {
 
     /// A subscription (or a query or mutation sent over the socket) on its own.
     async fn run(&self, payload: Payload) {
-        let responses = self.schema.execute_stream(self.request(payload));
-        // Boxed: the task of every idle subscription would otherwise carry its size.
-        if let Forwarded::Ended(_) = Box::pin(self.forward(responses)).await {
+        // Boxed, stream and all: the task of every subscription would otherwise carry their
+        // size (the stream is kilobytes).
+        let responses = Box::pin(self.forward(self.schema.execute_stream(self.request(payload))));
+        if let Forwarded::Ended(_) = responses.await {
             self.complete().await;
         }
     }
