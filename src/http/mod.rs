@@ -246,10 +246,11 @@ fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
+    let services = state.ws;
     upgrade.on_upgrade(move |socket| async move {
-        let delivery = state.ws.delivery.clone();
+        let delivery = services.delivery.clone();
         let connection = async move {
-            ws::serve(socket, protocol, upgrade_caller, upgrade_token, state.ws).await;
+            ws::serve(socket, protocol, upgrade_caller, upgrade_token, services).await;
             drop(permit);
         };
         match delivery {

@@ -257,7 +257,7 @@ impl Cohorts {
         Membership {
             cohort: cohort.clone(),
             id,
-            frames,
+            frames: Some(frames),
             cut,
             signal,
             delivered,
@@ -411,7 +411,8 @@ impl Cohort {
 pub struct Membership {
     cohort: Arc<Cohort>,
     id: u64,
-    frames: mpsc::Receiver<Arc<Frame>>,
+    /// Frames queued while the member catches up; gone once they go direct.
+    frames: Option<mpsc::Receiver<Arc<Frame>>>,
     cut: Arc<AtomicBool>,
     signal: Arc<Notify>,
     delivered: Arc<AtomicI64>,
@@ -468,7 +469,7 @@ impl Membership {
     /// A frame queued while the member caught up, `None` when there is none now, or how
     /// the member's stream ended.
     pub fn try_next(&mut self) -> Option<Result<Arc<Frame>, Ending>> {
-        match self.frames.try_recv() {
+        match self.frames.as_mut()?.try_recv() {
             Ok(frame) => Some(Ok(frame)),
             Err(mpsc::error::TryRecvError::Empty) => None,
             Err(mpsc::error::TryRecvError::Disconnected) => Some(Err(self.ending())),
@@ -486,7 +487,11 @@ impl Membership {
     ) -> Switch {
         let mut state = lock(&self.cohort.state);
         // Frames are queued under this lock: an empty queue stays empty until the switch.
-        if !self.frames.is_empty() {
+        if self
+            .frames
+            .as_ref()
+            .is_some_and(|frames| !frames.is_empty())
+        {
             return Switch::Pending;
         }
         let Some(member) = state.members.get_mut(&self.id) else {
@@ -500,6 +505,7 @@ impl Membership {
             protocol,
             after: last,
         };
+        self.frames = None;
         Switch::Done(Direct {
             delivered: self.delivered.clone(),
         })

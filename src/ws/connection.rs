@@ -331,11 +331,12 @@ impl Connection {
             Some((cohorts.clone(), eligible))
         });
         let task = tokio::spawn(crate::metrics::deliveries(async move {
+            // Boxed: the task lives as long as the subscription, and its size is per screen.
             match cohort {
                 Some((cohorts, eligible)) => {
-                    operation.run_in_cohort(&cohorts, eligible, payload).await
+                    Box::pin(operation.run_in_cohort(&cohorts, eligible, payload)).await
                 }
-                None => operation.run(payload).await,
+                None => Box::pin(operation.run(payload)).await,
             }
             let _ = finished.send(operation.id);
         }));
