@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::AbortHandle;
 
 use super::connection::Out;
-use super::protocol::{Payload, Protocol};
+use super::protocol::{NextEnvelope, Payload, Protocol};
 use crate::graphql::{AppSchema, Caller, SharedExecution};
 
 /// Same key, same bytes: the document, the operation, the variables but `after`, and the
@@ -164,8 +164,7 @@ enum Route {
     /// Caught up: straight into its connection's writer queue, with no task in between.
     Direct {
         out: mpsc::Sender<Out>,
-        id: Arc<str>,
-        protocol: Protocol,
+        envelope: Arc<NextEnvelope>,
         /// Frames up to this seq were sent already (a member that resumed ahead).
         after: i64,
     },
@@ -348,12 +347,9 @@ impl Cohort {
             let sent = match &member.route {
                 Route::Queue(frames) => frames.try_send(frame.clone()).map_err(is_full),
                 Route::Direct { after, .. } if frame.seq <= *after => return true,
-                Route::Direct {
-                    out, id, protocol, ..
-                } => {
+                Route::Direct { out, envelope, .. } => {
                     let event = Out::Event {
-                        id: id.clone(),
-                        protocol: *protocol,
+                        envelope: envelope.clone(),
                         frame: frame.clone(),
                     };
                     let sent = out
@@ -501,8 +497,7 @@ impl Membership {
         self.delivered.store(last, Ordering::Release);
         member.route = Route::Direct {
             out: out.clone(),
-            id: id.into(),
-            protocol,
+            envelope: Arc::new(NextEnvelope::new(protocol, id)),
             after: last,
         };
         self.frames = None;

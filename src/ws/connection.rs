@@ -9,7 +9,7 @@ use tokio::task::AbortHandle;
 use tokio::time::{sleep, timeout, Instant};
 
 use super::cohort::{self, Cohorts, Eligible, Ending, Frame, Switch};
-use super::protocol::{self, close, ClientMessage, Payload, Protocol};
+use super::protocol::{self, close, ClientMessage, NextEnvelope, Payload, Protocol};
 use crate::auth::Tokens;
 use crate::graphql::{ApiError, CatchUpTo};
 use crate::graphql::{AppSchema, Caller};
@@ -68,8 +68,7 @@ pub(super) enum Out {
     /// An event of a cohort for subscription `id`: the envelope is written around the
     /// cohort's encoded payload here, by the writer.
     Event {
-        id: Arc<str>,
-        protocol: Protocol,
+        envelope: Arc<NextEnvelope>,
         frame: Arc<Frame>,
     },
     Ping,
@@ -547,13 +546,9 @@ async fn write_loop(
                         events.extend(event);
                         Message::Text(text.into())
                     }
-                    Out::Event {
-                        id,
-                        protocol,
-                        frame,
-                    } => {
+                    Out::Event { envelope, frame } => {
                         events.push(frame.committed_at_ms);
-                        Message::Text(protocol::next_encoded(protocol, &id, &frame.payload).into())
+                        Message::Text(envelope.wrap(&frame.payload).into())
                     }
                     Out::Ping => Message::Ping(Default::default()),
                     Out::Close(code, reason) => {

@@ -149,20 +149,37 @@ pub fn next(protocol: Protocol, id: &str, response: &Value) -> String {
 
 /// A result whose payload (the GraphQL response) is JSON already.
 pub fn next_encoded(protocol: Protocol, id: &str, response: &str) -> String {
-    let kind = match protocol {
-        Protocol::TransportWs => "next",
-        Protocol::Legacy => "data",
-    };
-    let id = Value::from(id);
-    let mut text = String::with_capacity(response.len() + 40);
-    text.push_str(r#"{"type":""#);
-    text.push_str(kind);
-    text.push_str(r#"","id":"#);
-    text.push_str(&id.to_string());
-    text.push_str(r#","payload":"#);
-    text.push_str(response);
-    text.push('}');
-    text
+    NextEnvelope::new(protocol, id).wrap(response)
+}
+
+/// The part of a result message that is the same for every event of one subscription:
+/// encoded once, when a subscription starts receiving a cohort's frames.
+#[derive(Debug)]
+pub struct NextEnvelope {
+    /// `{"type":"next","id":"…","payload":`
+    head: Box<str>,
+}
+
+impl NextEnvelope {
+    pub fn new(protocol: Protocol, id: &str) -> Self {
+        let kind = match protocol {
+            Protocol::TransportWs => "next",
+            Protocol::Legacy => "data",
+        };
+        let id = Value::from(id);
+        Self {
+            head: format!(r#"{{"type":"{kind}","id":{id},"payload":"#).into_boxed_str(),
+        }
+    }
+
+    /// The message carrying `response`.
+    pub fn wrap(&self, response: &str) -> String {
+        let mut text = String::with_capacity(self.head.len() + response.len() + 1);
+        text.push_str(&self.head);
+        text.push_str(response);
+        text.push('}');
+        text
+    }
 }
 
 /// An operation that failed as a whole; it ends the operation (no `complete` follows).
