@@ -3,6 +3,7 @@
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use orderhub_actors::domain::{Principal, PrincipalError, RestaurantId, Role, TableId, Timestamp};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Shorter secrets make HS256 brute-forceable.
@@ -36,9 +37,14 @@ pub enum AuthError {
 #[error("ORDERHUB_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long (it has {0})")]
 pub struct WeakSecret(usize);
 
-/// Issues and verifies tokens with one HS256 secret.
+/// Issues and verifies tokens with one HS256 secret. Cloned per request and per WebSocket:
+/// the keys are shared, not copied.
 #[derive(Clone)]
 pub struct Tokens {
+    keys: Arc<Keys>,
+}
+
+struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -53,10 +59,13 @@ impl Tokens {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Ok(Self {
+        let keys = Keys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+        };
+        Ok(Self {
+            keys: Arc::new(keys),
         })
     }
 
@@ -78,11 +87,11 @@ impl Tokens {
             exp: iat.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
         };
         // HS256 signing of a serializable struct cannot fail.
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_default()
+        encode(&Header::new(Algorithm::HS256), &claims, &self.keys.encoding).unwrap_or_default()
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
+        let claims = decode::<Claims>(token, &self.keys.decoding, &self.keys.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::Invalid,

@@ -208,7 +208,7 @@ async fn graphql_get(
 }
 
 /// Bytes read from a WebSocket at a time.
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 1024;
 
 fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -> Response {
     // tungstenite zero-fills its whole read buffer (128 KiB by default) before each read: at
@@ -249,8 +249,10 @@ fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -
     let services = state.ws;
     upgrade.on_upgrade(move |socket| async move {
         let delivery = services.delivery.clone();
+        // Made here, not in the block: the block would keep its own copy of the arguments.
+        let session = ws::serve(socket, protocol, upgrade_caller, upgrade_token, services);
         let connection = async move {
-            ws::serve(socket, protocol, upgrade_caller, upgrade_token, services).await;
+            session.await;
             drop(permit);
         };
         match delivery {

@@ -20,11 +20,12 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
-use super::connection::Out;
-use super::protocol::{NextEnvelope, Payload, Protocol};
+use super::connection::{Notice, Out};
+use super::outbox::{Outbox, Refused};
+use super::protocol::{NextEnvelope, Payload};
 use crate::graphql::{AppSchema, Caller, SharedExecution};
 
 /// Same key, same bytes: the document, the operation, the variables but `after`, and the
@@ -151,10 +152,16 @@ enum Phase {
 struct Member {
     route: Route,
     cut: Arc<AtomicBool>,
-    /// Told when the member is cut or the cohort ends, once frames go out directly.
-    signal: Arc<Notify>,
     /// The last seq handed to the connection's writer directly.
     delivered: Arc<AtomicI64>,
+}
+
+/// Where a caught-up member's frames go: its connection's outbox, which is also told
+/// `Notice::Stopped(operation)` when the member is cut or the cohort ends.
+pub(super) struct Outlet {
+    pub outbox: Arc<Outbox>,
+    pub envelope: Arc<NextEnvelope>,
+    pub operation: u64,
 }
 
 /// Where a member's frames go.
@@ -163,11 +170,20 @@ enum Route {
     Queue(mpsc::Sender<Arc<Frame>>),
     /// Caught up: straight into its connection's writer queue, with no task in between.
     Direct {
-        out: mpsc::Sender<Out>,
-        envelope: Arc<NextEnvelope>,
+        outlet: Outlet,
         /// Frames up to this seq were sent already (a member that resumed ahead).
         after: i64,
     },
+}
+
+impl Member {
+    /// The member is out of the cohort: a queue tells by closing, a direct member's
+    /// connection by a notice.
+    fn stopped(self) {
+        if let Route::Direct { outlet, .. } = self.route {
+            outlet.outbox.notify(Notice::Stopped(outlet.operation));
+        }
+    }
 }
 
 struct State {
@@ -234,7 +250,6 @@ impl Cohorts {
         });
         let (frames_tx, frames) = mpsc::channel(self.inner.buffer);
         let cut = Arc::new(AtomicBool::new(false));
-        let signal = Arc::new(Notify::new());
         let delivered = Arc::new(AtomicI64::new(0));
         let mut state = lock(&cohort.state);
         let id = state.next_member;
@@ -244,7 +259,6 @@ impl Cohorts {
             Member {
                 route: Route::Queue(frames_tx),
                 cut: cut.clone(),
-                signal: signal.clone(),
                 delivered: delivered.clone(),
             },
         );
@@ -258,7 +272,6 @@ impl Cohorts {
             id,
             frames: Some(frames),
             cut,
-            signal,
             delivered,
             joined_at,
         }
@@ -343,37 +356,40 @@ impl Cohort {
     fn fan_out(&self, frame: Arc<Frame>) {
         let mut state = lock(&self.state);
         state.last_seq = frame.seq;
-        state.members.retain(|_, member| {
+        let mut gone = Vec::new();
+        for (id, member) in &state.members {
             let sent = match &member.route {
                 Route::Queue(frames) => frames.try_send(frame.clone()).map_err(is_full),
-                Route::Direct { after, .. } if frame.seq <= *after => return true,
-                Route::Direct { out, envelope, .. } => {
+                Route::Direct { after, .. } if frame.seq <= *after => continue,
+                Route::Direct { outlet, .. } => {
                     let event = Out::Event {
-                        envelope: envelope.clone(),
+                        envelope: outlet.envelope.clone(),
                         frame: frame.clone(),
                     };
-                    let sent = out
+                    let sent = outlet
+                        .outbox
                         .try_send(event)
-                        .map_err(|e| matches!(e, mpsc::error::TrySendError::Full(_)));
+                        .map_err(|refused| refused == Refused::Full);
                     if sent.is_ok() {
                         member.delivered.store(frame.seq, Ordering::Release);
                     }
                     sent
                 }
             };
-            match sent {
-                Ok(()) => true,
-                Err(full) => {
-                    if full {
-                        member.cut.store(true, Ordering::Release);
-                        metrics::counter!(crate::metrics::SLOW_CONSUMER_CUTS, "reason" => "buffer")
-                            .increment(1);
-                    }
-                    member.signal.notify_one();
-                    false
+            if let Err(full) = sent {
+                if full {
+                    member.cut.store(true, Ordering::Release);
+                    metrics::counter!(crate::metrics::SLOW_CONSUMER_CUTS, "reason" => "buffer")
+                        .increment(1);
                 }
+                gone.push(*id);
             }
-        });
+        }
+        for id in gone {
+            if let Some(member) = state.members.remove(&id) {
+                member.stopped();
+            }
+        }
     }
 
     /// Ends the cohort: members drain their queues, then get `errors` (or `complete`).
@@ -384,7 +400,7 @@ impl Cohort {
         let mut state = lock(&self.state);
         self.phase.send_replace(Phase::Ended(errors));
         for (_, member) in state.members.drain() {
-            member.signal.notify_one();
+            member.stopped();
         }
         if let Some(leader) = state.leader.take() {
             leader.abort();
@@ -410,7 +426,6 @@ pub struct Membership {
     /// Frames queued while the member catches up; gone once they go direct.
     frames: Option<mpsc::Receiver<Arc<Frame>>>,
     cut: Arc<AtomicBool>,
-    signal: Arc<Notify>,
     delivered: Arc<AtomicI64>,
     /// The cohort's last seq when this member joined a live cohort.
     joined_at: Option<i64>,
@@ -472,15 +487,9 @@ impl Membership {
         }
     }
 
-    /// From now on the cohort hands this member's frames (after `last`) to `out` itself —
+    /// From now on the cohort hands this member's frames (after `last`) to `outlet` itself —
     /// unless frames queued up meanwhile, which the member sends first.
-    pub(super) fn go_direct(
-        &mut self,
-        out: &mpsc::Sender<Out>,
-        id: &str,
-        protocol: Protocol,
-        last: i64,
-    ) -> Switch {
+    pub(super) fn go_direct(&mut self, outlet: Outlet, last: i64) -> Switch {
         let mut state = lock(&self.cohort.state);
         // Frames are queued under this lock: an empty queue stays empty until the switch.
         if self
@@ -496,8 +505,7 @@ impl Membership {
         };
         self.delivered.store(last, Ordering::Release);
         member.route = Route::Direct {
-            out: out.clone(),
-            envelope: Arc::new(NextEnvelope::new(protocol, id)),
+            outlet,
             after: last,
         };
         self.frames = None;
@@ -506,18 +514,13 @@ impl Membership {
         })
     }
 
-    /// Waits, once frames go out directly, until the member is cut or the cohort ends.
-    pub async fn ended(&mut self) -> Ending {
-        loop {
-            self.signal.notified().await;
-            let gone = !lock(&self.cohort.state).members.contains_key(&self.id);
-            if gone {
-                return self.ending();
-            }
-        }
+    /// Whether the member still gets the cohort's frames.
+    pub fn is_member(&self) -> bool {
+        lock(&self.cohort.state).members.contains_key(&self.id)
     }
 
-    fn ending(&self) -> Ending {
+    /// Why the member's frames stopped (once they have).
+    pub fn ending(&self) -> Ending {
         if self.cut.load(Ordering::Acquire) {
             return Ending::SlowConsumer;
         }

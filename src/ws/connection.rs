@@ -4,11 +4,12 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
-use tokio::time::{sleep, timeout, Instant};
+use tokio::time::{sleep_until, timeout, Instant};
 
-use super::cohort::{self, Cohorts, Eligible, Ending, Frame, Switch};
+use super::cohort::{self, Cohorts, Direct, Eligible, Ending, Frame, Membership, Outlet, Switch};
+use super::outbox::Outbox;
 use super::protocol::{self, close, ClientMessage, NextEnvelope, Payload, Protocol};
 use crate::auth::Tokens;
 use crate::graphql::{ApiError, CatchUpTo};
@@ -61,22 +62,47 @@ pub struct WsServices {
     pub stopping: watch::Receiver<bool>,
 }
 
-/// What the connection's writer sends.
+/// What the connection writes.
 pub(super) enum Out {
     /// A message, and the commit time of the event it carries, if it carries one.
     Text(String, Option<i64>),
-    /// An event of a cohort for subscription `id`: the envelope is written around the
-    /// cohort's encoded payload here, by the writer.
+    /// An event of a cohort for one subscription: the envelope is written around the
+    /// cohort's encoded payload here, when it is written.
     Event {
         envelope: Arc<NextEnvelope>,
         frame: Arc<Frame>,
     },
     Ping,
-    Close(u16, String),
+}
+
+/// What a connection's operations and cohorts tell it.
+pub(super) enum Notice {
+    /// The task of operation `key` ended.
+    Finished(u64),
+    /// Operation `key` caught up: from now on its cohort writes to this connection directly,
+    /// its task ends, and the connection keeps its place in the cohort.
+    Direct(u64, Box<DirectMember>),
+    /// Cohort member `key` was cut, or its cohort ended.
+    Stopped(u64),
+}
+
+/// A subscription served by its cohort with no task of its own: idle, it costs a map entry.
+pub(super) struct DirectMember {
+    membership: Membership,
+    direct: Direct,
+    _active: Raised,
 }
 
 /// Frames written per flush at most.
 const WRITE_BATCH: usize = 32;
+
+/// A running operation.
+enum Running {
+    /// Served by a task of its own.
+    Task(AbortHandle),
+    /// Served by its cohort, straight into the connection's outbox.
+    Member(Box<DirectMember>),
+}
 
 struct Connection {
     protocol: Protocol,
@@ -92,9 +118,14 @@ struct Connection {
     /// The token the caller authenticated with: its rate limit applies to subscribe messages.
     token: Option<String>,
     init_received: bool,
-    operations: HashMap<String, AbortHandle>,
-    out: mpsc::Sender<Out>,
-    finished: mpsc::UnboundedSender<String>,
+    /// When the caller's token expires; past it, cohort members end with UNAUTHENTICATED
+    /// (operations on their own end by themselves).
+    expires: Option<Instant>,
+    expired: bool,
+    /// By the client's id; the key tells one operation from a later one with the same id.
+    operations: HashMap<String, (u64, Running)>,
+    next_key: u64,
+    out: Arc<Outbox>,
 }
 
 /// What to do after a client message.
@@ -103,14 +134,40 @@ enum Flow {
     Close(u16, String),
 }
 
-/// Runs one WebSocket connection to its end.
-pub async fn serve(
+/// How the connection ends.
+enum Leave {
+    /// With this close code and reason, after what is queued.
+    Close(u16, String),
+    /// The client closed, or the socket broke: what is queued goes out if it can.
+    Quietly,
+    /// Nothing more can be written (a write failed, or the connection was cut as slow).
+    Cut,
+}
+
+/// What woke the connection.
+enum Step {
+    Read(Option<Result<Message, axum::Error>>),
+    /// Frames or notices are queued.
+    Ready,
+    /// A ping is due, or a deadline passed.
+    Timer,
+    Stopping,
+}
+
+/// Runs one WebSocket connection to its end: one task reads, writes and holds the
+/// subscriptions that their cohorts serve; only operations that run on their own, or still
+/// catch up, have tasks.
+///
+/// Not an `async fn`: what it is given is boxed before the future is made. A future keeps its
+/// arguments apart from its state, so the socket and the connection's state would otherwise
+/// take their room in it twice, and that future is what every idle screen costs.
+pub fn serve(
     socket: WebSocket,
     protocol: Protocol,
     upgrade_caller: Caller,
     upgrade_token: Option<String>,
     services: WsServices,
-) {
+) -> impl std::future::Future<Output = ()> + Send {
     let WsServices {
         schema,
         tokens,
@@ -118,16 +175,14 @@ pub async fn serve(
         rate_limit,
         cohorts,
         delivery: _,
-        mut stopping,
+        stopping,
     } = services;
-    let _open = Raised::new(metrics::gauge!(WS_CONNECTIONS));
-    let (sink, mut inbound) = socket.split();
     // When frames back up here, operations wait and their own buffers fill, and cohort
     // members are cut: those subscribers are cut as slow, nobody else.
-    let (out, outbox) = mpsc::channel(config.outbox);
-    let mut writer = tokio::spawn(write_loop(sink, outbox, config.write_timeout));
-    let (finished, mut finished_ids) = mpsc::unbounded_channel();
-    let mut connection = Connection {
+    let out = Arc::new(Outbox::new(config.outbox));
+    // Kept only to find its rate limit.
+    let upgrade_token = upgrade_token.filter(|_| rate_limit.is_some());
+    let connection = Box::new(Connection {
         protocol,
         schema,
         tokens,
@@ -139,95 +194,297 @@ pub async fn serve(
         caller: None,
         token: None,
         init_received: false,
+        expires: None,
+        expired: false,
         operations: HashMap::new(),
+        next_key: 0,
         out,
-        finished,
-    };
-    let init_deadline = sleep(config.init_timeout);
-    tokio::pin!(init_deadline);
-    let mut keepalive =
-        tokio::time::interval_at(Instant::now() + config.keepalive, config.keepalive);
-    let mut last_heard = Instant::now();
-    let mut writer_done = false;
+    });
+    run(Box::new(socket), connection, stopping)
+}
+
+async fn run(
+    mut socket: Box<WebSocket>,
+    mut connection: Box<Connection>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let _open = Raised::new(metrics::gauge!(WS_CONNECTIONS));
+    let out = connection.out.clone();
+    let started = Instant::now();
+    let init_deadline = started + connection.config.init_timeout;
+    let keepalive = connection.config.keepalive;
+    let mut next_ping = started + keepalive;
+    let mut last_heard = started;
+    // One timer, boxed: the next ping, or sooner the connection_init deadline and then the
+    // token's expiry.
+    let mut timer = Box::pin(sleep_until(init_deadline.min(next_ping)));
     let close = loop {
-        tokio::select! {
-            frame = inbound.next() => {
+        let deadline = match connection.init_received {
+            false => Some(init_deadline),
+            true => connection.expires.filter(|_| !connection.expired),
+        };
+        let wake = deadline.map_or(next_ping, |deadline| deadline.min(next_ping));
+        if timer.deadline() != wake {
+            timer.as_mut().reset(wake);
+        }
+        let step = tokio::select! {
+            frame = socket.next() => Step::Read(frame),
+            () = out.ready() => Step::Ready,
+            () = &mut timer => Step::Timer,
+            _ = stopping.wait_for(|stopping| *stopping) => Step::Stopping,
+        };
+        match step {
+            Step::Read(frame) => {
                 last_heard = Instant::now();
                 match frame {
                     Some(Ok(Message::Text(text))) => {
                         if let Flow::Close(code, reason) = connection.handle(text.as_str()) {
-                            break Some((code, reason));
+                            break Leave::Close(code, reason);
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
-                        break Some((close::INVALID_MESSAGE, "Invalid message: binary frames are not supported".into()));
+                        break Leave::Close(
+                            close::INVALID_MESSAGE,
+                            "Invalid message: binary frames are not supported".into(),
+                        );
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Err(error)) => break unreadable(error),
-                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Ok(Message::Close(_))) | None => break Leave::Quietly,
                 }
             }
-            () = &mut init_deadline, if !connection.init_received => {
-                break Some((close::INIT_TIMEOUT, "Connection initialisation timeout".into()));
-            }
-            _ = keepalive.tick() => {
-                if last_heard.elapsed() > connection.config.keepalive * 2 {
-                    break Some((close::KEEPALIVE_TIMEOUT, "Keep-alive timeout: no answer to pings".into()));
+            Step::Ready => {
+                for notice in out.take_notices() {
+                    connection.notice(notice);
                 }
-                // A full outbox means the writer is stuck; its own timeout ends the connection.
-                let _ = connection.out.try_send(Out::Ping);
-                if connection.protocol == Protocol::Legacy && connection.caller.is_some() {
-                    let _ = connection.out.try_send(Out::Text(protocol::keep_alive(), None));
+                // Boxed: writing needs more state than waiting, and connections mostly wait.
+                if Box::pin(connection.write(&mut socket)).await.is_err() {
+                    break Leave::Cut;
                 }
             }
-            _ = stopping.wait_for(|stopping| *stopping) => {
-                // Clients reconnect (to another node) and resume with `after`.
-                break Some((close::GOING_AWAY, "Server shutting down".into()));
+            Step::Timer => {
+                let now = Instant::now();
+                if deadline.is_some_and(|deadline| deadline <= now) {
+                    if !connection.init_received {
+                        break Leave::Close(
+                            close::INIT_TIMEOUT,
+                            "Connection initialisation timeout".into(),
+                        );
+                    }
+                    connection.expire();
+                }
+                if next_ping <= now {
+                    if last_heard.elapsed() > keepalive * 2 {
+                        break Leave::Close(
+                            close::KEEPALIVE_TIMEOUT,
+                            "Keep-alive timeout: no answer to pings".into(),
+                        );
+                    }
+                    next_ping = now + keepalive;
+                    // A full outbox means the writes are stuck; their timeout ends the
+                    // connection.
+                    let _ = out.try_send(Out::Ping);
+                    if connection.protocol == Protocol::Legacy && connection.caller.is_some() {
+                        connection.say(protocol::keep_alive());
+                    }
+                }
             }
-            Some(id) = finished_ids.recv() => {
-                connection.operations.remove(&id);
-            }
-            _ = &mut writer, if !writer_done => {
-                writer_done = true;
-                break None;
-            }
+            // Clients reconnect (to another node) and resume with `after`.
+            Step::Stopping => break Leave::Close(close::GOING_AWAY, "Server shutting down".into()),
         }
     };
-    // Operations hold senders to the writer: end them first, then let the writer finish
-    // (sending the close frame, if any) for a moment.
-    for (_, operation) in connection.operations.drain() {
-        operation.abort();
+    // Operations end first (cohort members leave their cohorts), then what is queued (and
+    // the close frame, if any) is written for a moment.
+    for (_, (_, operation)) in connection.operations.drain() {
+        if let Running::Task(task) = operation {
+            task.abort();
+        }
     }
-    if let Some((code, reason)) = close {
-        tracing::debug!(code, %reason, "closing WebSocket");
-        let _ = connection.out.try_send(Out::Close(code, reason));
+    if !matches!(close, Leave::Cut) {
+        let farewell = farewell(&mut connection, &mut socket, close);
+        let _ = Box::pin(timeout(Duration::from_secs(1), farewell)).await;
     }
-    drop(connection);
-    if !writer_done {
-        let _ = timeout(Duration::from_secs(1), writer).await;
+    out.close();
+}
+
+/// Writes what is queued, then closes the socket.
+async fn farewell(connection: &mut Connection, socket: &mut WebSocket, close: Leave) {
+    loop {
+        match connection.write(socket).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(Cut) => return,
+        }
+    }
+    match close {
+        Leave::Close(code, reason) => {
+            tracing::debug!(code, %reason, "closing WebSocket");
+            let frame = close_frame(code, reason);
+            let _ = socket.send(Message::Close(Some(frame))).await;
+        }
+        Leave::Quietly | Leave::Cut => {
+            let _ = socket.close().await;
+        }
     }
 }
 
 /// A frame the socket refused to read: too large (1009), text that is not UTF-8 (1007) or a
 /// protocol violation (1002) are answered with their RFC 6455 close code; a connection that
 /// simply broke gets nothing.
-fn unreadable(error: axum::Error) -> Option<(u16, String)> {
+fn unreadable(error: axum::Error) -> Leave {
     use tungstenite::Error;
-    let error = error.into_inner().downcast::<Error>().ok()?;
+    let Ok(error) = error.into_inner().downcast::<Error>() else {
+        return Leave::Quietly;
+    };
     let (code, reason) = match *error {
         Error::Capacity(_) => (close::MESSAGE_TOO_BIG, "Message too big"),
         Error::Utf8(_) => (close::INVALID_PAYLOAD, "Invalid UTF-8"),
         Error::Protocol(_) => (close::PROTOCOL_ERROR, "Protocol error"),
-        _ => return None,
+        _ => return Leave::Quietly,
     };
     tracing::debug!(%error, code, "unreadable WebSocket frame");
-    Some((code, reason.into()))
+    Leave::Close(code, reason.into())
 }
 
+/// The connection is over: a write failed, or was stuck for the write timeout and the
+/// connection was cut as a slow consumer.
+struct Cut;
+
 impl Connection {
-    fn send(&self, text: String) {
-        // A full outbox means the writer is stuck and about to end the connection.
+    /// A message of the connection's own (ack, pong, refusals). A full outbox means the writes
+    /// are stuck, and their timeout is about to end the connection.
+    fn say(&self, text: String) {
         let _ = self.out.try_send(Out::Text(text, None));
+    }
+
+    /// Writes what is queued, up to a batch, with one flush; how many frames.
+    async fn write(&mut self, socket: &mut WebSocket) -> Result<usize, Cut> {
+        // Commit times of the events in the batch, for the delivery metrics once written.
+        let mut events = Vec::new();
+        let mut written = 0;
+        let write = async {
+            while written < WRITE_BATCH {
+                let Some(out) = self.out.pop() else {
+                    break;
+                };
+                let message = match out {
+                    Out::Text(text, event) => {
+                        events.extend(event);
+                        Message::Text(text.into())
+                    }
+                    Out::Event { envelope, frame } => {
+                        events.push(frame.committed_at_ms);
+                        Message::Text(envelope.wrap(&frame.payload).into())
+                    }
+                    Out::Ping => Message::Ping(Default::default()),
+                };
+                socket.feed(message).await?;
+                written += 1;
+            }
+            match written {
+                0 => Ok(()),
+                _ => socket.flush().await,
+            }
+        };
+        match timeout(self.config.write_timeout, write).await {
+            Ok(Ok(())) => {
+                for committed_at in events {
+                    crate::metrics::event_written(committed_at);
+                }
+                Ok(written)
+            }
+            Ok(Err(_)) => Err(Cut),
+            Err(_) => {
+                metrics::counter!(SLOW_CONSUMER_CUTS, "reason" => "socket").increment(1);
+                let write_timeout = self.config.write_timeout;
+                tracing::info!(timeout = ?write_timeout, "closing a WebSocket whose writes are stuck (slow consumer)");
+                let frame = close_frame(close::SLOW_CONSUMER, "Slow consumer".into());
+                let _ = timeout(
+                    Duration::from_millis(100),
+                    socket.send(Message::Close(Some(frame))),
+                )
+                .await;
+                Err(Cut)
+            }
+        }
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::Finished(key) => {
+                self.operations
+                    .retain(|_, (k, running)| !(*k == key && matches!(running, Running::Task(_))));
+            }
+            Notice::Direct(key, member) => {
+                let Some(id) = self.operation_id(key) else {
+                    // Completed meanwhile: dropping the member leaves the cohort.
+                    return;
+                };
+                if self.expired {
+                    return self.end_expired(id, *member);
+                }
+                if !member.membership.is_member() {
+                    // Cut or ended before the connection took it over: no notice follows.
+                    return self.end_member(id, &member);
+                }
+                if let Some((_, running)) = self.operations.get_mut(&id) {
+                    *running = Running::Member(member);
+                }
+            }
+            Notice::Stopped(key) => {
+                let Some(id) = self.operation_id(key) else {
+                    return;
+                };
+                // A member still in its task learns of it there.
+                if let Some((_, Running::Member(_))) = self.operations.get(&id) {
+                    if let Some((_, Running::Member(member))) = self.operations.remove(&id) {
+                        self.end_member(id, &member);
+                    }
+                }
+            }
+        }
+    }
+
+    fn operation_id(&self, key: u64) -> Option<String> {
+        self.operations
+            .iter()
+            .find(|(_, (k, _))| *k == key)
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Tells the client how a cohort member's stream ended.
+    fn end_member(&mut self, id: String, member: &DirectMember) {
+        self.operations.remove(&id);
+        let ending = member.membership.ending();
+        let text = ending_message(self.protocol, &id, ending, member.direct.last_seq());
+        self.out.force(Out::Text(text, None));
+    }
+
+    fn end_expired(&mut self, id: String, member: DirectMember) {
+        self.operations.remove(&id);
+        // Out of the cohort first: no frame follows the error.
+        let last = member.direct.last_seq();
+        drop(member);
+        let error = ApiError::unauthenticated("the token has expired");
+        let errors = errors_of(error.with_last_seq(last));
+        let text = protocol::error(self.protocol, &id, &errors);
+        self.out.force(Out::Text(text, None));
+    }
+
+    /// The caller's token expired: every cohort member ends with UNAUTHENTICATED.
+    fn expire(&mut self) {
+        self.expired = true;
+        let members: Vec<String> = self
+            .operations
+            .iter()
+            .filter(|(_, (_, running))| matches!(running, Running::Member(_)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in members {
+            if let Some((_, Running::Member(member))) = self.operations.remove(&id) {
+                self.end_expired(id, *member);
+            }
+        }
     }
 
     /// Ends operation `id` before it starts, with RATE_LIMITED; the connection stays open.
@@ -236,7 +493,7 @@ impl Connection {
             "message": message,
             "extensions": {"code": "RATE_LIMITED"}
         }]);
-        self.send(protocol::error(self.protocol, id, &errors));
+        self.say(protocol::error(self.protocol, id, &errors));
     }
 
     fn handle(&mut self, text: &str) -> Flow {
@@ -248,13 +505,14 @@ impl Connection {
             ClientMessage::Init(payload) => self.init(payload),
             ClientMessage::Subscribe { id, payload } => self.subscribe(id, payload),
             ClientMessage::Complete { id } => {
-                if let Some(operation) = self.operations.remove(&id) {
-                    operation.abort();
+                // A cohort member leaves its cohort when dropped.
+                if let Some((_, Running::Task(task))) = self.operations.remove(&id) {
+                    task.abort();
                 }
                 Flow::Continue
             }
             ClientMessage::Ping(payload) => {
-                self.send(protocol::pong(payload));
+                self.say(protocol::pong(payload));
                 Flow::Continue
             }
             ClientMessage::Pong => Flow::Continue,
@@ -277,17 +535,21 @@ impl Connection {
             },
             None => (self.upgrade_caller.clone(), self.upgrade_token.take()),
         };
-        self.token = token;
+        // Kept only to find its rate limit.
+        self.token = token.filter(|_| self.rate_limit.is_some());
         if let Caller::Rejected(error) = &caller {
             if self.protocol == Protocol::Legacy {
-                self.send(protocol::connection_error(&error.to_string()));
+                self.say(protocol::connection_error(&error.to_string()));
             }
             return Flow::Close(close::FORBIDDEN, format!("Forbidden: {error}"));
         }
+        if let Caller::Authenticated(principal) = &caller {
+            self.expires = principal.expires_at().map(crate::graphql::deadline);
+        }
         self.caller = Some(caller);
-        self.send(protocol::ack(self.protocol));
+        self.say(protocol::ack(self.protocol));
         if self.protocol == Protocol::Legacy {
-            self.send(protocol::keep_alive());
+            self.say(protocol::keep_alive());
         }
         Flow::Continue
     }
@@ -317,29 +579,32 @@ impl Connection {
                 return Flow::Continue;
             }
         }
+        let key = self.next_key;
+        self.next_key += 1;
         let operation = Operation {
             schema: self.schema.clone(),
             caller,
             protocol: self.protocol,
             id: id.clone(),
+            key,
             out: self.out.clone(),
         };
-        let finished = self.finished.clone();
         let cohort = self.cohorts.as_ref().and_then(|cohorts| {
             let eligible = cohort::eligible(&payload, &operation.caller)?;
             Some((cohorts.clone(), eligible))
         });
         let task = tokio::spawn(crate::metrics::deliveries(async move {
-            // Boxed: the task lives as long as the subscription, and its size is per screen.
+            // Boxed: a subscription on its own keeps its task as long as it runs.
             match cohort {
                 Some((cohorts, eligible)) => {
                     Box::pin(operation.run_in_cohort(&cohorts, eligible, payload)).await
                 }
                 None => Box::pin(operation.run(payload)).await,
             }
-            let _ = finished.send(operation.id);
+            operation.out.notify(Notice::Finished(operation.key));
         }));
-        self.operations.insert(id, task.abort_handle());
+        self.operations
+            .insert(id, (key, Running::Task(task.abort_handle())));
         Flow::Continue
     }
 }
@@ -350,7 +615,9 @@ struct Operation {
     caller: Caller,
     protocol: Protocol,
     id: String,
-    out: mpsc::Sender<Out>,
+    /// Tells this operation from an earlier one with the same id.
+    key: u64,
+    out: Arc<Outbox>,
 }
 
 /// How forwarding an execution's responses ended.
@@ -377,16 +644,11 @@ impl Operation {
 
     async fn send(&self, text: String, event: Option<i64>) -> bool {
         // Waits while the writer is busy: this operation's own buffer absorbs it.
-        self.out.send(Out::Text(text, event)).await.is_ok()
+        self.out.send(Out::Text(text, event)).await
     }
 
     async fn complete(&self) {
         self.send(protocol::complete(self.protocol, &self.id), None)
-            .await;
-    }
-
-    async fn fail(&self, errors: &serde_json::Value) {
-        self.send(protocol::error(self.protocol, &self.id, errors), None)
             .await;
     }
 
@@ -428,15 +690,10 @@ impl Operation {
     }
 
     /// A member of a cohort: catches up on its own from `after` to where the cohort's live
-    /// events take over, then relays the cohort's frames.
+    /// events take over, relays what queued up meanwhile, then hands its place in the cohort
+    /// to the connection, which the cohort's frames reach directly from then on.
     async fn run_in_cohort(&self, cohorts: &Cohorts, eligible: Eligible, payload: Payload) {
-        let _active = Raised::new(metrics::gauge!(SUBSCRIPTIONS, "field" => "restaurantEvents"));
-        let expires = match &self.caller {
-            Caller::Authenticated(principal) => {
-                principal.expires_at().map(crate::graphql::deadline)
-            }
-            _ => None,
-        };
+        let active = Raised::new(metrics::gauge!(SUBSCRIPTIONS, "field" => "restaurantEvents"));
         let mut membership = cohorts.join(&eligible, &payload);
         // Only the catch-up needs the document; a subscription may watch for days.
         let after = eligible.after;
@@ -450,7 +707,6 @@ impl Operation {
         let mut last = live_after;
         if let Some(request) = catch_up {
             let request = request.data(CatchUpTo(live_after));
-            // Boxed: needed once, while the member's task lives as long as it watches.
             match Box::pin(self.forward(self.schema.execute_stream(request))).await {
                 Forwarded::Ended(replayed) => {
                     let after = after.unwrap_or(0);
@@ -459,9 +715,7 @@ impl Operation {
                 Forwarded::Failed | Forwarded::Gone => return,
             }
         }
-        // What queued up during the catch-up goes out from here; then the cohort writes to
-        // this connection's writer directly.
-        let direct = loop {
+        loop {
             match membership.try_next() {
                 Some(Ok(frame)) => {
                     if frame.seq > last {
@@ -473,50 +727,58 @@ impl Operation {
                     }
                 }
                 Some(Err(ending)) => return self.end(ending, last).await,
-                None => match membership.go_direct(&self.out, &self.id, self.protocol, last) {
-                    Switch::Done(direct) => break direct,
-                    Switch::Pending => tokio::task::yield_now().await,
-                },
-            }
-        };
-        let ending = match expires {
-            Some(expires) => tokio::select! {
-                ending = membership.ended() => ending,
-                () = tokio::time::sleep_until(expires) => {
-                    // Out of the cohort first: no frame follows the error.
-                    drop(membership);
-                    let error = ApiError::unauthenticated("the token has expired");
-                    let last = direct.last_seq();
-                    return self.fail(&errors_of(error.with_last_seq(last))).await;
+                None => {
+                    let outlet = Outlet {
+                        outbox: self.out.clone(),
+                        envelope: Arc::new(NextEnvelope::new(self.protocol, &self.id)),
+                        operation: self.key,
+                    };
+                    match membership.go_direct(outlet, last) {
+                        Switch::Done(direct) => {
+                            let member = DirectMember {
+                                membership,
+                                direct,
+                                _active: active,
+                            };
+                            self.out.notify(Notice::Direct(self.key, Box::new(member)));
+                            return;
+                        }
+                        Switch::Pending => tokio::task::yield_now().await,
+                    }
                 }
-            },
-            None => membership.ended().await,
-        };
-        self.end(ending, direct.last_seq()).await
+            }
+        }
     }
 
     /// Tells the member how its stream ended, with the last seq it was sent.
     async fn end(&self, ending: Ending, last: i64) {
-        match ending {
-            Ending::Completed => self.complete().await,
-            Ending::SlowConsumer => {
-                let error = ApiError::new(
-                    "SLOW_CONSUMER",
-                    "the client did not keep up; resubscribe with after: lastSeq",
-                );
-                self.fail(&errors_of(error.with_last_seq(last))).await
-            }
-            Ending::Failed(errors) => {
-                let mut errors = (*errors).clone();
-                if let Some(errors) = errors.as_array_mut() {
-                    for error in errors {
-                        if error["extensions"].get("lastSeq").is_some() {
-                            error["extensions"]["lastSeq"] = last.into();
-                        }
+        let text = ending_message(self.protocol, &self.id, ending, last);
+        self.send(text, None).await;
+    }
+}
+
+/// The message that ends a cohort member's stream: complete, or its errors with the last
+/// seq the member was sent.
+fn ending_message(protocol: Protocol, id: &str, ending: Ending, last: i64) -> String {
+    match ending {
+        Ending::Completed => protocol::complete(protocol, id),
+        Ending::SlowConsumer => {
+            let error = ApiError::new(
+                "SLOW_CONSUMER",
+                "the client did not keep up; resubscribe with after: lastSeq",
+            );
+            protocol::error(protocol, id, &errors_of(error.with_last_seq(last)))
+        }
+        Ending::Failed(errors) => {
+            let mut errors = (*errors).clone();
+            if let Some(errors) = errors.as_array_mut() {
+                for error in errors {
+                    if error["extensions"].get("lastSeq").is_some() {
+                        error["extensions"]["lastSeq"] = last.into();
                     }
                 }
-                self.fail(&errors).await
             }
+            protocol::error(protocol, id, &errors)
         }
     }
 }
@@ -525,65 +787,6 @@ impl Operation {
 fn errors_of(error: ApiError) -> serde_json::Value {
     let error = async_graphql::Error::from(error).into_server_error(Default::default());
     serde_json::to_value([error]).unwrap_or_default()
-}
-
-/// Writes frames in order; a write stuck longer than `write_timeout` ends the connection.
-async fn write_loop(
-    mut sink: async_graphql::futures_util::stream::SplitSink<WebSocket, Message>,
-    mut outbox: mpsc::Receiver<Out>,
-    write_timeout: Duration,
-) {
-    // Frames waiting together are written together: one flush (one system call) for many.
-    // Grown on first use: an idle subscription's connection should cost little.
-    let mut batch = Vec::new();
-    let mut events = Vec::new();
-    while outbox.recv_many(&mut batch, WRITE_BATCH).await > 0 {
-        let mut closing = false;
-        let write = async {
-            for out in batch.drain(..) {
-                let message = match out {
-                    Out::Text(text, event) => {
-                        events.extend(event);
-                        Message::Text(text.into())
-                    }
-                    Out::Event { envelope, frame } => {
-                        events.push(frame.committed_at_ms);
-                        Message::Text(envelope.wrap(&frame.payload).into())
-                    }
-                    Out::Ping => Message::Ping(Default::default()),
-                    Out::Close(code, reason) => {
-                        closing = true;
-                        Message::Close(Some(close_frame(code, reason)))
-                    }
-                };
-                sink.feed(message).await?;
-                if closing {
-                    break;
-                }
-            }
-            sink.flush().await
-        };
-        match timeout(write_timeout, write).await {
-            Ok(Ok(())) if !closing => {
-                for committed_at in events.drain(..) {
-                    crate::metrics::event_written(committed_at);
-                }
-            }
-            Ok(Ok(())) | Ok(Err(_)) => return,
-            Err(_) => {
-                metrics::counter!(SLOW_CONSUMER_CUTS, "reason" => "socket").increment(1);
-                tracing::info!(timeout = ?write_timeout, "closing a WebSocket whose writes are stuck (slow consumer)");
-                let frame = close_frame(close::SLOW_CONSUMER, "Slow consumer".into());
-                let _ = timeout(
-                    Duration::from_millis(100),
-                    sink.send(Message::Close(Some(frame))),
-                )
-                .await;
-                return;
-            }
-        }
-    }
-    let _ = timeout(Duration::from_secs(1), sink.close()).await;
 }
 
 /// A close frame's reason fits in a control frame (RFC 6455: 123 bytes); longer reasons, which

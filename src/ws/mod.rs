@@ -6,6 +6,7 @@
 
 mod cohort;
 mod connection;
+mod outbox;
 pub mod protocol;
 
 pub use cohort::Cohorts;
