@@ -218,6 +218,10 @@ async fn run(
     // One timer, boxed: the next ping, or sooner the connection_init deadline and then the
     // token's expiry.
     let mut timer = Box::pin(sleep_until(init_deadline.min(next_ping)));
+    // Made once: each wait registers with the node-wide signal, under its lock, and the loop
+    // turns once per frame written.
+    let stopped = stopping.wait_for(|stopping| *stopping);
+    tokio::pin!(stopped);
     let close = loop {
         let deadline = match connection.init_received {
             false => Some(init_deadline),
@@ -231,7 +235,7 @@ async fn run(
             frame = socket.next() => Step::Read(frame),
             () = out.ready() => Step::Ready,
             () = &mut timer => Step::Timer,
-            _ = stopping.wait_for(|stopping| *stopping) => Step::Stopping,
+            _ = &mut stopped => Step::Stopping,
         };
         match step {
             Step::Read(frame) => {
