@@ -23,7 +23,7 @@ use crate::http::{self, HttpState};
 use crate::rate_limit::RateLimiter;
 use crate::store::routing::ReadRouting;
 use crate::store::{self, ConnectError};
-use crate::ws::{Cohorts, WsConfig, WsServices};
+use crate::ws::{Cohorts, OpenConnections, WsConfig, WsServices};
 
 /// Why the server could not start; one line each, for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -133,9 +133,10 @@ pub struct App {
     shutdown_timeout: Duration,
     metrics_listen: Option<SocketAddr>,
     delivery: DeliveryRuntime,
-    /// Turned true when the server stops: the accept loop, every connection and every
-    /// WebSocket watch it.
+    /// Turned true when the server stops: the accept loop and every connection watch it.
     stopping: watch::Sender<bool>,
+    /// WebSocket connections, told one by one when the server stops.
+    connections: OpenConnections,
 }
 
 impl App {
@@ -184,6 +185,7 @@ impl App {
             },
         );
         let stopping = watch::Sender::new(false);
+        let connections = OpenConnections::default();
         let delivery = DeliveryRuntime::start().map_err(StartError::Runtime)?;
         let cohorts = Cohorts::new(schema.clone(), args.subscription_buffer);
         let rate_limit = RateLimiter::new(args.rate_limit, args.rate_limit_burst).map(Arc::new);
@@ -200,7 +202,7 @@ impl App {
             rate_limit: rate_limit.clone(),
             cohorts: Some(cohorts.clone()),
             delivery: Some(delivery.handle.clone()),
-            stopping: stopping.subscribe(),
+            connections: connections.clone(),
         };
         let state = HttpState {
             schema,
@@ -238,6 +240,7 @@ impl App {
             metrics_listen: args.metrics_listen,
             delivery,
             stopping,
+            connections,
         })
     }
 
@@ -272,6 +275,7 @@ impl App {
         shutdown.await;
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         self.stopping.send_replace(true);
+        self.connections.stop_all();
         if tokio::time::timeout_at(deadline, server).await.is_err() {
             tracing::warn!(
                 timeout = ?self.shutdown_timeout,

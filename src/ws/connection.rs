@@ -4,12 +4,11 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use super::cohort::{self, Cohorts, Direct, Eligible, Ending, Frame, Membership, Outlet, Switch};
-use super::outbox::Outbox;
+use super::outbox::{OpenConnections, Outbox};
 use super::protocol::{self, close, ClientMessage, NextEnvelope, Payload, Protocol};
 use crate::auth::Tokens;
 use crate::graphql::{ApiError, CatchUpTo};
@@ -58,8 +57,8 @@ pub struct WsServices {
     /// shares the cores between the two, and mutations do not wait behind thousands of
     /// socket writes.
     pub delivery: Option<tokio::runtime::Handle>,
-    /// Turns true when the server stops: connections close with 1001.
-    pub stopping: watch::Receiver<bool>,
+    /// Told when the server stops: connections close with 1001.
+    pub connections: OpenConnections,
 }
 
 /// What the connection writes.
@@ -84,6 +83,8 @@ pub(super) enum Notice {
     Direct(u64, Box<DirectMember>),
     /// Cohort member `key` was cut, or its cohort ended.
     Stopped(u64),
+    /// The server stops: the connection closes with 1001.
+    ServerStopping,
 }
 
 /// A subscription served by its cohort with no task of its own: idle, it costs a map entry.
@@ -151,7 +152,6 @@ enum Step {
     Ready,
     /// A ping is due, or a deadline passed.
     Timer,
-    Stopping,
 }
 
 /// Runs one WebSocket connection to its end: one task reads, writes and holds the
@@ -175,7 +175,7 @@ pub fn serve(
         rate_limit,
         cohorts,
         delivery: _,
-        stopping,
+        connections,
     } = services;
     // When frames back up here, operations wait and their own buffers fill, and cohort
     // members are cut: those subscribers are cut as slow, nobody else.
@@ -200,15 +200,25 @@ pub fn serve(
         next_key: 0,
         out,
     });
-    run(Box::new(socket), connection, stopping)
+    run(Box::new(socket), connection, connections)
 }
 
 async fn run(
     mut socket: Box<WebSocket>,
     mut connection: Box<Connection>,
-    mut stopping: watch::Receiver<bool>,
+    connections: OpenConnections,
 ) {
     let _open = Raised::new(metrics::gauge!(WS_CONNECTIONS));
+    let Some(_registered) = connections.open(&connection.out) else {
+        let frame = close_frame(close::GOING_AWAY, "Server shutting down".into());
+        let _ = timeout(
+            Duration::from_secs(1),
+            socket.send(Message::Close(Some(frame))),
+        )
+        .await;
+        return;
+    };
+    drop(connections);
     let out = connection.out.clone();
     let started = Instant::now();
     let init_deadline = started + connection.config.init_timeout;
@@ -218,11 +228,7 @@ async fn run(
     // One timer, boxed: the next ping, or sooner the connection_init deadline and then the
     // token's expiry.
     let mut timer = Box::pin(sleep_until(init_deadline.min(next_ping)));
-    // Made once: each wait registers with the node-wide signal, under its lock, and the loop
-    // turns once per frame written.
-    let stopped = stopping.wait_for(|stopping| *stopping);
-    tokio::pin!(stopped);
-    let close = loop {
+    let close = 'serving: loop {
         let deadline = match connection.init_received {
             false => Some(init_deadline),
             true => connection.expires.filter(|_| !connection.expired),
@@ -235,7 +241,6 @@ async fn run(
             frame = socket.next() => Step::Read(frame),
             () = out.ready() => Step::Ready,
             () = &mut timer => Step::Timer,
-            _ = &mut stopped => Step::Stopping,
         };
         match step {
             Step::Read(frame) => {
@@ -259,7 +264,9 @@ async fn run(
             }
             Step::Ready => {
                 for notice in out.take_notices() {
-                    connection.notice(notice);
+                    if let Flow::Close(code, reason) = connection.notice(notice) {
+                        break 'serving Leave::Close(code, reason);
+                    }
                 }
                 // Boxed: writing needs more state than waiting, and connections mostly wait.
                 if Box::pin(connection.write(&mut socket)).await.is_err() {
@@ -293,8 +300,6 @@ async fn run(
                     }
                 }
             }
-            // Clients reconnect (to another node) and resume with `after`.
-            Step::Stopping => break Leave::Close(close::GOING_AWAY, "Server shutting down".into()),
         }
     };
     // Operations end first (cohort members leave their cohorts), then what is queued (and
@@ -413,8 +418,20 @@ impl Connection {
         }
     }
 
-    fn notice(&mut self, notice: Notice) {
+    fn notice(&mut self, notice: Notice) -> Flow {
         match notice {
+            // Clients reconnect (to another node) and resume with `after`.
+            Notice::ServerStopping => Flow::Close(close::GOING_AWAY, "Server shutting down".into()),
+            notice => {
+                self.operation_notice(notice);
+                Flow::Continue
+            }
+        }
+    }
+
+    fn operation_notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::ServerStopping => {}
             Notice::Finished(key) => {
                 self.operations
                     .retain(|_, (k, running)| !(*k == key && matches!(running, Running::Task(_))));

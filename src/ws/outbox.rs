@@ -5,16 +5,20 @@
 //! screens is most of what each one costs. Here an idle connection holds an empty queue, and
 //! the memory of a burst is given back once it is written.
 
-use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use async_graphql::futures_util::task::AtomicWaker;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Poll;
 use tokio::sync::Notify;
 
 use super::connection::{Notice, Out};
 
 pub(super) struct Outbox {
     queue: Mutex<Queue>,
-    /// Wakes the connection: a frame or a notice arrived.
-    ready: Notify,
+    /// Wakes the connection: a frame or a notice arrived. One waiter, woken once per frame:
+    /// an atomic hand-off, where a `Notify` would take its lock to wait and again to wake.
+    ready: AtomicWaker,
     /// Wakes operations waiting for room.
     room: Notify,
     capacity: usize,
@@ -39,7 +43,7 @@ impl Outbox {
     pub fn new(capacity: usize) -> Outbox {
         Outbox {
             queue: Mutex::new(Queue::default()),
-            ready: Notify::new(),
+            ready: AtomicWaker::new(),
             room: Notify::new(),
             capacity,
         }
@@ -65,7 +69,7 @@ impl Outbox {
         }
         queue.frames.push_back(out);
         drop(queue);
-        self.ready.notify_one();
+        self.ready.wake();
         Ok(())
     }
 
@@ -101,24 +105,22 @@ impl Outbox {
         if !queue.closed {
             push(&mut queue);
             drop(queue);
-            self.ready.notify_one();
+            self.ready.wake();
         }
     }
 
-    /// Waits until a frame or a notice is queued.
-    pub async fn ready(&self) {
-        loop {
-            let ready = self.ready.notified();
-            tokio::pin!(ready);
-            ready.as_mut().enable();
-            {
-                let queue = self.lock();
-                if !queue.frames.is_empty() || !queue.notices.is_empty() {
-                    return;
-                }
+    /// Waits until a frame or a notice is queued. For the connection alone: there is one
+    /// waker.
+    pub fn ready(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            // Registered before the check: a frame queued after it still wakes the connection.
+            self.ready.register(cx.waker());
+            let queue = self.lock();
+            match queue.frames.is_empty() && queue.notices.is_empty() {
+                true => Poll::Pending,
+                false => Poll::Ready(()),
             }
-            ready.await;
-        }
+        })
     }
 
     /// The next frame to write.
@@ -152,6 +154,67 @@ impl Outbox {
         self.room.notify_waiters();
         // Outside the lock: a notice may hold a cohort membership, which leaves on drop.
         drop((frames, notices));
+    }
+}
+
+/// The node's open WebSocket connections, to tell each one, through its outbox, that the
+/// server stops. A node-wide signal that every connection waited on would be polled, under its
+/// lock, each time a connection wrote a frame.
+#[derive(Clone, Default)]
+pub struct OpenConnections {
+    registry: Arc<Mutex<Registry>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    stopping: bool,
+    next: u64,
+    open: HashMap<u64, Weak<Outbox>>,
+}
+
+/// A connection's place among the open ones; dropping it leaves.
+pub(super) struct Registration {
+    connections: OpenConnections,
+    id: u64,
+}
+
+impl OpenConnections {
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new connection; `None` once the server stops.
+    pub(super) fn open(&self, outbox: &Arc<Outbox>) -> Option<Registration> {
+        let mut registry = self.lock();
+        if registry.stopping {
+            return None;
+        }
+        let id = registry.next;
+        registry.next += 1;
+        registry.open.insert(id, Arc::downgrade(outbox));
+        Some(Registration {
+            connections: self.clone(),
+            id,
+        })
+    }
+
+    /// Tells every open connection, and every one that opens from now on, that the server
+    /// stops: each closes with 1001.
+    pub fn stop_all(&self) {
+        let open: Vec<Weak<Outbox>> = {
+            let mut registry = self.lock();
+            registry.stopping = true;
+            registry.open.values().cloned().collect()
+        };
+        for outbox in open.iter().filter_map(Weak::upgrade) {
+            outbox.notify(Notice::ServerStopping);
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.connections.lock().open.remove(&self.id);
     }
 }
 
@@ -236,5 +299,21 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), outbox.ready())
             .await
             .expect("a queued frame is ready at once");
+    }
+
+    #[test]
+    fn stopping_reaches_every_open_connection_and_refuses_new_ones() {
+        let connections = OpenConnections::default();
+        let (a, b) = (Arc::new(Outbox::new(4)), Arc::new(Outbox::new(4)));
+        let _a = connections.open(&a).expect("open");
+        let left = connections.open(&b).expect("open");
+        drop(left);
+        connections.stop_all();
+        assert!(matches!(a.take_notices()[..], [Notice::ServerStopping]));
+        assert!(
+            b.take_notices().is_empty(),
+            "a closed connection is not told"
+        );
+        assert!(connections.open(&b).is_none());
     }
 }
