@@ -108,7 +108,9 @@ export async function openOrders() {
 
 /** The tickets on the kitchen board: `[{id, number, status, column}]`. */
 export function tickets(kitchen) {
-  return kitchen.$$eval(".column .ticket", (elements) => elements.map((e) => ({
+  // Playwright finds the elements, then evaluates this: a ticket the board removed in between
+  // is detached by then, and no longer on the board.
+  return kitchen.$$eval(".column .ticket", (elements) => elements.filter((e) => e.isConnected).map((e) => ({
     id: e.dataset.id,
     number: Number(e.dataset.number),
     status: e.dataset.status,
