@@ -433,21 +433,9 @@ pub struct Membership {
 
 /// Whether a member's frames now go to its connection directly.
 pub enum Switch {
-    Done(Direct),
+    Done,
     /// Frames arrived meanwhile: send them first.
     Pending,
-}
-
-/// A member whose frames go to its connection directly.
-pub struct Direct {
-    delivered: Arc<AtomicI64>,
-}
-
-impl Direct {
-    /// The last seq handed to the connection.
-    pub fn last_seq(&self) -> i64 {
-        self.delivered.load(Ordering::Acquire)
-    }
 }
 
 /// Why a member's stream of frames ended.
@@ -458,6 +446,8 @@ pub enum Ending {
     Failed(Arc<Value>),
     /// The shared execution completed.
     Completed,
+    /// The member's token expired (the connection tells).
+    TokenExpired,
 }
 
 impl Membership {
@@ -509,9 +499,12 @@ impl Membership {
             after: last,
         };
         self.frames = None;
-        Switch::Done(Direct {
-            delivered: self.delivered.clone(),
-        })
+        Switch::Done
+    }
+
+    /// The last seq handed to the connection directly.
+    pub fn last_sent(&self) -> i64 {
+        self.delivered.load(Ordering::Acquire)
     }
 
     /// Whether the member still gets the cohort's frames.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use tokio::time::{sleep_until, timeout, Instant};
 
-use super::cohort::{self, Cohorts, Direct, Eligible, Ending, Frame, Membership, Outlet, Switch};
+use super::cohort::{self, Cohorts, Eligible, Ending, Frame, Membership, Outlet, Switch};
 use super::outbox::{OpenConnections, Outbox};
 use super::protocol::{self, close, ClientMessage, NextEnvelope, Payload, Protocol};
 use crate::auth::Tokens;
@@ -90,7 +90,6 @@ pub(super) enum Notice {
 /// A subscription served by its cohort with no task of its own: idle, it costs a map entry.
 pub(super) struct DirectMember {
     membership: Membership,
-    direct: Direct,
     _active: Raised,
 }
 
@@ -122,7 +121,6 @@ struct Connection {
     /// When the caller's token expires; past it, cohort members end with UNAUTHENTICATED
     /// (operations on their own end by themselves).
     expires: Option<Instant>,
-    expired: bool,
     /// By the client's id; the key tells one operation from a later one with the same id.
     operations: HashMap<String, (u64, Running)>,
     next_key: u64,
@@ -180,8 +178,6 @@ pub fn serve(
     // When frames back up here, operations wait and their own buffers fill, and cohort
     // members are cut: those subscribers are cut as slow, nobody else.
     let out = Arc::new(Outbox::new(config.outbox));
-    // Kept only to find its rate limit.
-    let upgrade_token = upgrade_token.filter(|_| rate_limit.is_some());
     let connection = Box::new(Connection {
         protocol,
         schema,
@@ -195,7 +191,6 @@ pub fn serve(
         token: None,
         init_received: false,
         expires: None,
-        expired: false,
         operations: HashMap::new(),
         next_key: 0,
         out,
@@ -231,7 +226,8 @@ async fn run(
     let close = 'serving: loop {
         let deadline = match connection.init_received {
             false => Some(init_deadline),
-            true => connection.expires.filter(|_| !connection.expired),
+            // Until it has passed: then the members it ended are gone.
+            true => connection.expires.filter(|at| *at > Instant::now()),
         };
         let wake = deadline.map_or(next_ping, |deadline| deadline.min(next_ping));
         if timer.deadline() != wake {
@@ -368,25 +364,28 @@ impl Connection {
 
     /// Writes what is queued, up to a batch, with one flush; how many frames.
     async fn write(&mut self, socket: &mut WebSocket) -> Result<usize, Cut> {
-        // Commit times of the events in the batch, for the delivery metrics once written.
-        let mut events = Vec::new();
+        // Commit times of the events in the batch, for the delivery metrics once written. An
+        // array: this runs once per frame written, and the future holding it is boxed.
+        let mut events = [0; WRITE_BATCH];
+        let mut event_count = 0;
         let mut written = 0;
         let write = async {
             while written < WRITE_BATCH {
                 let Some(out) = self.out.pop() else {
                     break;
                 };
-                let message = match out {
-                    Out::Text(text, event) => {
-                        events.extend(event);
-                        Message::Text(text.into())
-                    }
+                let (message, event) = match out {
+                    Out::Text(text, event) => (Message::Text(text.into()), event),
                     Out::Event { envelope, frame } => {
-                        events.push(frame.committed_at_ms);
-                        Message::Text(envelope.wrap(&frame.payload).into())
+                        let text = envelope.wrap(&frame.payload);
+                        (Message::Text(text.into()), Some(frame.committed_at_ms))
                     }
-                    Out::Ping => Message::Ping(Default::default()),
+                    Out::Ping => (Message::Ping(Default::default()), None),
                 };
+                if let Some(committed_at) = event {
+                    events[event_count] = committed_at;
+                    event_count += 1;
+                }
                 socket.feed(message).await?;
                 written += 1;
             }
@@ -397,8 +396,8 @@ impl Connection {
         };
         match timeout(self.config.write_timeout, write).await {
             Ok(Ok(())) => {
-                for committed_at in events {
-                    crate::metrics::event_written(committed_at);
+                for committed_at in &events[..event_count] {
+                    crate::metrics::event_written(*committed_at);
                 }
                 Ok(written)
             }
@@ -421,90 +420,81 @@ impl Connection {
     fn notice(&mut self, notice: Notice) -> Flow {
         match notice {
             // Clients reconnect (to another node) and resume with `after`.
-            Notice::ServerStopping => Flow::Close(close::GOING_AWAY, "Server shutting down".into()),
-            notice => {
-                self.operation_notice(notice);
-                Flow::Continue
+            Notice::ServerStopping => {
+                return Flow::Close(close::GOING_AWAY, "Server shutting down".into());
             }
-        }
-    }
-
-    fn operation_notice(&mut self, notice: Notice) {
-        match notice {
-            Notice::ServerStopping => {}
             Notice::Finished(key) => {
                 self.operations
                     .retain(|_, (k, running)| !(*k == key && matches!(running, Running::Task(_))));
             }
-            Notice::Direct(key, member) => {
-                let Some(id) = self.operation_id(key) else {
-                    // Completed meanwhile: dropping the member leaves the cohort.
-                    return;
-                };
-                if self.expired {
-                    return self.end_expired(id, *member);
-                }
-                if !member.membership.is_member() {
-                    // Cut or ended before the connection took it over: no notice follows.
-                    return self.end_member(id, &member);
-                }
-                if let Some((_, running)) = self.operations.get_mut(&id) {
-                    *running = Running::Member(member);
-                }
-            }
+            Notice::Direct(key, member) => self.take_over(key, member),
             Notice::Stopped(key) => {
-                let Some(id) = self.operation_id(key) else {
-                    return;
-                };
                 // A member still in its task learns of it there.
-                if let Some((_, Running::Member(_))) = self.operations.get(&id) {
-                    if let Some((_, Running::Member(member))) = self.operations.remove(&id) {
-                        self.end_member(id, &member);
-                    }
+                let id = self.members().find(|(_, k)| *k == key).map(|(id, _)| id);
+                if let Some((id, member)) = id.and_then(|id| self.remove_member(id)) {
+                    let ending = member.membership.ending();
+                    self.end_member(&id, member, ending);
                 }
             }
         }
+        Flow::Continue
     }
 
-    fn operation_id(&self, key: u64) -> Option<String> {
-        self.operations
-            .iter()
-            .find(|(_, (k, _))| *k == key)
-            .map(|(id, _)| id.clone())
-    }
-
-    /// Tells the client how a cohort member's stream ended.
-    fn end_member(&mut self, id: String, member: &DirectMember) {
+    /// A cohort member caught up: the connection keeps its place in the cohort from now on.
+    fn take_over(&mut self, key: u64, member: Box<DirectMember>) {
+        let Some((id, running)) = self.operations.iter_mut().find(|(_, (k, _))| *k == key) else {
+            // Completed meanwhile: dropping the member leaves the cohort.
+            return;
+        };
+        let ending = if self.expires.is_some_and(|at| at <= Instant::now()) {
+            Ending::TokenExpired
+        } else if !member.membership.is_member() {
+            // Cut or ended before the connection took it over: no notice follows.
+            member.membership.ending()
+        } else {
+            running.1 = Running::Member(member);
+            return;
+        };
+        let id = id.clone();
         self.operations.remove(&id);
-        let ending = member.membership.ending();
-        let text = ending_message(self.protocol, &id, ending, member.direct.last_seq());
-        self.out.force(Out::Text(text, None));
+        self.end_member(&id, *member, ending);
     }
 
-    fn end_expired(&mut self, id: String, member: DirectMember) {
-        self.operations.remove(&id);
-        // Out of the cohort first: no frame follows the error.
-        let last = member.direct.last_seq();
+    /// Ends a cohort member that is out of the operations: out of its cohort first, so that
+    /// no frame follows, then the message telling the client why, after the frames queued.
+    fn end_member(&self, id: &str, member: DirectMember, ending: Ending) {
+        let last = member.membership.last_sent();
         drop(member);
-        let error = ApiError::unauthenticated("the token has expired");
-        let errors = errors_of(error.with_last_seq(last));
-        let text = protocol::error(self.protocol, &id, &errors);
+        let text = ending_message(self.protocol, id, ending, last);
         self.out.force(Out::Text(text, None));
     }
 
     /// The caller's token expired: every cohort member ends with UNAUTHENTICATED.
     fn expire(&mut self) {
-        self.expired = true;
-        let members: Vec<String> = self
-            .operations
+        let members: Vec<String> = self.members().map(|(id, _)| id).collect();
+        for id in members {
+            if let Some((id, member)) = self.remove_member(id) {
+                self.end_member(&id, member, Ending::TokenExpired);
+            }
+        }
+    }
+
+    /// The ids and keys of the operations their cohorts serve.
+    fn members(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+        self.operations
             .iter()
             .filter(|(_, (_, running))| matches!(running, Running::Member(_)))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in members {
-            if let Some((_, Running::Member(member))) = self.operations.remove(&id) {
-                self.end_expired(id, *member);
-            }
+            .map(|(id, (key, _))| (id.clone(), *key))
+    }
+
+    /// Takes operation `id` out if its cohort serves it.
+    fn remove_member(&mut self, id: String) -> Option<(String, DirectMember)> {
+        if !matches!(self.operations.get(&id), Some((_, Running::Member(_)))) {
+            return None;
+        }
+        match self.operations.remove(&id) {
+            Some((_, Running::Member(member))) => Some((id, *member)),
+            _ => None,
         }
     }
 
@@ -736,12 +726,13 @@ impl Operation {
                 Forwarded::Failed | Forwarded::Gone => return,
             }
         }
+        let envelope = Arc::new(NextEnvelope::new(self.protocol, &self.id));
         loop {
             match membership.try_next() {
                 Some(Ok(frame)) => {
                     if frame.seq > last {
                         last = frame.seq;
-                        let text = protocol::next_encoded(self.protocol, &self.id, &frame.payload);
+                        let text = envelope.wrap(&frame.payload);
                         if !self.send(text, Some(frame.committed_at_ms)).await {
                             return;
                         }
@@ -751,14 +742,13 @@ impl Operation {
                 None => {
                     let outlet = Outlet {
                         outbox: self.out.clone(),
-                        envelope: Arc::new(NextEnvelope::new(self.protocol, &self.id)),
+                        envelope: envelope.clone(),
                         operation: self.key,
                     };
                     match membership.go_direct(outlet, last) {
-                        Switch::Done(direct) => {
+                        Switch::Done => {
                             let member = DirectMember {
                                 membership,
-                                direct,
                                 _active: active,
                             };
                             self.out.notify(Notice::Direct(self.key, Box::new(member)));
@@ -788,6 +778,10 @@ fn ending_message(protocol: Protocol, id: &str, ending: Ending, last: i64) -> St
                 "SLOW_CONSUMER",
                 "the client did not keep up; resubscribe with after: lastSeq",
             );
+            protocol::error(protocol, id, &errors_of(error.with_last_seq(last)))
+        }
+        Ending::TokenExpired => {
+            let error = ApiError::unauthenticated("the token has expired");
             protocol::error(protocol, id, &errors_of(error.with_last_seq(last)))
         }
         Ending::Failed(errors) => {
