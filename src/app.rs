@@ -16,7 +16,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::auth::{Tokens, WeakSecret};
 use crate::bus::{LocalBus, RedisBus};
-use crate::config::{ServeArgs, StoreArgs};
+use crate::config::{LogFormat, ServeArgs, StoreArgs};
 use crate::graphql::{self, Services};
 use crate::http::server::ServerLimits;
 use crate::http::{self, HttpState};
@@ -139,18 +139,114 @@ pub struct App {
     connections: OpenConnections,
 }
 
+/// Every option, handed to the component that uses it. Built in one place, by a destructuring
+/// with no `..`: an option that no component reads does not compile (an unused binding fails
+/// clippy), and `every_documented_option_reaches_a_component` checks each one arrives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub store: StoreArgs,
+    pub metrics_listen: Option<SocketAddr>,
+    pub redis_url: Option<String>,
+    pub log_format: LogFormat,
+    /// Create the demo restaurant when the database is empty.
+    pub demo: bool,
+    pub event_retention: Duration,
+    pub shutdown_timeout: Duration,
+    pub restaurants: RegistryConfig,
+    pub channels: ChannelConfig,
+    pub ws: WsConfig,
+    pub server: ServerLimits,
+    pub schema: graphql::SchemaOptions,
+    pub max_body_bytes: usize,
+    pub max_websockets: usize,
+    pub query_timeout: Duration,
+    /// Operations per second per token, sustained, and the burst above it; rate 0 is no limit.
+    pub rate_limit: (u32, u32),
+}
+
+impl Settings {
+    pub fn new(args: &ServeArgs) -> Settings {
+        let ServeArgs {
+            listen,
+            store,
+            metrics_listen,
+            redis_url,
+            catch_up_interval,
+            event_retention,
+            log_format,
+            no_demo,
+            actor_idle,
+            command_timeout,
+            subscription_buffer,
+            ws_init_timeout,
+            ws_keepalive,
+            slow_consumer_timeout,
+            socket_send_buffer,
+            max_body_bytes,
+            shutdown_timeout,
+            max_connections,
+            max_websockets,
+            ws_max_subscriptions,
+            header_timeout,
+            rate_limit,
+            rate_limit_burst,
+            query_timeout,
+            disable_introspection,
+        } = args.clone();
+        Settings {
+            listen,
+            store,
+            metrics_listen,
+            redis_url,
+            log_format,
+            demo: !no_demo,
+            event_retention,
+            shutdown_timeout,
+            restaurants: RegistryConfig {
+                idle_after: actor_idle,
+                call_timeout: command_timeout,
+            },
+            channels: ChannelConfig {
+                buffer: subscription_buffer,
+                catch_up_every: catch_up_interval,
+                ..ChannelConfig::default()
+            },
+            ws: WsConfig {
+                init_timeout: ws_init_timeout,
+                keepalive: ws_keepalive,
+                write_timeout: slow_consumer_timeout,
+                max_subscriptions: ws_max_subscriptions,
+                outbox: subscription_buffer.max(64),
+            },
+            server: ServerLimits {
+                max_connections,
+                header_timeout,
+                socket_send_buffer,
+            },
+            schema: graphql::SchemaOptions {
+                disable_introspection,
+            },
+            max_body_bytes,
+            max_websockets,
+            query_timeout,
+            rate_limit: (rate_limit, rate_limit_burst),
+        }
+    }
+}
+
 impl App {
-    pub async fn build(args: &ServeArgs) -> Result<App, StartError> {
+    pub async fn build(settings: &Settings) -> Result<App, StartError> {
         crate::metrics::handle();
         let reads = Arc::new(ReadRouting::new());
-        let replica = args
+        let replica = settings
             .store
             .database_read_url
             .as_deref()
             .map(|url| (url, reads.clone()));
-        let store = store::connect(&args.store.database_url, replica).await?;
-        let (tokens, secret_source) = token_secret(&args.store, store.as_ref()).await?;
-        let bus: Arc<dyn Bus> = match &args.redis_url {
+        let store = store::connect(&settings.store.database_url, replica).await?;
+        let (tokens, secret_source) = token_secret(&settings.store, store.as_ref()).await?;
+        let bus: Arc<dyn Bus> = match &settings.redis_url {
             Some(url) => Arc::new(RedisBus::start(url).map_err(StartError::Redis)?),
             None => Arc::new(LocalBus::new()),
         };
@@ -160,19 +256,9 @@ impl App {
                 sink: bus.clone(),
                 clock: Arc::new(SystemClock),
             },
-            RegistryConfig {
-                idle_after: args.actor_idle,
-                call_timeout: args.command_timeout,
-            },
+            settings.restaurants,
         );
-        let channels = ChannelRegistry::new(
-            store.clone(),
-            bus.clone(),
-            ChannelConfig {
-                buffer: args.subscription_buffer,
-                ..ChannelConfig::default()
-            },
-        );
+        let channels = ChannelRegistry::new(store.clone(), bus.clone(), settings.channels);
         let schema = graphql::build_with(
             Some(Services {
                 store: store.clone(),
@@ -180,25 +266,18 @@ impl App {
                 channels: channels.clone(),
                 reads: reads.clone(),
             }),
-            graphql::SchemaOptions {
-                disable_introspection: args.disable_introspection,
-            },
+            settings.schema,
         );
         let stopping = watch::Sender::new(false);
         let connections = OpenConnections::default();
         let delivery = DeliveryRuntime::start().map_err(StartError::Runtime)?;
-        let cohorts = Cohorts::new(schema.clone(), args.subscription_buffer);
-        let rate_limit = RateLimiter::new(args.rate_limit, args.rate_limit_burst).map(Arc::new);
+        let cohorts = Cohorts::new(schema.clone(), settings.channels.buffer);
+        let (rate, burst) = settings.rate_limit;
+        let rate_limit = RateLimiter::new(rate, burst).map(Arc::new);
         let ws = WsServices {
             schema: schema.clone(),
             tokens: tokens.clone(),
-            config: WsConfig {
-                init_timeout: args.ws_init_timeout,
-                keepalive: args.ws_keepalive,
-                write_timeout: args.slow_consumer_timeout,
-                max_subscriptions: args.ws_max_subscriptions,
-                outbox: args.subscription_buffer.max(64),
-            },
+            config: settings.ws,
             rate_limit: rate_limit.clone(),
             cohorts: Some(cohorts.clone()),
             delivery: Some(delivery.handle.clone()),
@@ -211,13 +290,20 @@ impl App {
             bus: bus.clone(),
             reads,
             ws,
-            websockets: Arc::new(Semaphore::new(args.max_websockets)),
-            max_message_bytes: args.max_body_bytes,
+            websockets: Arc::new(Semaphore::new(settings.max_websockets)),
+            max_message_bytes: settings.max_body_bytes,
             rate_limit,
-            query_timeout: args.query_timeout,
+            query_timeout: settings.query_timeout,
         };
-        let router = http::router(state, args.max_body_bytes, args.metrics_listen.is_none());
-        tokio::spawn(prune_events(Arc::downgrade(&store), args.event_retention));
+        let router = http::router(
+            state,
+            settings.max_body_bytes,
+            settings.metrics_listen.is_none(),
+        );
+        tokio::spawn(prune_events(
+            Arc::downgrade(&store),
+            settings.event_retention,
+        ));
         tokio::spawn(sample_actors(
             registry.clone(),
             channels.clone(),
@@ -231,13 +317,9 @@ impl App {
             secret_source,
             channels,
             router,
-            limits: ServerLimits {
-                max_connections: args.max_connections,
-                header_timeout: args.header_timeout,
-                socket_send_buffer: args.socket_send_buffer,
-            },
-            shutdown_timeout: args.shutdown_timeout,
-            metrics_listen: args.metrics_listen,
+            limits: settings.server,
+            shutdown_timeout: settings.shutdown_timeout,
+            metrics_listen: settings.metrics_listen,
             delivery,
             stopping,
             connections,
@@ -367,4 +449,90 @@ pub fn raise_open_files_limit() -> u64 {
 #[cfg(not(unix))]
 pub fn raise_open_files_limit() -> u64 {
     u64::MAX
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{documented_options, serve_options, Cli, Command};
+    use clap::Parser;
+
+    /// A value unlike the default for each documented option.
+    fn sample(variable: &str) -> Option<&'static str> {
+        Some(match variable {
+            "ORDERHUB_LISTEN" => "127.0.0.1:9",
+            "DATABASE_URL" => "postgres://localhost/orderhub",
+            "DATABASE_READ_URL" => "postgres://replica/orderhub",
+            "ORDERHUB_JWT_SECRET" => "a-secret-of-at-least-thirty-two-bytes",
+            "REDIS_URL" => "redis://127.0.0.1:6380",
+            "ORDERHUB_METRICS_LISTEN" => "127.0.0.1:9100",
+            "ORDERHUB_LOG_FORMAT" => "json",
+            "ORDERHUB_CATCH_UP_INTERVAL" => "60s",
+            "ORDERHUB_EVENT_RETENTION" => "1d",
+            "ORDERHUB_ACTOR_IDLE" => "1m",
+            "ORDERHUB_COMMAND_TIMEOUT" => "3s",
+            "ORDERHUB_SUBSCRIPTION_BUFFER" => "1000",
+            "ORDERHUB_WS_INIT_TIMEOUT" => "1s",
+            "ORDERHUB_WS_KEEPALIVE" => "5s",
+            "ORDERHUB_SLOW_CONSUMER_TIMEOUT" => "9s",
+            "ORDERHUB_SOCKET_SEND_BUFFER" => "8192",
+            "ORDERHUB_MAX_BODY_BYTES" => "1024",
+            "ORDERHUB_SHUTDOWN_TIMEOUT" => "2s",
+            "ORDERHUB_MAX_CONNECTIONS" => "10",
+            "ORDERHUB_MAX_WEBSOCKETS" => "5",
+            "ORDERHUB_WS_MAX_SUBSCRIPTIONS" => "3",
+            "ORDERHUB_HEADER_TIMEOUT" => "4s",
+            "ORDERHUB_RATE_LIMIT" => "7",
+            "ORDERHUB_RATE_LIMIT_BURST" => "9",
+            "ORDERHUB_QUERY_TIMEOUT" => "6s",
+            // Switches are given without a value.
+            "ORDERHUB_NO_DEMO" | "ORDERHUB_DISABLE_INTROSPECTION" => "",
+            _ => return None,
+        })
+    }
+
+    fn settings(argv: &[&str]) -> Settings {
+        let mut full = vec!["orderhub", "serve"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full) {
+            Ok(Cli {
+                command: Some(Command::Serve(args)),
+                ..
+            }) => Settings::new(&args),
+            other => panic!("{argv:?} did not parse as serve: {:?}", other.err()),
+        }
+    }
+
+    /// Each documented option, set on its own, changes what a component is given: none is
+    /// parsed and then dropped on the way (as the catch-up interval once was).
+    #[test]
+    fn every_documented_option_reaches_a_component() {
+        let defaults = settings(&[]);
+        let options = serve_options();
+        for (variable, _) in documented_options() {
+            let option = options
+                .iter()
+                .find(|o| o.variable == variable)
+                .unwrap_or_else(|| panic!("{variable} is documented but not an option of serve"));
+            let value = sample(&variable)
+                .unwrap_or_else(|| panic!("give {variable} a sample value in this test"));
+            let flag = format!("--{}", option.long);
+            let argv: Vec<&str> = if option.takes_value {
+                vec![&flag, value]
+            } else {
+                vec![&flag]
+            };
+            assert_ne!(
+                settings(&argv),
+                defaults,
+                "{variable} set to {value:?} changes no component's settings"
+            );
+        }
+    }
+
+    #[test]
+    fn the_catch_up_interval_reaches_the_channels() {
+        let settings = settings(&["--catch-up-interval", "250ms"]);
+        assert_eq!(settings.channels.catch_up_every, Duration::from_millis(250));
+    }
 }

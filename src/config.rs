@@ -39,7 +39,7 @@ pub enum LogFormat {
 }
 
 /// Where the database is and how tokens are signed: what `serve` and `token` share.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Args)]
 pub struct StoreArgs {
     /// Writer database: postgres://… or sqlite://… (a file, created if missing).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://orderhub.db")]
@@ -56,7 +56,11 @@ pub struct StoreArgs {
     pub jwt_secret: Option<String>,
 }
 
+/// The options of `serve`. Every one is documented in the README's configuration table
+/// (`the_readme_documents_every_option_with_its_default` keeps the two the same list) and
+/// reaches the component that uses it through `app::Settings`.
 #[derive(Debug, Clone, Args)]
+#[command(after_help = "Logs are filtered by RUST_LOG (default: info,sqlx=warn,ractor=warn).")]
 pub struct ServeArgs {
     /// HTTP and WebSocket listener.
     #[arg(long, env = "ORDERHUB_LISTEN", default_value = "127.0.0.1:8000")]
@@ -231,9 +235,104 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(number.saturating_mul(unit_seconds)))
 }
 
+/// The README's configuration table, `(variable, default)` per row, the default without its
+/// backticks.
+#[cfg(test)]
+pub(crate) fn documented_options() -> Vec<(String, String)> {
+    let readme = include_str!("../README.md");
+    let section = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the README has a Configuration section");
+    section
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let variable = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((variable.to_owned(), cells.get(2)?.replace('`', "")))
+        })
+        .collect()
+}
+
+/// One of `serve`'s options as clap knows it.
+#[cfg(test)]
+pub(crate) struct ServeOption {
+    pub variable: String,
+    pub long: String,
+    /// Empty when it has none.
+    pub default: String,
+    /// False for a switch such as `--no-demo`.
+    pub takes_value: bool,
+}
+
+#[cfg(test)]
+pub(crate) fn serve_options() -> Vec<ServeOption> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let serve = command
+        .find_subcommand("serve")
+        .expect("serve is a subcommand");
+    serve
+        .get_arguments()
+        .filter_map(|arg| {
+            let variable = arg.get_env()?.to_str()?.to_owned();
+            let long = arg.get_long()?.to_owned();
+            let default = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(",");
+            let takes_value = arg.get_action().takes_values();
+            Some(ServeOption {
+                variable,
+                long,
+                default,
+                takes_value,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_documents_every_option_with_its_default() {
+        let documented = documented_options();
+        let served = serve_options();
+        let mut documented_names: Vec<&str> = documented.iter().map(|(v, _)| v.as_str()).collect();
+        let mut served_names: Vec<&str> = served.iter().map(|o| o.variable.as_str()).collect();
+        documented_names.sort_unstable();
+        served_names.sort_unstable();
+        assert_eq!(
+            documented_names, served_names,
+            "the README's configuration table and `orderhub serve --help` list other options"
+        );
+        for ServeOption {
+            variable, default, ..
+        } in &served
+        {
+            let (_, readme_default) = documented
+                .iter()
+                .find(|(v, _)| v == variable)
+                .expect("documented");
+            match default.as_str() {
+                // An option without a default: the README says what happens instead.
+                "" | "false" => assert!(
+                    readme_default.starts_with("none")
+                        || ["off", "generated"].contains(&readme_default.as_str()),
+                    "{variable}: the README gives the default {readme_default:?}, clap has none"
+                ),
+                default => assert_eq!(
+                    readme_default, default,
+                    "{variable}: the README's default is not the one in force"
+                ),
+            }
+        }
+    }
 
     #[test]
     fn durations_parse_with_units() {

@@ -1,6 +1,6 @@
 use anyhow::Context;
 use clap::Parser;
-use orderhub::app::{self, App, SecretSource};
+use orderhub::app::{self, App, SecretSource, Settings};
 use orderhub::config::{Cli, Command, LogFormat, ServeArgs, TokenArgs};
 use orderhub::{demo, graphql, store};
 use orderhub_actors::domain::{Principal, RestaurantId, Role, TableId};
@@ -97,17 +97,19 @@ mod otlp {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format)?;
+    let settings = Settings::new(&args);
+    init_logging(settings.log_format)?;
     let open_files = app::raise_open_files_limit();
+    let max_connections = settings.server.max_connections;
     // Each connection is a descriptor; the database pools, Redis and the listener need some.
-    if open_files < args.max_connections as u64 + 256 {
+    if open_files < max_connections as u64 + 256 {
         tracing::warn!(
             open_files,
-            max_connections = args.max_connections,
+            max_connections,
             "the open-files limit is below ORDERHUB_MAX_CONNECTIONS; connections will be refused earlier (raise `ulimit -n`)"
         );
     }
-    let app = App::build(&args).await?;
+    let app = App::build(&settings).await?;
     match app.secret_source {
         SecretSource::Configured => {}
         SecretSource::Stored => tracing::info!("using the token secret kept in the database"),
@@ -115,15 +117,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "no ORDERHUB_JWT_SECRET set: generated a random token secret and kept it in the database"
         ),
     }
-    let listener = app::bind(args.listen).await?;
+    let listener = app::bind(settings.listen).await?;
     let base = format!("http://{}", listener.local_addr()?);
-    if !args.no_demo && app.store.count_restaurants().await? == 0 {
+    if settings.demo && app.store.count_restaurants().await? == 0 {
         let demo = demo::seed(&app.registry)
             .await
             .context("cannot create the demo restaurant")?;
         print_demo(&app, &demo, &base);
     }
-    tracing::info!(address = %base, database = %redacted(&args.store.database_url), "orderhub is serving");
+    tracing::info!(address = %base, database = %redacted(&settings.store.database_url), "orderhub is serving");
     app.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

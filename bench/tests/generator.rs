@@ -2,7 +2,7 @@
 //! find every event exactly once and in order; against the wire baseline made to skip,
 //! repeat or swap an event, its checks must notice.
 
-use orderhub::app::App;
+use orderhub::app::{App, Settings};
 use orderhub::config::{Cli, Command};
 use orderhub_bench::client::Target;
 use orderhub_bench::fanout::{self, FanoutParams, FanoutReport};
@@ -61,7 +61,9 @@ async fn orderhub() -> String {
     let Some(Command::Serve(args)) = <Cli as clap::Parser>::parse_from(argv).command else {
         panic!("serve arguments did not parse");
     };
-    let app = App::build(&args).await.expect("orderhub starts");
+    let app = App::build(&Settings::new(&args))
+        .await
+        .expect("orderhub starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -58,7 +58,7 @@ pub const MAX_DEPTH: usize = 16;
 pub const MAX_COMPLEXITY: usize = 2_000;
 
 /// How the schema is served, beyond its services.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SchemaOptions {
     /// Refuse `__schema` and `__type` (GraphiQL needs them).
     pub disable_introspection: bool,

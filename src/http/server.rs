@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::CONNECTIONS_REFUSED;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerLimits {
     pub max_connections: usize,
     pub header_timeout: Duration,

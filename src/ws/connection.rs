@@ -16,7 +16,7 @@ use crate::graphql::{AppSchema, Caller};
 use crate::metrics::{Raised, RATE_LIMITED, SLOW_CONSUMER_CUTS, SUBSCRIPTIONS, WS_CONNECTIONS};
 use crate::rate_limit::RateLimiter;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WsConfig {
     /// A connection that sends no `connection_init` within this time is closed with 4408.
     pub init_timeout: Duration,

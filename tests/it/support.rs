@@ -4,7 +4,7 @@
 //! runtime thread (a `#[tokio::test]` runtime ends with its test), and every test creates its
 //! own restaurant, so tests do not see each other's data.
 
-use orderhub::app::App;
+use orderhub::app::{App, Settings};
 use orderhub::auth::Tokens;
 use orderhub::config::{Cli, Command};
 use orderhub_actors::domain::{RestaurantId, Role, TableId};
@@ -67,7 +67,9 @@ impl TestServer {
                 .build()
                 .expect("test runtime");
             runtime.block_on(async move {
-                let app = App::build(&args).await.expect("orderhub starts");
+                let app = App::build(&Settings::new(&args))
+                    .await
+                    .expect("orderhub starts");
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
                     .expect("bind");

@@ -11,7 +11,7 @@ use crate::ports::{Bus, Store};
 use crate::slots::Slots;
 use crate::CommandError;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChannelConfig {
     /// Events buffered per subscription before its client counts as too slow.
     pub buffer: usize,

@@ -18,7 +18,7 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegistryConfig {
     /// An actor that handled nothing for this long is stopped.
     pub idle_after: Duration,
