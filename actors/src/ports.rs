@@ -158,8 +158,10 @@ impl Drop for Listening {
 
 /// Carries events between nodes: publish after commit, listen per restaurant channel.
 pub trait Bus: EventSink {
-    /// Calls `listener` with the channel's events until the returned guard is dropped. At most
-    /// one listener per channel per node (the channel's actor); the listener must not block.
+    /// Calls `listener` with the channel's events until the returned guard is dropped. A
+    /// channel may have several listeners at once (a stopping channel actor and its
+    /// successor); each gets every event, and dropping one guard leaves the others listening.
+    /// The listener must not block.
     fn listen(&self, restaurant: &RestaurantId, listener: Listener) -> Listening;
 
     /// Whether events currently travel between nodes (false while Redis is away).

@@ -20,9 +20,12 @@ impl LocalBus {
 impl EventSink for LocalBus {
     fn publish(&self, event: &Event) {
         metrics::counter!(EVENTS_PUBLISHED).increment(1);
-        if let Some(listener) = self.listeners.get(&event.restaurant_id) {
+        let event = Arc::new(event.clone());
+        if self
+            .listeners
+            .signal(&event.restaurant_id, || BusSignal::Event(event.clone()))
+        {
             metrics::counter!(EVENTS_RECEIVED, "source" => "bus").increment(1);
-            listener(BusSignal::Event(Arc::new(event.clone())));
         }
     }
 }

@@ -26,6 +26,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub struct RedisBus {
     shared: Arc<Shared>,
     publish: mpsc::Sender<(String, String)>,
+    /// SUBSCRIBE and UNSUBSCRIBE, sent in the order channels start and stop. Unbounded
+    /// because `listen` cannot wait; a channel actor adds at most two entries in its life.
+    interest: mpsc::UnboundedSender<Interest>,
+}
+
+/// A change in which restaurants this node listens to.
+enum Interest {
+    Subscribe(RestaurantId),
+    /// Sent when a restaurant's last listener went; acted on only if it still has none.
+    Unsubscribe(RestaurantId),
 }
 
 struct Shared {
@@ -50,17 +60,21 @@ impl RedisBus {
             connected: AtomicBool::new(false),
         });
         let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
+        let (interest, interests) = mpsc::unbounded_channel();
         tokio::spawn(publish_loop(client.clone(), queue));
         tokio::spawn(subscribe_loop(client, Arc::downgrade(&shared)));
-        Ok(RedisBus { shared, publish })
+        tokio::spawn(interest_loop(Arc::downgrade(&shared), interests));
+        Ok(RedisBus {
+            shared,
+            publish,
+            interest,
+        })
     }
+}
 
+impl Shared {
     fn sink(&self) -> Option<PubSubSink> {
-        self.shared
-            .sink
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.sink.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -84,28 +98,12 @@ impl Bus for RedisBus {
     fn listen(&self, restaurant: &RestaurantId, listener: Listener) -> Listening {
         // Registered first: a reconnect that happens meanwhile subscribes it too.
         let token = self.shared.listeners.insert(restaurant, listener);
-        let channel = channel_name(restaurant);
-        if let Some(mut sink) = self.sink() {
-            let channel = channel.clone();
-            tokio::spawn(async move {
-                if let Err(error) = sink.subscribe(&channel).await {
-                    tracing::warn!(%error, channel, "Redis SUBSCRIBE failed");
-                }
-            });
-        }
-        let bus = self.clone();
-        let restaurant = restaurant.clone();
+        let _ = self.interest.send(Interest::Subscribe(restaurant.clone()));
+        let (bus, restaurant) = (self.clone(), restaurant.clone());
         Listening::new(move || {
-            if !bus.shared.listeners.remove(&restaurant, token) {
-                return;
+            if bus.shared.listeners.remove(&restaurant, token) {
+                let _ = bus.interest.send(Interest::Unsubscribe(restaurant));
             }
-            let (Some(mut sink), Ok(runtime)) = (bus.sink(), tokio::runtime::Handle::try_current())
-            else {
-                return;
-            };
-            runtime.spawn(async move {
-                let _ = sink.unsubscribe(&channel).await;
-            });
         })
     }
 
@@ -142,6 +140,35 @@ async fn publish_loop(client: redis::Client, mut queue: mpsc::Receiver<(String, 
     }
 }
 
+/// Applies SUBSCRIBE and UNSUBSCRIBE one at a time, in the order they were asked for: a
+/// channel that stops and one that starts right after it cannot leave the node unsubscribed.
+async fn interest_loop(
+    shared: std::sync::Weak<Shared>,
+    mut interests: mpsc::UnboundedReceiver<Interest>,
+) {
+    while let Some(interest) = interests.recv().await {
+        let Some(bus) = shared.upgrade() else { return };
+        // While disconnected there is nothing to do: the reconnect subscribes every listener.
+        let Some(mut sink) = bus.sink() else { continue };
+        match interest {
+            Interest::Subscribe(restaurant) => {
+                let channel = channel_name(&restaurant);
+                if let Err(error) = sink.subscribe(&channel).await {
+                    tracing::warn!(%error, channel, "Redis SUBSCRIBE failed");
+                    continue;
+                }
+                // An event published after the channel read its high-water mark and before
+                // Redis confirmed the SUBSCRIBE went past this node: read it from the store.
+                bus.listeners.signal(&restaurant, || BusSignal::Resync);
+            }
+            Interest::Unsubscribe(restaurant) if !bus.listeners.contains(&restaurant) => {
+                let _ = sink.unsubscribe(channel_name(&restaurant)).await;
+            }
+            Interest::Unsubscribe(_) => {}
+        }
+    }
+}
+
 async fn subscribe_loop(client: redis::Client, shared: std::sync::Weak<Shared>) {
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
@@ -162,9 +189,9 @@ async fn subscribe_loop(client: redis::Client, shared: std::sync::Weak<Shared>) 
         };
         let (mut sink, mut messages) = pubsub.split();
         *bus.sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink.clone());
-        let listeners = bus.listeners.all();
+        let restaurants = bus.listeners.restaurants();
         let mut subscribed = true;
-        for (restaurant, _) in &listeners {
+        for restaurant in &restaurants {
             subscribed &= sink.subscribe(channel_name(restaurant)).await.is_ok();
         }
         if !subscribed {
@@ -178,8 +205,8 @@ async fn subscribe_loop(client: redis::Client, shared: std::sync::Weak<Shared>) 
         backoff = Duration::from_millis(100);
         bus.connected.store(true, Ordering::Relaxed);
         // Whatever was published while we were away is in the store.
-        for (_, listener) in listeners {
-            listener(BusSignal::Resync);
+        for restaurant in &restaurants {
+            bus.listeners.signal(restaurant, || BusSignal::Resync);
         }
         let listeners = bus.listeners.clone();
         drop(bus);
@@ -191,13 +218,14 @@ async fn subscribe_loop(client: redis::Client, shared: std::sync::Weak<Shared>) 
             else {
                 continue;
             };
-            let Some(listener) = listeners.get(&restaurant) else {
+            if !listeners.contains(&restaurant) {
                 continue;
-            };
+            }
             match serde_json::from_slice::<Event>(message.get_payload_bytes()) {
                 Ok(event) if event.restaurant_id == restaurant => {
                     metrics::counter!(EVENTS_RECEIVED, "source" => "bus").increment(1);
-                    listener(BusSignal::Event(Arc::new(event)));
+                    let event = Arc::new(event);
+                    listeners.signal(&restaurant, || BusSignal::Event(event.clone()));
                 }
                 _ => tracing::warn!(
                     channel = message.get_channel_name(),

@@ -53,19 +53,23 @@ pub struct Eligible {
 }
 
 /// Whether a subscribe can share a cohort: one operation whose only root field is
-/// `restaurantEvents`, without directives, with `after` absent, null or a variable, sent by an
-/// authenticated caller. Everything else runs on its own, as before.
+/// `restaurantEvents` (named fragments may be spread inside it), without directives, with
+/// `after` absent, null or a variable, sent by an authenticated caller. Everything else runs on
+/// its own, as before.
 pub fn eligible(payload: &Payload, caller: &Caller) -> Option<Eligible> {
     let Caller::Authenticated(principal) = caller else {
         return None;
     };
     let document = async_graphql::parser::parse_query(&payload.query).ok()?;
-    if !document.fragments.is_empty() {
-        return None;
-    }
+    // The parser keeps a named operation in `Multiple` even when it is the only one, and
+    // clients (graphql-ws among them) send no operationName then: as for execution (GraphQL
+    // spec, GetOperation), the one operation is the one meant.
     let operation = match (&document.operations, &payload.operation_name) {
         (DocumentOperations::Single(operation), _) => operation,
         (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str())?,
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next()?
+        }
         (DocumentOperations::Multiple(_), None) => return None,
     };
     let operation = &operation.node;
@@ -553,5 +557,51 @@ impl Drop for Membership {
             self.cohort.forget(&mut cohorts);
             self.cohort.phase.send_replace(Phase::Ended(None));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orderhub_actors::domain::{RestaurantId, Role};
+
+    fn staff() -> Caller {
+        let restaurant = Some(RestaurantId::generate());
+        let principal = Principal::new("screen".into(), Role::Staff, restaurant, None);
+        Caller::Authenticated(principal.expect("a staff principal"))
+    }
+
+    fn payload(query: &str, operation_name: Option<&str>) -> Payload {
+        Payload {
+            query: query.into(),
+            variables: Some(serde_json::json!({"r": "x", "after": 3})),
+            operation_name: operation_name.map(Into::into),
+            extensions: None,
+        }
+    }
+
+    #[test]
+    fn the_one_named_operation_is_meant_without_an_operation_name() {
+        let named = "subscription Lg($r: ID!, $after: Int) { restaurantEvents(restaurantId: $r, after: $after) { seq } }";
+        let member = eligible(&payload(named, None), &staff()).expect("eligible");
+        assert_eq!(member.after, Some(3));
+        assert!(eligible(&payload(named, Some("Lg")), &staff()).is_some());
+        assert!(eligible(&payload(named, Some("Other")), &staff()).is_none());
+        let two = format!(
+            "{named} subscription Other {{ restaurantEvents(restaurantId: \"x\") {{ seq }} }}"
+        );
+        assert!(
+            eligible(&payload(&two, None), &staff()).is_none(),
+            "two operations and no name: execution refuses it, so no cohort either"
+        );
+    }
+
+    #[test]
+    fn named_fragments_inside_the_field_share_a_cohort() {
+        let query = "subscription($r: ID!) { restaurantEvents(restaurantId: $r) { ...Ev } } \
+                     fragment Ev on RestaurantEvent { seq }";
+        assert!(eligible(&payload(query, None), &staff()).is_some());
+        let at_the_root = "subscription { ...Root } fragment Root on Subscription { restaurantEvents(restaurantId: \"x\") { seq } }";
+        assert!(eligible(&payload(at_the_root, None), &staff()).is_none());
     }
 }

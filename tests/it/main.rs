@@ -13,6 +13,7 @@ mod cluster;
 mod faults;
 mod hostile;
 mod limits;
+mod live;
 mod nodes;
 mod observability;
 mod orders;

@@ -1,5 +1,5 @@
 use ractor::rpc::CallResult;
-use ractor::{Actor, MessagingErr};
+use ractor::{Actor, ActorRef, MessagingErr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +49,9 @@ pub struct ChannelInner {
     pub(crate) bus: Arc<dyn Bus>,
     pub(crate) config: ChannelConfig,
     pub(crate) channels: Slots<ChannelMsg>,
+    /// Held while a channel starts, so that subscribers who join at the same moment find the
+    /// one channel instead of each starting their own.
+    starting: tokio::sync::Mutex<()>,
     pub(crate) stats: ChannelStats,
 }
 
@@ -65,6 +68,7 @@ impl ChannelRegistry {
             bus,
             config,
             channels: Slots::new(),
+            starting: tokio::sync::Mutex::new(()),
             stats: ChannelStats::default(),
         };
         Self {
@@ -82,13 +86,7 @@ impl ChannelRegistry {
         for _ in 0..3 {
             let channel = match self.inner.channels.lookup(restaurant) {
                 Some(channel) => channel,
-                None => {
-                    let (spawned, _) =
-                        Actor::spawn(None, ChannelActor, (restaurant.clone(), self.inner.clone()))
-                            .await
-                            .map_err(|e| CommandError::ActorUnavailable(e.to_string()))?;
-                    self.inner.channels.insert_or_existing(restaurant, spawned)
-                }
+                None => self.start(restaurant).await?,
             };
             let filter = filter.clone();
             match channel
@@ -109,6 +107,19 @@ impl ChannelRegistry {
         Err(CommandError::ActorUnavailable(
             "the restaurant's channel kept stopping".into(),
         ))
+    }
+
+    /// The restaurant's channel, started unless another join started it meanwhile.
+    async fn start(&self, restaurant: &RestaurantId) -> Result<ActorRef<ChannelMsg>, CommandError> {
+        let _starting = self.inner.starting.lock().await;
+        if let Some(channel) = self.inner.channels.lookup(restaurant) {
+            return Ok(channel);
+        }
+        let (spawned, _) =
+            Actor::spawn(None, ChannelActor, (restaurant.clone(), self.inner.clone()))
+                .await
+                .map_err(|e| CommandError::ActorUnavailable(e.to_string()))?;
+        Ok(self.inner.channels.insert_or_existing(restaurant, spawned))
     }
 
     /// Channels running on this node.
