@@ -9,4 +9,4 @@ pub mod ports;
 pub mod restaurant;
 mod slots;
 
-pub use error::{CommandError, StoreError};
+pub use error::{CommandError, ErrorCode, StoreError};

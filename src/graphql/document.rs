@@ -98,7 +98,7 @@ impl ExtensionFactory for DocumentRules {
 
 fn refuse(message: &str, pos: Pos) -> ServerError {
     async_graphql::Error::new(message)
-        .extend_with(|_, extensions| extensions.set("code", VALIDATION_FAILED))
+        .extend_with(|_, extensions| extensions.set("code", VALIDATION_FAILED.as_str()))
         .into_server_error(pos)
 }
 
@@ -230,7 +230,7 @@ impl Extension for DocumentRules {
             let error = async_graphql::Error::new(format!(
                 "the document nests brackets more than {MAX_NESTING} deep"
             ))
-            .extend_with(|_, extensions| extensions.set("code", PARSE_FAILED));
+            .extend_with(|_, extensions| extensions.set("code", PARSE_FAILED.as_str()));
             return Err(error.into_server_error(Pos::default()));
         }
         // A syntax error is left to async-graphql, which reports it with its position.

@@ -11,7 +11,7 @@ use async_graphql::{
     ErrorExtensions, Response, ServerError, ServerResult, ValidationResult, Variables,
 };
 use orderhub_actors::domain::DomainError;
-use orderhub_actors::{CommandError, StoreError};
+use orderhub_actors::{CommandError, ErrorCode, StoreError};
 use std::sync::Arc;
 
 use crate::auth::AuthError;
@@ -20,13 +20,13 @@ use crate::auth::AuthError;
 /// become a GraphQL error through the mapping below, never through a bare message.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     last_seq: Option<i64>,
 }
 
 impl ApiError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -35,15 +35,15 @@ impl ApiError {
     }
 
     pub fn bad_input(message: impl Into<String>) -> Self {
-        Self::new("BAD_USER_INPUT", message)
+        Self::new(ErrorCode::BadUserInput, message)
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new("NOT_FOUND", format!("{what} not found"))
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new("UNAUTHENTICATED", message)
+        Self::new(ErrorCode::Unauthenticated, message)
     }
 
     /// The last event the client was sent, so that it can resume with `after`.
@@ -54,20 +54,20 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         self.code
     }
 
     /// Logged with its detail, answered without it.
     fn internal(detail: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Self::new("INTERNAL", "internal error")
+        Self::new(ErrorCode::Internal, "internal error")
     }
 
     fn unavailable(detail: &dyn std::fmt::Display) -> Self {
         tracing::warn!(error = %detail, "dependency unavailable");
         Self::new(
-            "UNAVAILABLE",
+            ErrorCode::Unavailable,
             "the service is temporarily unavailable; retry shortly",
         )
     }
@@ -75,15 +75,7 @@ impl ApiError {
 
 impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> Self {
-        let code = match &error {
-            DomainError::NotFound(_) => "NOT_FOUND",
-            DomainError::Forbidden(_) => "FORBIDDEN",
-            DomainError::BadInput(_) => "BAD_USER_INPUT",
-            DomainError::SoldOut(_) => "SOLD_OUT",
-            DomainError::InvalidTransition { .. } => "INVALID_TRANSITION",
-            DomainError::Conflict(_) => "CONFLICT",
-        };
-        Self::new(code, error.to_string())
+        Self::new(error.code(), error.to_string())
     }
 }
 
@@ -95,7 +87,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(_) => {
                 tracing::warn!(%error, "unique key conflict");
                 Self::new(
-                    "CONFLICT",
+                    ErrorCode::Conflict,
                     "a concurrent request changed the same data; retry",
                 )
             }
@@ -125,7 +117,7 @@ impl From<AuthError> for ApiError {
 impl From<ApiError> for async_graphql::Error {
     fn from(error: ApiError) -> Self {
         async_graphql::Error::new(error.message).extend_with(|_, extensions| {
-            extensions.set("code", error.code);
+            extensions.set("code", error.code.as_str());
             if let Some(seq) = error.last_seq {
                 extensions.set("lastSeq", seq);
             }
@@ -136,10 +128,10 @@ impl From<ApiError> for async_graphql::Error {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// The document is not GraphQL: a syntax error, or nested past the parser's limit.
-pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+pub const PARSE_FAILED: ErrorCode = ErrorCode::GraphqlParseFailed;
 /// The document does not fit the schema or the limits: unknown fields, wrong argument or
 /// variable types, depth, complexity, an unknown operation name, introspection when disabled.
-pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+pub const VALIDATION_FAILED: ErrorCode = ErrorCode::GraphqlValidationFailed;
 
 /// Gives a code to every error async-graphql raises itself, which come without one.
 pub struct ErrorCodes;
@@ -150,15 +142,15 @@ impl ExtensionFactory for ErrorCodes {
     }
 }
 
-fn with_code(mut error: ServerError, code: &'static str) -> ServerError {
+fn with_code(mut error: ServerError, code: ErrorCode) -> ServerError {
     set_code(&mut error, code);
     error
 }
 
-fn set_code(error: &mut ServerError, code: &'static str) {
+fn set_code(error: &mut ServerError, code: ErrorCode) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
-        extensions.set("code", code);
+        extensions.set("code", code.as_str());
     }
 }
 
@@ -181,7 +173,7 @@ fn coded(mut response: Response) -> Response {
             if misfit {
                 VALIDATION_FAILED
             } else {
-                "INTERNAL"
+                ErrorCode::Internal
             },
         );
     }
@@ -226,5 +218,22 @@ impl Extension for ErrorCodes {
                 .map(|error| with_code(error, VALIDATION_FAILED))
                 .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A code a client can get but cannot look up is a defect of the documentation.
+    #[test]
+    fn the_readme_documents_every_error_code() {
+        let readme = include_str!("../../README.md");
+        for code in ErrorCode::ALL {
+            assert!(
+                readme.contains(&format!("`{code}`")),
+                "{code} is not in the README"
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@ use async_graphql::{Context, Interface, SimpleObject, Subscription as Subscripti
 use orderhub_actors::channel::Filter;
 use orderhub_actors::domain::{self, OrderId, RestaurantId};
 use orderhub_actors::ports::Owned;
+use orderhub_actors::ErrorCode;
 
 use super::types::{DateTime, MenuItem, Order, OrderStatus, StaffCall};
 use super::{live, owner, parse_id, principal, services, ApiError};
@@ -48,7 +49,7 @@ impl Subscription {
             }
             if !history.covers(after) {
                 return Err(ApiError::new(
-                    "HISTORY_GONE",
+                    ErrorCode::HistoryGone,
                     "events after that seq are no longer retained; reload the current state and subscribe without after",
                 ));
             }

@@ -5,6 +5,7 @@ use async_graphql::futures_util::stream::{self, Stream};
 use orderhub_actors::channel::{EndReason, Subscription};
 use orderhub_actors::domain::{Event, RestaurantId, Timestamp};
 use orderhub_actors::ports::Store;
+use orderhub_actors::ErrorCode;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -152,13 +153,13 @@ impl Feed {
             if self.subscription.ended() == Some(EndReason::SlowConsumer) {
                 metrics::counter!(SLOW_CONSUMER_CUTS, "reason" => "buffer").increment(1);
                 return self.end(ApiError::new(
-                    "SLOW_CONSUMER",
+                    ErrorCode::SlowConsumer,
                     "the client did not keep up; resubscribe with after: lastSeq",
                 ));
             }
             let Some(event) = received else {
                 return self.end(ApiError::new(
-                    "UNAVAILABLE",
+                    ErrorCode::Unavailable,
                     "the subscription was interrupted; resubscribe with after: lastSeq",
                 ));
             };

@@ -15,6 +15,7 @@ use orderhub_actors::domain::Principal;
 use orderhub_actors::domain::RestaurantId;
 use orderhub_actors::ports::{Owned, Store};
 use orderhub_actors::restaurant::{Reply, RestaurantMsg, RestaurantRegistry};
+use orderhub_actors::ErrorCode;
 use std::sync::Arc;
 
 pub use document::{nesting, MAX_NESTING};
@@ -95,7 +96,7 @@ pub fn sdl() -> String {
 
 pub(crate) fn services<'a>(ctx: &Context<'a>) -> ApiResult<&'a Services> {
     ctx.data::<Services>()
-        .map_err(|_| ApiError::new("INTERNAL", "the schema was built without services"))
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "the schema was built without services"))
 }
 
 /// The caller's verified identity; every field of this API needs one.

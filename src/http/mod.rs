@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use orderhub_actors::ports::{Bus, Store};
+use orderhub_actors::ErrorCode;
 use rejection::{error_body, GraphQLBody, Rejection};
 use serde_json::json;
 use std::sync::Arc;
@@ -158,7 +159,7 @@ fn rate_limited(retry_after: Duration) -> Response {
     metrics::counter!(crate::metrics::RATE_LIMITED, "transport" => "http").increment(1);
     let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
     let mut body = error_body(
-        "RATE_LIMITED",
+        ErrorCode::RateLimited,
         "too many requests for this token; retry later",
     );
     body.0["errors"][0]["extensions"]["retryAfterSeconds"] = json!(seconds);
@@ -176,7 +177,7 @@ fn timed_out(limit: Duration) -> async_graphql::Response {
         "the query took longer than {} ms and was stopped",
         limit.as_millis()
     ))
-    .extend_with(|_, extensions| extensions.set("code", "TIMEOUT"));
+    .extend_with(|_, extensions| extensions.set("code", ErrorCode::Timeout.as_str()));
     async_graphql::Response::from_errors(vec![
         error.into_server_error(async_graphql::Pos::default())
     ])
@@ -230,7 +231,7 @@ fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -
         metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "reason" => "max_websockets")
             .increment(1);
         let body = error_body(
-            "UNAVAILABLE",
+            ErrorCode::Unavailable,
             "this node has as many WebSocket connections as it accepts; retry shortly",
         );
         return (

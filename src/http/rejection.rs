@@ -12,9 +12,8 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use orderhub_actors::ErrorCode;
 use serde_json::json;
-
-pub const BAD_REQUEST: &str = "BAD_REQUEST";
 
 /// Longest message echoed from a JSON syntax error; the input itself is never echoed.
 const MAX_MESSAGE_CHARS: usize = 200;
@@ -48,13 +47,17 @@ impl Rejection {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        (self.status, error_body(BAD_REQUEST, &self.message)).into_response()
+        (
+            self.status,
+            error_body(ErrorCode::BadRequest, &self.message),
+        )
+            .into_response()
     }
 }
 
 /// The GraphQL body of a request refused before execution.
-pub fn error_body(code: &str, message: &str) -> Json<serde_json::Value> {
-    Json(json!({"errors": [{"message": message, "extensions": {"code": code}}]}))
+pub fn error_body(code: ErrorCode, message: &str) -> Json<serde_json::Value> {
+    Json(json!({"errors": [{"message": message, "extensions": {"code": code.as_str()}}]}))
 }
 
 /// One GraphQL request: from the query string of a GET, or the JSON body of a POST.

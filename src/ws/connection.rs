@@ -15,6 +15,7 @@ use crate::graphql::{ApiError, CatchUpTo};
 use crate::graphql::{AppSchema, Caller};
 use crate::metrics::{Raised, RATE_LIMITED, SLOW_CONSUMER_CUTS, SUBSCRIPTIONS, WS_CONNECTIONS};
 use crate::rate_limit::RateLimiter;
+use orderhub_actors::ErrorCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WsConfig {
@@ -498,12 +499,9 @@ impl Connection {
         }
     }
 
-    /// Ends operation `id` before it starts, with RATE_LIMITED; the connection stays open.
-    fn refuse(&self, id: &str, message: &str) {
-        let errors = serde_json::json!([{
-            "message": message,
-            "extensions": {"code": "RATE_LIMITED"}
-        }]);
+    /// Ends operation `id` before it starts, with `code`; the connection stays open.
+    fn refuse(&self, id: &str, code: ErrorCode, message: &str) {
+        let errors = errors_of(ApiError::new(code, message));
         self.say(protocol::error(self.protocol, id, &errors));
     }
 
@@ -580,13 +578,17 @@ impl Connection {
                 "at most {} subscriptions per connection",
                 self.config.max_subscriptions
             );
-            self.refuse(&id, &message);
+            self.refuse(&id, ErrorCode::TooManySubscriptions, &message);
             return Flow::Continue;
         }
         if let (Some(limiter), Some(token)) = (&self.rate_limit, &self.token) {
             if limiter.check(token).is_err() {
                 metrics::counter!(RATE_LIMITED, "transport" => "ws").increment(1);
-                self.refuse(&id, "too many requests for this token; retry later");
+                self.refuse(
+                    &id,
+                    ErrorCode::RateLimited,
+                    "too many requests for this token; retry later",
+                );
                 return Flow::Continue;
             }
         }
@@ -775,7 +777,7 @@ fn ending_message(protocol: Protocol, id: &str, ending: Ending, last: i64) -> St
         Ending::Completed => protocol::complete(protocol, id),
         Ending::SlowConsumer => {
             let error = ApiError::new(
-                "SLOW_CONSUMER",
+                ErrorCode::SlowConsumer,
                 "the client did not keep up; resubscribe with after: lastSeq",
             );
             protocol::error(protocol, id, &errors_of(error.with_last_seq(last)))

@@ -81,7 +81,10 @@ async fn subscriptions_per_connection_are_capped() {
     let refused = kitchen.recv().await.json();
     assert_eq!(refused["type"], "error", "{refused}");
     assert_eq!(refused["id"], "c");
-    assert_eq!(refused["payload"][0]["extensions"]["code"], "RATE_LIMITED");
+    assert_eq!(
+        refused["payload"][0]["extensions"]["code"],
+        "TOO_MANY_SUBSCRIPTIONS"
+    );
     // The connection stays; ending one subscription makes room for another.
     kitchen.send(json!({"type": "complete", "id": "a"})).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
