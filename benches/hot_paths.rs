@@ -124,7 +124,7 @@ async fn node(buffer: usize) -> (Node, Restaurant, Vec<MenuItem>) {
         },
         RegistryConfig {
             idle_after: Duration::from_secs(3600),
-            call_timeout: Duration::from_secs(10),
+            ..RegistryConfig::default()
         },
     );
     let services = Services {

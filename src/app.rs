@@ -178,6 +178,7 @@ impl Settings {
             no_demo,
             actor_idle,
             command_timeout,
+            command_queue,
             subscription_buffer,
             ws_init_timeout,
             ws_keepalive,
@@ -206,6 +207,7 @@ impl Settings {
             restaurants: RegistryConfig {
                 idle_after: actor_idle,
                 call_timeout: command_timeout,
+                command_queue,
             },
             channels: ChannelConfig {
                 buffer: subscription_buffer,
@@ -382,8 +384,13 @@ async fn sample_actors(
     bus: Arc<dyn Bus>,
     cohorts: Cohorts,
 ) {
-    use crate::metrics::{ACTORS, ACTOR_FAILURES, BUS_CONNECTED, COHORTS, EVENTS_RECEIVED};
+    use crate::metrics::{
+        ACTORS, ACTOR_FAILURES, BUS_CONNECTED, COHORTS, EVENTS_RECEIVED, MAILBOX_DEPTH,
+        MAILBOX_REFUSED,
+    };
     loop {
+        metrics::gauge!(MAILBOX_DEPTH, "kind" => "restaurant").set(registry.queued() as f64);
+        metrics::counter!(MAILBOX_REFUSED, "kind" => "restaurant").absolute(registry.refused());
         metrics::gauge!(COHORTS).set(cohorts.active() as f64);
         metrics::gauge!(ACTORS, "kind" => "restaurant").set(registry.active() as f64);
         metrics::gauge!(ACTORS, "kind" => "channel").set(channels.active() as f64);
@@ -471,6 +478,7 @@ mod tests {
             "ORDERHUB_EVENT_RETENTION" => "1d",
             "ORDERHUB_ACTOR_IDLE" => "1m",
             "ORDERHUB_COMMAND_TIMEOUT" => "3s",
+            "ORDERHUB_COMMAND_QUEUE" => "8",
             "ORDERHUB_SUBSCRIPTION_BUFFER" => "1000",
             "ORDERHUB_WS_INIT_TIMEOUT" => "1s",
             "ORDERHUB_WS_KEEPALIVE" => "5s",

@@ -104,6 +104,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERHUB_COMMAND_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub command_timeout: Duration,
 
+    /// Mutations of one restaurant queued or running on this node at once; more are refused at
+    /// once with UNAVAILABLE and retryAfterSeconds instead of waiting out the timeout.
+    #[arg(long, env = "ORDERHUB_COMMAND_QUEUE", default_value_t = 256, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub command_queue: usize,
+
     /// Events buffered per subscription; a client that falls this far behind is cut off with
     /// SLOW_CONSUMER and resumes with `after`.
     #[arg(long, env = "ORDERHUB_SUBSCRIPTION_BUFFER", default_value_t = 256)]

@@ -26,6 +26,8 @@ pub const BUS_RECONNECTS: &str = "orderhub_bus_reconnects_total";
 pub const BUS_CONNECTED: &str = "orderhub_bus_connected";
 pub const ACTORS: &str = "orderhub_actors";
 pub const ACTOR_FAILURES: &str = "orderhub_actor_failures_total";
+pub const MAILBOX_DEPTH: &str = "orderhub_mailbox_depth";
+pub const MAILBOX_REFUSED: &str = "orderhub_mailbox_refused_total";
 pub const STORE_QUERY_DURATION: &str = "orderhub_db_query_duration_seconds";
 pub const POOL_CONNECTIONS: &str = "orderhub_db_pool_connections";
 pub const REPLICA_LAG: &str = "orderhub_db_replica_lag_seconds";
@@ -117,6 +119,14 @@ fn describe() {
     describe_gauge!(
         COHORTS,
         "Groups of restaurantEvents subscriptions that share one execution: each event is resolved and encoded once per cohort."
+    );
+    describe_gauge!(
+        MAILBOX_DEPTH,
+        "Messages waiting in (or being handled from) the bounded mailboxes of this node's actors, by kind (restaurant: commands)."
+    );
+    describe_counter!(
+        MAILBOX_REFUSED,
+        "Messages refused because a bounded mailbox was full, by kind (restaurant: commands answered UNAVAILABLE at once)."
     );
     describe_counter!(EVENTS_PUBLISHED, "Events handed to the bus after commit.");
     describe_counter!(

@@ -139,6 +139,9 @@ pub enum CommandError {
     /// The restaurant's actor could not be reached or died while handling the command.
     #[error("restaurant actor unavailable: {0}")]
     ActorUnavailable(String),
+    /// The restaurant's command queue on this node is full; the command did not run.
+    #[error("the restaurant's command queue is full; retry in {retry_after:?}")]
+    QueueFull { retry_after: std::time::Duration },
 }
 
 impl CommandError {

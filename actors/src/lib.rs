@@ -8,5 +8,7 @@ pub mod error;
 pub mod ports;
 pub mod restaurant;
 mod slots;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{CommandError, ErrorCode, StoreError};

@@ -11,53 +11,70 @@ use std::time::{Duration, Instant};
 
 use crate::domain::RestaurantId;
 
-pub(crate) struct Slots<M: Message> {
-    map: Mutex<HashMap<RestaurantId, Slot<M>>>,
+/// `E` is what callers need beside the actor's address (e.g. its bounded command queue).
+pub(crate) struct Slots<M: Message, E: Clone = ()> {
+    map: Mutex<HashMap<RestaurantId, Slot<M, E>>>,
 }
 
-struct Slot<M: Message> {
+struct Slot<M: Message, E> {
     actor: ActorRef<M>,
+    extra: E,
     last_used: Instant,
 }
 
-impl<M: Message> Slots<M> {
+impl<M: Message, E: Clone> Slots<M, E> {
     pub fn new() -> Self {
         Self {
             map: Mutex::new(HashMap::new()),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<RestaurantId, Slot<M>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<RestaurantId, Slot<M, E>>> {
         // Nothing here can be left half-done by a panic: recover the map.
         self.map
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn lookup(&self, key: &RestaurantId) -> Option<ActorRef<M>> {
+    pub fn lookup(&self, key: &RestaurantId) -> Option<(ActorRef<M>, E)> {
         let mut map = self.lock();
         let slot = map.get_mut(key)?;
         slot.last_used = Instant::now();
-        Some(slot.actor.clone())
+        Some((slot.actor.clone(), slot.extra.clone()))
     }
 
     /// Keeps `spawned` unless another caller won the race, in which case `spawned` is stopped
     /// and the winner returned.
-    pub fn insert_or_existing(&self, key: &RestaurantId, spawned: ActorRef<M>) -> ActorRef<M> {
+    pub fn insert_or_existing(
+        &self,
+        key: &RestaurantId,
+        spawned: ActorRef<M>,
+        extra: E,
+    ) -> (ActorRef<M>, E) {
         match self.lock().entry(key.clone()) {
             Entry::Occupied(mut existing) => {
                 spawned.stop(None);
-                existing.get_mut().last_used = Instant::now();
-                existing.get().actor.clone()
+                let existing = existing.get_mut();
+                existing.last_used = Instant::now();
+                (existing.actor.clone(), existing.extra.clone())
             }
             Entry::Vacant(slot) => {
                 slot.insert(Slot {
                     actor: spawned.clone(),
+                    extra: extra.clone(),
                     last_used: Instant::now(),
                 });
-                spawned
+                (spawned, extra)
             }
         }
+    }
+
+    /// What every slot holds beside its actor.
+    pub fn extras(&self) -> Vec<E> {
+        self.lock()
+            .values()
+            .map(|slot| slot.extra.clone())
+            .collect()
     }
 
     /// Removes the entry if it still names that actor (a newer one may have replaced it).

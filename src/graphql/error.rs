@@ -23,6 +23,7 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     last_seq: Option<i64>,
+    retry_after_seconds: Option<u64>,
 }
 
 impl ApiError {
@@ -31,6 +32,7 @@ impl ApiError {
             code,
             message: message.into(),
             last_seq: None,
+            retry_after_seconds: None,
         }
     }
 
@@ -104,6 +106,16 @@ impl From<CommandError> for ApiError {
             CommandError::Timeout(_) | CommandError::ActorUnavailable(_) => {
                 Self::unavailable(&error)
             }
+            CommandError::QueueFull { retry_after } => {
+                tracing::debug!("refused: the restaurant's command queue is full");
+                Self {
+                    retry_after_seconds: Some(retry_after.as_secs().max(1)),
+                    ..Self::new(
+                        ErrorCode::Unavailable,
+                        "the restaurant has too many commands waiting; retry shortly",
+                    )
+                }
+            }
         }
     }
 }
@@ -120,6 +132,9 @@ impl From<ApiError> for async_graphql::Error {
             extensions.set("code", error.code.as_str());
             if let Some(seq) = error.last_seq {
                 extensions.set("lastSeq", seq);
+            }
+            if let Some(seconds) = error.retry_after_seconds {
+                extensions.set("retryAfterSeconds", seconds);
             }
         })
     }

@@ -196,6 +196,67 @@ async fn slow_queries_time_out() {
         .ok();
 }
 
+/// A restaurant's actor takes `ORDERHUB_COMMAND_QUEUE` commands at a time (queued or running):
+/// while its store is stuck behind a lock, more are refused at once with UNAVAILABLE and
+/// retryAfterSeconds instead of each waiting out the command timeout; what was taken is done
+/// once the store answers, and nothing else was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_command_queue_refuses_at_once() {
+    let db = "orderhub_command_queue";
+    let server = TestServer::start(&postgres_url(db), &["--command-queue", "2"]);
+    let f = server.fixture().await;
+    // The row lock every command of the restaurant takes first; reads are not held up.
+    let hold = format!(
+        "BEGIN; SELECT 1 FROM restaurants WHERE id = '{}' FOR UPDATE; SELECT pg_sleep(3); COMMIT;",
+        f.restaurant
+    );
+    let lock = tokio::task::spawn_blocking(move || postgres_server().psql(db, &hold));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let locked = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'";
+    while postgres_server().psql(db, locked) != "1" {
+        assert!(Instant::now() < deadline, "the lock was not taken");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused_before = server.registry.refused();
+    let started = Instant::now();
+    let calls = (0..6).map(|i| {
+        let input = f.order_input(&format!("queued-{i}"), &[(0, 1)]);
+        let (api, token) = (Api::at(&server.base), f.customer.clone());
+        tokio::spawn(async move {
+            let answer = api.gql(Some(&token), crate::support::PLACE, json!({"i": input}));
+            let answer = answer.await;
+            (answer, started.elapsed())
+        })
+    });
+    // Spawned all at once, before any answer is awaited.
+    let calls: Vec<_> = calls.collect();
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.expect("call"));
+    }
+    let (refused, placed): (Vec<_>, Vec<_>) = answers
+        .iter()
+        .partition(|(answer, _)| answer.code().is_some());
+    assert_eq!((refused.len(), placed.len()), (4, 2), "{answers:?}");
+    for (answer, took) in &refused {
+        answer.expect_code("UNAVAILABLE");
+        let retry = &answer.0["errors"][0]["extensions"]["retryAfterSeconds"];
+        assert!(retry.as_u64().is_some_and(|s| s >= 1), "{}", answer.0);
+        assert!(*took < Duration::from_secs(2), "refused after {took:?}");
+    }
+    for (answer, took) in &placed {
+        answer.ok();
+        assert!(
+            *took >= Duration::from_secs(2),
+            "placed through a lock after {took:?}"
+        );
+    }
+    assert_eq!(server.registry.refused() - refused_before, 4);
+    lock.await.expect("the lock was released");
+    let count = postgres_server().psql(db, "SELECT count(*) FROM orders");
+    assert_eq!(count, "2", "the refused commands wrote nothing");
+}
+
 fn open_files(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("the node's descriptors")

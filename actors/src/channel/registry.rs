@@ -85,7 +85,7 @@ impl ChannelRegistry {
         let timeout = self.inner.config.call_timeout;
         for _ in 0..3 {
             let channel = match self.inner.channels.lookup(restaurant) {
-                Some(channel) => channel,
+                Some((channel, ())) => channel,
                 None => self.start(restaurant).await?,
             };
             let filter = filter.clone();
@@ -112,14 +112,18 @@ impl ChannelRegistry {
     /// The restaurant's channel, started unless another join started it meanwhile.
     async fn start(&self, restaurant: &RestaurantId) -> Result<ActorRef<ChannelMsg>, CommandError> {
         let _starting = self.inner.starting.lock().await;
-        if let Some(channel) = self.inner.channels.lookup(restaurant) {
+        if let Some((channel, ())) = self.inner.channels.lookup(restaurant) {
             return Ok(channel);
         }
         let (spawned, _) =
             Actor::spawn(None, ChannelActor, (restaurant.clone(), self.inner.clone()))
                 .await
                 .map_err(|e| CommandError::ActorUnavailable(e.to_string()))?;
-        Ok(self.inner.channels.insert_or_existing(restaurant, spawned))
+        Ok(self
+            .inner
+            .channels
+            .insert_or_existing(restaurant, spawned, ())
+            .0)
     }
 
     /// Channels running on this node.

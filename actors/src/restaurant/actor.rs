@@ -1,6 +1,7 @@
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::Deps;
 use crate::domain::{
@@ -59,6 +60,23 @@ pub enum RestaurantMsg {
     },
 }
 
+/// A command in the actor's mailbox, holding its place in the restaurant's bounded command
+/// queue until it has been handled (or dropped with the mailbox): ractor's mailboxes are
+/// unbounded, so the bound is this place (see `RestaurantRegistry::call`).
+pub struct Queued {
+    message: RestaurantMsg,
+    _place: OwnedSemaphorePermit,
+}
+
+impl Queued {
+    pub(crate) fn new(message: RestaurantMsg, place: OwnedSemaphorePermit) -> Self {
+        Self {
+            message,
+            _place: place,
+        }
+    }
+}
+
 /// Executes one restaurant's commands one at a time: validate with the domain, write the change
 /// and its event in one transaction, then publish the event.
 pub struct RestaurantActor;
@@ -76,7 +94,7 @@ pub struct RestaurantState {
 const STORE_RETRY_AFTER: Duration = Duration::from_millis(500);
 
 impl Actor for RestaurantActor {
-    type Msg = RestaurantMsg;
+    type Msg = Queued;
     type State = RestaurantState;
     type Arguments = (crate::domain::RestaurantId, Deps);
 
@@ -96,7 +114,7 @@ impl Actor for RestaurantActor {
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
-        message: Self::Msg,
+        Queued { message, _place }: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let store_unavailable = match message {

@@ -3,5 +3,5 @@
 mod actor;
 mod registry;
 
-pub use actor::{Reply, RestaurantActor, RestaurantMsg};
+pub use actor::{Queued, Reply, RestaurantActor, RestaurantMsg};
 pub use registry::{Deps, RegistryConfig, RestaurantRegistry};

@@ -1,10 +1,12 @@
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, MessagingErr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use super::actor::{Reply, RestaurantActor, RestaurantMsg};
+use super::actor::{Queued, Reply, RestaurantActor, RestaurantMsg};
 use crate::domain::RestaurantId;
 use crate::ports::{Clock, EventSink, Store};
 use crate::slots::Slots;
@@ -24,6 +26,9 @@ pub struct RegistryConfig {
     pub idle_after: Duration,
     /// How long a caller waits for a command's answer.
     pub call_timeout: Duration,
+    /// Commands of one restaurant queued or running on this node at once; past it a command is
+    /// refused at once with `CommandError::QueueFull` rather than left to wait out the timeout.
+    pub command_queue: usize,
 }
 
 impl Default for RegistryConfig {
@@ -31,9 +36,14 @@ impl Default for RegistryConfig {
         Self {
             idle_after: Duration::from_secs(300),
             call_timeout: Duration::from_secs(10),
+            command_queue: 256,
         }
     }
 }
+
+/// When a caller refused for a full queue is told to try again: a queue drains in well under
+/// a second unless the store is stuck, and then the retry meets the store's own error.
+const QUEUE_FULL_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Finds or spawns the actor of a restaurant on this node, and stops actors that sit idle.
 #[derive(Clone)]
@@ -44,7 +54,10 @@ pub struct RestaurantRegistry {
 struct Inner {
     deps: Deps,
     config: RegistryConfig,
-    actors: Slots<RestaurantMsg>,
+    /// Each actor with its command queue's places.
+    actors: Slots<Queued, Arc<Semaphore>>,
+    /// Commands refused because their restaurant's queue was full.
+    refused: AtomicU64,
 }
 
 impl RestaurantRegistry {
@@ -55,6 +68,7 @@ impl RestaurantRegistry {
             deps,
             config,
             actors: Slots::new(),
+            refused: AtomicU64::new(0),
         });
         tokio::spawn(sweep_idle(Arc::downgrade(&inner), config.idle_after));
         Self { inner }
@@ -68,7 +82,8 @@ impl RestaurantRegistry {
     ///
     /// A command that could not be delivered, because the actor stopped between lookup and
     /// send, never ran, so it is sent again to a fresh actor. One that timed out may have run,
-    /// so it is reported, not retried.
+    /// so it is reported, not retried. A command that finds the restaurant's queue full is
+    /// refused at once (`CommandError::QueueFull`) and never runs.
     pub async fn call<T, F>(&self, restaurant: &RestaurantId, message: F) -> Result<T, CommandError>
     where
         T: Send + 'static,
@@ -77,9 +92,16 @@ impl RestaurantRegistry {
         let timeout = self.inner.config.call_timeout;
         let mut last_error = String::new();
         for _ in 0..3 {
-            let actor = self.actor_for(restaurant).await?;
+            let (actor, queue) = self.actor_for(restaurant).await?;
+            let Ok(place) = queue.try_acquire_owned() else {
+                self.inner.refused.fetch_add(1, Ordering::Relaxed);
+                return Err(CommandError::QueueFull {
+                    retry_after: QUEUE_FULL_RETRY_AFTER,
+                });
+            };
             let span = tracing::debug_span!("actor.call", actor = "restaurant");
-            match actor.call(&message, Some(timeout)).instrument(span).await {
+            let queued = |reply| Queued::new(message(reply), place);
+            match actor.call(queued, Some(timeout)).instrument(span).await {
                 Ok(CallResult::Success(result)) => return result,
                 Ok(CallResult::Timeout) => return Err(CommandError::Timeout(timeout)),
                 Ok(CallResult::SenderError) => {
@@ -96,6 +118,22 @@ impl RestaurantRegistry {
             }
         }
         Err(CommandError::ActorUnavailable(last_error))
+    }
+
+    /// Commands queued or running in this node's restaurant actors.
+    pub fn queued(&self) -> usize {
+        let capacity = self.inner.config.command_queue;
+        self.inner
+            .actors
+            .extras()
+            .iter()
+            .map(|queue| capacity.saturating_sub(queue.available_permits()))
+            .sum()
+    }
+
+    /// Commands refused so far because their restaurant's queue was full.
+    pub fn refused(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
     }
 
     /// How many restaurant actors run on this node.
@@ -122,9 +160,9 @@ impl RestaurantRegistry {
     async fn actor_for(
         &self,
         restaurant: &RestaurantId,
-    ) -> Result<ActorRef<RestaurantMsg>, CommandError> {
-        if let Some(actor) = self.inner.actors.lookup(restaurant) {
-            return Ok(actor);
+    ) -> Result<(ActorRef<Queued>, Arc<Semaphore>), CommandError> {
+        if let Some(found) = self.inner.actors.lookup(restaurant) {
+            return Ok(found);
         }
         let (spawned, _) = Actor::spawn(
             None,
@@ -133,7 +171,11 @@ impl RestaurantRegistry {
         )
         .await
         .map_err(|e| CommandError::ActorUnavailable(e.to_string()))?;
-        Ok(self.inner.actors.insert_or_existing(restaurant, spawned))
+        let queue = Arc::new(Semaphore::new(self.inner.config.command_queue));
+        Ok(self
+            .inner
+            .actors
+            .insert_or_existing(restaurant, spawned, queue))
     }
 }
 
