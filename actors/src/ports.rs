@@ -170,6 +170,13 @@ pub trait Bus: EventSink {
     }
 }
 
+/// Read-your-writes across a lagging replica: told which client wrote, the store's read routing
+/// sends that client's next reads where they see the write.
+pub trait WriteTracker: Send + Sync + 'static {
+    /// `client` (a token's `sub`) has written, or may have: a command that timed out counts.
+    fn client_wrote(&self, client: &str);
+}
+
 /// The time, so tests can move it.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;

@@ -13,7 +13,7 @@ use async_graphql::{Context, MergedObject, Schema, ID};
 use orderhub_actors::channel::ChannelRegistry;
 use orderhub_actors::domain::Principal;
 use orderhub_actors::domain::RestaurantId;
-use orderhub_actors::ports::{Owned, Store};
+use orderhub_actors::ports::{Owned, Store, WriteTracker};
 use orderhub_actors::restaurant::{Reply, RestaurantMsg, RestaurantRegistry};
 use orderhub_actors::ErrorCode;
 use std::sync::Arc;
@@ -24,7 +24,6 @@ pub use events::{CatchUpTo, SharedExecution};
 pub use live::deadline;
 
 use crate::auth::AuthError;
-use crate::store::routing::ReadRouting;
 
 #[derive(MergedObject, Default)]
 pub struct Query(orders::OrderQuery, restaurants::RestaurantQuery);
@@ -42,7 +41,7 @@ pub struct Services {
     pub registry: RestaurantRegistry,
     pub channels: ChannelRegistry,
     /// Read-your-writes: commands tell it who wrote.
-    pub reads: Arc<ReadRouting>,
+    pub reads: Arc<dyn WriteTracker>,
 }
 
 /// Who sent a request, attached per request by the transport.
@@ -148,4 +147,29 @@ pub(crate) async fn command<T: Send + 'static>(
     // Even a failed command may have committed (a timeout): assume it wrote.
     services.reads.client_wrote(&by.subject);
     Ok(result?)
+}
+
+#[cfg(test)]
+mod architecture {
+    /// Resolvers reach the store, its read routing and the actors through the core's ports
+    /// and registries, never through an adapter module.
+    #[test]
+    fn resolvers_import_no_adapter() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/graphql");
+        let files = std::fs::read_dir(dir).expect("src/graphql");
+        for file in files {
+            let path = file.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("source");
+            // Spelled in pieces, so that this file does not match itself.
+            let modules = ["store", "bus", "ws"].map(|m| format!("crate::{m}"));
+            let crates = ["sqlx", "redis"].map(|c| format!("{c}::"));
+            for adapter in modules.iter().chain(&crates) {
+                assert!(
+                    !text.contains(adapter.as_str()),
+                    "{} uses {adapter}",
+                    path.display()
+                );
+            }
+        }
+    }
 }

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use orderhub_actors::ports::WriteTracker;
+
 /// A PostgreSQL WAL position ("16/B374D848") as a number.
 pub type Lsn = u64;
 
@@ -60,15 +62,6 @@ impl ReadRouting {
         self.writers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Called when `client`'s command has returned: everything it wrote is at or before the
-    /// node's last recorded commit position.
-    pub fn client_wrote(&self, client: &str) {
-        let lsn = self.last_commit.load(Ordering::Relaxed);
-        if lsn > self.replica_replayed.load(Ordering::Relaxed) {
-            self.lock().insert(client.to_owned(), lsn);
-        }
-    }
-
     /// Runs one request of `client` (None: anonymous) with its read requirement in scope.
     pub async fn scope<F: Future>(&self, client: Option<&str>, request: F) -> F::Output {
         let after = client
@@ -84,6 +77,17 @@ impl ReadRouting {
         READ_AFTER
             .try_with(|after| after.is_some_and(|after| replayed > 0 && replayed >= after))
             .unwrap_or(false)
+    }
+}
+
+impl WriteTracker for ReadRouting {
+    /// Called when `client`'s command has returned: everything it wrote is at or before the
+    /// node's last recorded commit position.
+    fn client_wrote(&self, client: &str) {
+        let lsn = self.last_commit.load(Ordering::Relaxed);
+        if lsn > self.replica_replayed.load(Ordering::Relaxed) {
+            self.lock().insert(client.to_owned(), lsn);
+        }
     }
 }
 
