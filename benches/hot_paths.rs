@@ -21,6 +21,7 @@ use orderhub_actors::domain::{
 };
 use orderhub_actors::ports::{Bus, EventSink, SystemClock};
 use orderhub_actors::restaurant::{Deps, RegistryConfig, RestaurantRegistry};
+use orderhub_actors::shutdown::ShutdownSignal;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,7 +105,11 @@ async fn node(buffer: usize) -> (Node, Restaurant, Vec<MenuItem>) {
     let dir = std::env::temp_dir().join(format!("orderhub-hot-paths-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let url = format!("sqlite://{}/bench-{buffer}.db", dir.display());
-    let store = orderhub::store::connect(&url, None).await.expect("store");
+    // Dropped at once: samplers and the idle sweeper play no part in these benches.
+    let signal = ShutdownSignal::new();
+    let store = orderhub::store::connect(&url, None, signal.shutdown())
+        .await
+        .expect("store");
     let bus = Arc::new(LocalBus::new());
     let channels = ChannelRegistry::new(
         store.clone(),
@@ -126,6 +131,7 @@ async fn node(buffer: usize) -> (Node, Restaurant, Vec<MenuItem>) {
             idle_after: Duration::from_secs(3600),
             ..RegistryConfig::default()
         },
+        signal.shutdown(),
     );
     let services = Services {
         store: store.clone(),

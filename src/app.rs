@@ -6,13 +6,14 @@ use orderhub_actors::channel::{ChannelConfig, ChannelRegistry};
 use orderhub_actors::domain::Timestamp;
 use orderhub_actors::ports::{Bus, Store, SystemClock};
 use orderhub_actors::restaurant::{Deps, RegistryConfig, RestaurantRegistry};
+use orderhub_actors::shutdown::{Shutdown, ShutdownSignal};
 use orderhub_actors::StoreError;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::auth::{Tokens, WeakSecret};
 use crate::bus::{LocalBus, RedisBus};
@@ -133,8 +134,9 @@ pub struct App {
     shutdown_timeout: Duration,
     metrics_listen: Option<SocketAddr>,
     delivery: DeliveryRuntime,
-    /// Turned true when the server stops: the accept loop and every connection watch it.
-    stopping: watch::Sender<bool>,
+    /// The node's one shutdown signal: the accept loop, every connection and every background
+    /// task obey it.
+    signal: ShutdownSignal,
     /// WebSocket connections, told one by one when the server stops.
     connections: OpenConnections,
 }
@@ -246,10 +248,14 @@ impl App {
             .database_read_url
             .as_deref()
             .map(|url| (url, reads.clone()));
-        let store = store::connect(&settings.store.database_url, replica).await?;
+        let signal = ShutdownSignal::new();
+        let store =
+            store::connect(&settings.store.database_url, replica, signal.shutdown()).await?;
         let (tokens, secret_source) = token_secret(&settings.store, store.as_ref()).await?;
         let bus: Arc<dyn Bus> = match &settings.redis_url {
-            Some(url) => Arc::new(RedisBus::start(url).map_err(StartError::Redis)?),
+            Some(url) => {
+                Arc::new(RedisBus::start(url, signal.shutdown()).map_err(StartError::Redis)?)
+            }
             None => Arc::new(LocalBus::new()),
         };
         let registry = RestaurantRegistry::new(
@@ -259,6 +265,7 @@ impl App {
                 clock: Arc::new(SystemClock),
             },
             settings.restaurants,
+            signal.shutdown(),
         );
         let channels = ChannelRegistry::new(store.clone(), bus.clone(), settings.channels);
         let schema = graphql::build_with(
@@ -270,7 +277,6 @@ impl App {
             }),
             settings.schema,
         );
-        let stopping = watch::Sender::new(false);
         let connections = OpenConnections::default();
         let delivery = DeliveryRuntime::start().map_err(StartError::Runtime)?;
         let cohorts = Cohorts::new(schema.clone(), settings.channels.buffer);
@@ -305,12 +311,14 @@ impl App {
         tokio::spawn(prune_events(
             Arc::downgrade(&store),
             settings.event_retention,
+            signal.shutdown(),
         ));
         tokio::spawn(sample_actors(
             registry.clone(),
             channels.clone(),
             bus.clone(),
             cohorts,
+            signal.shutdown(),
         ));
         Ok(App {
             store,
@@ -323,7 +331,7 @@ impl App {
             shutdown_timeout: settings.shutdown_timeout,
             metrics_listen: settings.metrics_listen,
             delivery,
-            stopping,
+            signal,
             connections,
         })
     }
@@ -338,7 +346,7 @@ impl App {
     ) -> std::io::Result<()> {
         if let Some(addr) = self.metrics_listen {
             let metrics = TcpListener::bind(addr).await?;
-            let mut stopping = self.stopping.subscribe();
+            let mut stopping = self.signal.subscribe();
             tokio::spawn(async move {
                 let stopped = async move {
                     let _ = stopping.wait_for(|stopping| *stopping).await;
@@ -354,11 +362,11 @@ impl App {
             listener,
             self.router,
             self.limits,
-            self.stopping.subscribe(),
+            self.signal.subscribe(),
         ));
         shutdown.await;
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
-        self.stopping.send_replace(true);
+        self.signal.stop();
         self.connections.stop_all();
         if tokio::time::timeout_at(deadline, server).await.is_err() {
             tracing::warn!(
@@ -373,6 +381,11 @@ impl App {
             .shutdown(left.max(Duration::from_secs(1)))
             .await;
         drop(self.delivery);
+        // Background tasks end at once; a moment is enough for the last of them.
+        let tasks_deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        if !self.signal.finish(deadline.max(tasks_deadline)).await {
+            tracing::warn!("background tasks still running at the shutdown deadline");
+        }
         Ok(())
     }
 }
@@ -383,6 +396,7 @@ async fn sample_actors(
     channels: ChannelRegistry,
     bus: Arc<dyn Bus>,
     cohorts: Cohorts,
+    mut shutdown: Shutdown,
 ) {
     use crate::metrics::{
         ACTORS, ACTOR_FAILURES, BUS_CONNECTED, COHORTS, EVENTS_RECEIVED, MAILBOX_DEPTH,
@@ -400,17 +414,23 @@ async fn sample_actors(
         metrics::counter!(EVENTS_RECEIVED, "source" => "store")
             .absolute(channels.events_caught_up());
         metrics::gauge!(BUS_CONNECTED).set(if bus.connected() { 1.0 } else { 0.0 });
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            () = shutdown.stopped() => return,
+        }
     }
 }
 
 /// Deletes events past the retention window, every tenth of the window (at most hourly),
 /// until the store is gone.
-async fn prune_events(store: Weak<dyn Store>, retention: Duration) {
+async fn prune_events(store: Weak<dyn Store>, retention: Duration, mut shutdown: Shutdown) {
     let period = (retention / 10).clamp(Duration::from_millis(100), Duration::from_secs(3600));
     let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
     loop {
-        tokio::time::sleep(period).await;
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            () = shutdown.stopped() => return,
+        }
         let Some(store) = store.upgrade() else { return };
         let before = Timestamp(Timestamp::now().millis().saturating_sub(retention_ms));
         match store.prune_events(before).await {

@@ -177,7 +177,9 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
         .map(|id| TableId::parse(id).context("--table is not a valid id"))
         .transpose()?;
     let principal = Principal::new(args.subject.clone(), args.role.into(), restaurant, table)?;
-    let store = store::connect(&args.store.database_url, None).await?;
+    // Nothing runs after this command: the store's samplers stop with the signal.
+    let signal = orderhub_actors::shutdown::ShutdownSignal::new();
+    let store = store::connect(&args.store.database_url, None, signal.shutdown()).await?;
     let (tokens, _) = app::token_secret(&args.store, store.as_ref()).await?;
     println!(
         "{}",

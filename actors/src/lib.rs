@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod ports;
 pub mod restaurant;
+pub mod shutdown;
 mod slots;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -13,6 +13,7 @@ use orderhub_actors::domain::{
 };
 use orderhub_actors::ports::{Bus, BusSignal, OrderQuery, Store};
 use orderhub_actors::restaurant::{Deps, RegistryConfig, RestaurantMsg, RestaurantRegistry};
+use orderhub_actors::shutdown::ShutdownSignal;
 use orderhub_actors::testing::{FailOn, ManualClock, MemoryBus, MemoryStore};
 use orderhub_actors::{CommandError, StoreError};
 
@@ -26,6 +27,8 @@ struct Fixture {
     clock: Arc<ManualClock>,
     registry: RestaurantRegistry,
     seeded: Seeded,
+    /// Keeps the registry's idle sweeper running for the test's length.
+    _shutdown: ShutdownSignal,
 }
 
 impl Fixture {
@@ -39,13 +42,15 @@ impl Fixture {
             sink: bus.clone(),
             clock: clock.clone(),
         };
-        let registry = RestaurantRegistry::new(deps, config);
+        let shutdown = ShutdownSignal::new();
+        let registry = RestaurantRegistry::new(deps, config, shutdown.shutdown());
         Self {
             store,
             bus,
             clock,
             registry,
             seeded,
+            _shutdown: shutdown,
         }
     }
 

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::Listeners;
 use crate::metrics::{BUS_RECONNECTS, EVENTS_PUBLISHED, EVENTS_RECEIVED};
+use orderhub_actors::shutdown::Shutdown;
 
 const CHANNEL_PREFIX: &str = "orderhub:restaurant:";
 /// Events waiting to be published; past this they are dropped (the store has them, and
@@ -50,9 +51,10 @@ fn channel_name(restaurant: &RestaurantId) -> String {
 }
 
 impl RedisBus {
-    /// Checks the URL and starts the connection tasks. An unreachable Redis is not an error:
-    /// the bus keeps trying, and until then channels get their events from the store.
-    pub fn start(url: &str) -> Result<RedisBus, redis::RedisError> {
+    /// Checks the URL and starts the connection tasks, which run until `shutdown` says the
+    /// node stops. An unreachable Redis is not an error: the bus keeps trying, and until then
+    /// channels get their events from the store.
+    pub fn start(url: &str, shutdown: Shutdown) -> Result<RedisBus, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let shared = Arc::new(Shared {
             listeners: Listeners::default(),
@@ -61,9 +63,13 @@ impl RedisBus {
         });
         let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
         let (interest, interests) = mpsc::unbounded_channel();
-        tokio::spawn(publish_loop(client.clone(), queue));
-        tokio::spawn(subscribe_loop(client, Arc::downgrade(&shared)));
-        tokio::spawn(interest_loop(Arc::downgrade(&shared), interests));
+        tokio::spawn(publish_loop(client.clone(), queue, shutdown.clone()));
+        tokio::spawn(subscribe_loop(
+            client,
+            Arc::downgrade(&shared),
+            shutdown.clone(),
+        ));
+        tokio::spawn(interest_loop(Arc::downgrade(&shared), interests, shutdown));
         Ok(RedisBus {
             shared,
             publish,
@@ -112,9 +118,20 @@ impl Bus for RedisBus {
     }
 }
 
-async fn publish_loop(client: redis::Client, mut queue: mpsc::Receiver<(String, String)>) {
+async fn publish_loop(
+    client: redis::Client,
+    mut queue: mpsc::Receiver<(String, String)>,
+    mut shutdown: Shutdown,
+) {
     let mut connection: Option<ConnectionManager> = None;
-    while let Some((channel, payload)) = queue.recv().await {
+    loop {
+        let (channel, payload) = tokio::select! {
+            next = queue.recv() => match next {
+                Some(next) => next,
+                None => return,
+            },
+            () = shutdown.stopped() => return,
+        };
         if connection.is_none() {
             // Reconnecting is ConnectionManager's job once it exists; creating it is ours.
             match tokio::time::timeout(
@@ -145,8 +162,16 @@ async fn publish_loop(client: redis::Client, mut queue: mpsc::Receiver<(String, 
 async fn interest_loop(
     shared: std::sync::Weak<Shared>,
     mut interests: mpsc::UnboundedReceiver<Interest>,
+    mut shutdown: Shutdown,
 ) {
-    while let Some(interest) = interests.recv().await {
+    loop {
+        let interest = tokio::select! {
+            next = interests.recv() => match next {
+                Some(next) => next,
+                None => return,
+            },
+            () = shutdown.stopped() => return,
+        };
         let Some(bus) = shared.upgrade() else { return };
         // While disconnected there is nothing to do: the reconnect subscribes every listener.
         let Some(mut sink) = bus.sink() else { continue };
@@ -169,7 +194,20 @@ async fn interest_loop(
     }
 }
 
-async fn subscribe_loop(client: redis::Client, shared: std::sync::Weak<Shared>) {
+/// The node's one pub/sub connection, until the node stops: dropping the connection mid-way is
+/// harmless, nothing is waiting on it then.
+async fn subscribe_loop(
+    client: redis::Client,
+    shared: std::sync::Weak<Shared>,
+    mut shutdown: Shutdown,
+) {
+    tokio::select! {
+        () = subscribe_and_reconnect(client, shared) => {}
+        () = shutdown.stopped() => {}
+    }
+}
+
+async fn subscribe_and_reconnect(client: redis::Client, shared: std::sync::Weak<Shared>) {
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
     loop {

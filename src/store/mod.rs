@@ -6,6 +6,7 @@ mod sql;
 
 use backend::Replica;
 use orderhub_actors::ports::Store;
+use orderhub_actors::shutdown::Shutdown;
 use routing::ReadRouting;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -46,10 +47,12 @@ pub enum ConnectError {
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Opens the database named by `url` and brings its schema up to date. With `replica`, reads
-/// that may be a little stale go to that read replica when `routing` allows.
+/// that may be a little stale go to that read replica when `routing` allows. The pools'
+/// samplers run until `shutdown` says the node stops.
 pub async fn connect(
     url: &str,
     replica: Option<(&str, Arc<ReadRouting>)>,
+    shutdown: Shutdown,
 ) -> Result<Arc<dyn Store>, ConnectError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let options = sqlx::postgres::PgConnectOptions::from_str(url).map_err(ConnectError::Url)?;
@@ -61,11 +64,11 @@ pub async fn connect(
             .map_err(ConnectError::Connect)?;
         // Takes an advisory lock: nodes starting together migrate once.
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        tokio::spawn(sample_pool("writer", pool.clone()));
+        tokio::spawn(sample_pool("writer", pool.clone(), shutdown.clone()));
         let store = postgres::PgStore::new(pool);
         Ok(match replica {
             Some((url, routing)) => {
-                Arc::new(store.with_replica(connect_replica(url, routing).await?))
+                Arc::new(store.with_replica(connect_replica(url, routing, shutdown).await?))
             }
             None => Arc::new(store),
         })
@@ -87,7 +90,7 @@ pub async fn connect(
             .await
             .map_err(ConnectError::Connect)?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        tokio::spawn(sample_pool("writer", pool.clone()));
+        tokio::spawn(sample_pool("writer", pool.clone(), shutdown));
         Ok(Arc::new(sqlite::SqliteStore::new(pool)))
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
@@ -99,6 +102,7 @@ pub async fn connect(
 async fn connect_replica(
     url: &str,
     routing: Arc<ReadRouting>,
+    shutdown: Shutdown,
 ) -> Result<Replica<sqlx::Postgres>, ConnectError> {
     let options = sqlx::postgres::PgConnectOptions::from_str(url)
         .map_err(ConnectError::ReplicaUrl)?
@@ -109,14 +113,21 @@ async fn connect_replica(
         .connect_with(options)
         .await
         .map_err(ConnectError::ConnectReplica)?;
-    tokio::spawn(sample_pool("replica", pool.clone()));
-    tokio::spawn(sample_replica(pool.clone(), Arc::downgrade(&routing)));
+    tokio::spawn(sample_pool("replica", pool.clone(), shutdown.clone()));
+    tokio::spawn(sample_replica(
+        pool.clone(),
+        Arc::downgrade(&routing),
+        shutdown,
+    ));
     Ok(Replica { pool, routing })
 }
 
-async fn sample_replica(pool: sqlx::PgPool, routing: Weak<ReadRouting>) {
+async fn sample_replica(pool: sqlx::PgPool, routing: Weak<ReadRouting>, mut shutdown: Shutdown) {
     loop {
-        tokio::time::sleep(routing::SAMPLE_EVERY).await;
+        tokio::select! {
+            () = tokio::time::sleep(routing::SAMPLE_EVERY) => {}
+            () = shutdown.stopped() => return,
+        }
         let Some(routing) = routing.upgrade() else {
             return;
         };
@@ -135,12 +146,19 @@ async fn sample_replica(pool: sqlx::PgPool, routing: Weak<ReadRouting>) {
 }
 
 /// Open and idle connections of a pool, for the dashboards, every few seconds.
-async fn sample_pool<DB: sqlx::Database>(name: &'static str, pool: sqlx::Pool<DB>) {
+async fn sample_pool<DB: sqlx::Database>(
+    name: &'static str,
+    pool: sqlx::Pool<DB>,
+    mut shutdown: Shutdown,
+) {
     while !pool.is_closed() {
         metrics::gauge!(crate::metrics::POOL_CONNECTIONS, "pool" => name, "state" => "open")
             .set(pool.size() as f64);
         metrics::gauge!(crate::metrics::POOL_CONNECTIONS, "pool" => name, "state" => "idle")
             .set(pool.num_idle() as f64);
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            () = shutdown.stopped() => return,
+        }
     }
 }

@@ -21,3 +21,4 @@ mod realtime;
 mod replica;
 mod screens;
 mod secrets;
+mod shutdown;

@@ -1,6 +1,7 @@
 //! Several nodes on one database, and the life cycle of restaurant actors.
 
 use async_graphql::futures_util::future::join_all;
+use orderhub_actors::shutdown::ShutdownSignal;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -64,7 +65,9 @@ async fn two_nodes_share_restaurants(url: &str) {
         .iter()
         .all(|r| r.code().is_none() || r.code() == Some("CONFLICT")));
 
-    let store = orderhub::store::connect(url, None).await.expect("store");
+    let store = orderhub::store::connect(url, None, ShutdownSignal::new().shutdown())
+        .await
+        .expect("store");
     let restaurant = orderhub_actors::domain::RestaurantId::parse(&f.restaurant).expect("id");
     let seqs: Vec<i64> = store
         .events(&restaurant, 0, 1000)

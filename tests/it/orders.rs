@@ -1,6 +1,7 @@
 //! Every query and mutation's behaviour, on both backends.
 
 use async_graphql::futures_util::future::join_all;
+use orderhub_actors::shutdown::ShutdownSignal;
 use serde_json::json;
 
 use crate::support::{on_every_backend, TestServer, ADVANCE, CANCEL, PLACE};
@@ -508,9 +509,10 @@ async fn events_are_numbered_without_gaps(server: &'static TestServer) {
         .expect_code("INVALID_TRANSITION");
     f.place(server, "ev1").await; // an idempotent retry
 
-    let store = orderhub::store::connect(&server.database_url, None)
-        .await
-        .expect("store");
+    let store =
+        orderhub::store::connect(&server.database_url, None, ShutdownSignal::new().shutdown())
+            .await
+            .expect("store");
     let restaurant = orderhub_actors::domain::RestaurantId::parse(&f.restaurant).expect("id");
     let events = store.events(&restaurant, 0, 100).await.expect("events");
     let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();

@@ -9,6 +9,7 @@ use tracing::Instrument;
 use super::actor::{Queued, Reply, RestaurantActor, RestaurantMsg};
 use crate::domain::RestaurantId;
 use crate::ports::{Clock, EventSink, Store};
+use crate::shutdown::Shutdown;
 use crate::slots::Slots;
 use crate::CommandError;
 
@@ -61,16 +62,20 @@ struct Inner {
 }
 
 impl RestaurantRegistry {
-    /// Must be called inside a Tokio runtime: it starts the idle sweeper, which ends by itself
-    /// once the registry is dropped.
-    pub fn new(deps: Deps, config: RegistryConfig) -> Self {
+    /// Must be called inside a Tokio runtime: it starts the idle sweeper, which ends when
+    /// `shutdown` says so or once the registry is dropped.
+    pub fn new(deps: Deps, config: RegistryConfig, shutdown: Shutdown) -> Self {
         let inner = Arc::new(Inner {
             deps,
             config,
             actors: Slots::new(),
             refused: AtomicU64::new(0),
         });
-        tokio::spawn(sweep_idle(Arc::downgrade(&inner), config.idle_after));
+        tokio::spawn(sweep_idle(
+            Arc::downgrade(&inner),
+            config.idle_after,
+            shutdown,
+        ));
         Self { inner }
     }
 
@@ -179,10 +184,13 @@ impl RestaurantRegistry {
     }
 }
 
-async fn sweep_idle(registry: Weak<Inner>, idle_after: Duration) {
+async fn sweep_idle(registry: Weak<Inner>, idle_after: Duration, mut shutdown: Shutdown) {
     let period = (idle_after / 2).max(Duration::from_millis(10));
     loop {
-        tokio::time::sleep(period).await;
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            () = shutdown.stopped() => return,
+        }
         let Some(inner) = registry.upgrade() else {
             return;
         };
