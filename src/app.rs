@@ -411,6 +411,7 @@ async fn sample_actors(
         metrics::gauge!(ACTORS, "kind" => "subscription").set(channels.subscribers_alive() as f64);
         metrics::counter!(ACTOR_FAILURES, "kind" => "subscription")
             .absolute(channels.failed_subscribers());
+        metrics::counter!(ACTOR_FAILURES, "kind" => "restaurant").absolute(registry.failures());
         metrics::counter!(EVENTS_RECEIVED, "source" => "store")
             .absolute(channels.events_caught_up());
         metrics::gauge!(BUS_CONNECTED).set(if bus.connected() { 1.0 } else { 0.0 });

@@ -5,6 +5,8 @@
 pub mod channel;
 pub mod domain;
 pub mod error;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod ports;
 pub mod restaurant;
 pub mod shutdown;

@@ -22,3 +22,4 @@ mod replica;
 mod screens;
 mod secrets;
 mod shutdown;
+mod supervision;

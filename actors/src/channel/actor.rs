@@ -29,6 +29,8 @@ pub enum ChannelMsg {
 pub struct ChannelActor;
 
 pub struct ChannelState {
+    /// This actor, for the registry to forget when it ends.
+    id: ActorId,
     restaurant: RestaurantId,
     inner: Arc<ChannelInner>,
     /// Every event up to here has been fanned out.
@@ -66,6 +68,7 @@ impl Actor for ChannelActor {
             .map_or(0, |h| h.last_seq);
         myself.send_interval(inner.config.catch_up_every, || ChannelMsg::CatchUp);
         Ok(ChannelState {
+            id: myself.get_id(),
             restaurant,
             inner,
             last_seq,
@@ -76,18 +79,6 @@ impl Actor for ChannelActor {
         })
     }
 
-    async fn post_stop(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        state
-            .inner
-            .channels
-            .forget(&state.restaurant, myself.get_id());
-        Ok(())
-    }
-
     async fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
@@ -95,7 +86,11 @@ impl Actor for ChannelActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            ChannelMsg::Bus(BusSignal::Event(event)) => state.accept(event, &myself),
+            ChannelMsg::Bus(BusSignal::Event(event)) => {
+                #[cfg(feature = "fault-injection")]
+                crate::faults::hook(crate::faults::Target::Channel, &state.restaurant);
+                state.accept(event, &myself)
+            }
             ChannelMsg::Bus(BusSignal::Resync) | ChannelMsg::CatchUp => {
                 state.catch_up(&myself).await
             }
@@ -139,6 +134,19 @@ impl Actor for ChannelActor {
             myself.stop(None);
         }
         Ok(())
+    }
+}
+
+/// However the channel ends (stopped, or failed, when ractor skips `post_stop`): out of the
+/// registry, and its subscriptions no longer counted (ractor stops them with it).
+impl Drop for ChannelState {
+    fn drop(&mut self) {
+        self.inner.channels.forget(&self.restaurant, self.id);
+        let alive = u64::try_from(self.subscribers.len()).unwrap_or(u64::MAX);
+        self.inner
+            .stats
+            .subscribers_alive
+            .fetch_sub(alive, Ordering::Relaxed);
     }
 }
 

@@ -63,6 +63,8 @@ impl Actor for SubscriptionActor {
         SubscriberMsg::Deliver(event): Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        #[cfg(feature = "fault-injection")]
+        crate::faults::hook(crate::faults::Target::Subscription, &event.restaurant_id);
         if !state.filter.matches(&event) {
             return Ok(());
         }

@@ -209,6 +209,8 @@ impl RestaurantState {
         kind: EventKind,
     ) -> Result<(), CommandError> {
         let event = tx.append_event(kind, self.deps.clock.now()).await?;
+        #[cfg(feature = "fault-injection")]
+        crate::faults::hook(crate::faults::Target::Restaurant, &self.restaurant_id);
         tx.commit().await?;
         self.deps.sink.publish(&event);
         Ok(())

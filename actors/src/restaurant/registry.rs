@@ -59,6 +59,8 @@ struct Inner {
     actors: Slots<Queued, Arc<Semaphore>>,
     /// Commands refused because their restaurant's queue was full.
     refused: AtomicU64,
+    /// Actors that failed (panicked) while handling a command.
+    failed: AtomicU64,
 }
 
 impl RestaurantRegistry {
@@ -70,6 +72,7 @@ impl RestaurantRegistry {
             config,
             actors: Slots::new(),
             refused: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
         });
         tokio::spawn(sweep_idle(
             Arc::downgrade(&inner),
@@ -109,7 +112,10 @@ impl RestaurantRegistry {
             match actor.call(queued, Some(timeout)).instrument(span).await {
                 Ok(CallResult::Success(result)) => return result,
                 Ok(CallResult::Timeout) => return Err(CommandError::Timeout(timeout)),
+                // The actor failed with the command: its transaction was rolled back, and
+                // the next command of the restaurant starts a fresh actor.
                 Ok(CallResult::SenderError) => {
+                    self.inner.failed.fetch_add(1, Ordering::Relaxed);
                     self.inner.actors.forget(restaurant, actor.get_id());
                     return Err(CommandError::ActorUnavailable(
                         "the restaurant actor stopped while handling the command".into(),
@@ -134,6 +140,11 @@ impl RestaurantRegistry {
             .iter()
             .map(|queue| capacity.saturating_sub(queue.available_permits()))
             .sum()
+    }
+
+    /// Restaurant actors that failed while handling a command, so far.
+    pub fn failures(&self) -> u64 {
+        self.inner.failed.load(Ordering::Relaxed)
     }
 
     /// Commands refused so far because their restaurant's queue was full.
