@@ -405,6 +405,8 @@ async fn sample_actors(
     loop {
         metrics::gauge!(MAILBOX_DEPTH, "kind" => "restaurant").set(registry.queued() as f64);
         metrics::counter!(MAILBOX_REFUSED, "kind" => "restaurant").absolute(registry.refused());
+        metrics::gauge!(MAILBOX_DEPTH, "kind" => "channel").set(channels.inflow_queued() as f64);
+        metrics::counter!(MAILBOX_REFUSED, "kind" => "channel").absolute(channels.inflow_refused());
         metrics::gauge!(COHORTS).set(cohorts.active() as f64);
         metrics::gauge!(ACTORS, "kind" => "restaurant").set(registry.active() as f64);
         metrics::gauge!(ACTORS, "kind" => "channel").set(channels.active() as f64);

@@ -122,11 +122,11 @@ fn describe() {
     );
     describe_gauge!(
         MAILBOX_DEPTH,
-        "Messages waiting in (or being handled from) the bounded mailboxes of this node's actors, by kind (restaurant: commands)."
+        "Messages waiting in (or being handled from) the bounded mailboxes of this node's actors, by kind (restaurant: commands; channel: events from the bus)."
     );
     describe_counter!(
         MAILBOX_REFUSED,
-        "Messages refused because a bounded mailbox was full, by kind (restaurant: commands answered UNAVAILABLE at once)."
+        "Messages refused because a bounded mailbox was full, by kind (restaurant: commands answered UNAVAILABLE at once; channel: bus events read from the store instead)."
     );
     describe_counter!(EVENTS_PUBLISHED, "Events handed to the bus after commit.");
     describe_counter!(

@@ -64,6 +64,7 @@ fn config() -> ChannelConfig {
         hold_gap: HOLD_GAP,
         catch_up_every: CATCH_UP_EVERY,
         call_timeout: Duration::from_secs(1),
+        inflow: 1024,
     }
 }
 
@@ -201,6 +202,38 @@ async fn a_resync_from_the_bus_catches_up_at_once() {
     assert_eq!(next_seq(&mut sub, AT_ONCE).await, 1);
     assert_eq!(next_seq(&mut sub, AT_ONCE).await, 2);
     assert_eq!(f.channels.events_caught_up(), 2);
+}
+
+/// The bus hands a channel ten events faster than it runs (here: before it runs at all). Its
+/// mailbox takes `inflow` of them; the rest are dropped and one catch-up reads them from the
+/// store, so the subscriber still gets all ten, in order, once each.
+#[tokio::test(start_paused = true)]
+async fn a_full_inflow_drops_bus_events_and_reads_them_from_the_store() {
+    let f = Fixture::new(ChannelConfig {
+        inflow: 2,
+        ..without_periodic_catch_up()
+    })
+    .await;
+    let mut sub = f.join().await;
+    f.bus.lose_next(10);
+    for _ in 0..10 {
+        f.emit().await;
+    }
+    // Published again in one go, without yielding: the channel cannot take any meanwhile.
+    for event in f.bus.take_lost() {
+        f.bus.publish(&event);
+    }
+    assert_eq!(f.channels.inflow_queued(), 2);
+    assert_eq!(f.channels.inflow_refused(), 8);
+    for seq in 1..=10 {
+        assert_eq!(next_seq(&mut sub, AT_ONCE).await, seq);
+    }
+    assert_eq!(
+        arrives_within(&mut sub, CATCH_UP_EVERY).await,
+        None,
+        "no duplicate"
+    );
+    assert_eq!(f.channels.inflow_queued(), 0);
 }
 
 #[tokio::test(start_paused = true)]

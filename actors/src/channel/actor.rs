@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
-use super::registry::ChannelInner;
+use super::registry::{ChannelInner, Inflow};
 use super::subscriber::{Filter, SubscriberMsg, Subscription, SubscriptionActor};
 use crate::domain::{Event, RestaurantId};
 use crate::ports::{BusSignal, Listening};
@@ -31,6 +31,7 @@ pub struct ChannelActor;
 pub struct ChannelState {
     /// This actor, for the registry to forget when it ends.
     id: ActorId,
+    inflow: Arc<Inflow>,
     restaurant: RestaurantId,
     inner: Arc<ChannelInner>,
     /// Every event up to here has been fanned out.
@@ -45,19 +46,34 @@ pub struct ChannelState {
 impl Actor for ChannelActor {
     type Msg = ChannelMsg;
     type State = ChannelState;
-    type Arguments = (RestaurantId, Arc<ChannelInner>);
+    type Arguments = (RestaurantId, Arc<ChannelInner>, Arc<Inflow>);
 
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        (restaurant, inner): Self::Arguments,
+        (restaurant, inner, inflow): Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         // Listen first, then read the high-water mark: an event published in between is
         // either at or below the mark (dropped as seen) or above it (delivered).
-        let me = myself.clone();
+        let (me, bound, queue) = (myself.clone(), inner.config.inflow, inflow.clone());
+        let refused = inner.clone();
         let listening = inner.bus.listen(
             &restaurant,
             Arc::new(move |signal| {
+                let signal = match signal {
+                    BusSignal::Event(_)
+                        if queue.queued.fetch_add(1, Ordering::Relaxed) >= bound =>
+                    {
+                        queue.queued.fetch_sub(1, Ordering::Relaxed);
+                        refused.stats.inflow_refused.fetch_add(1, Ordering::Relaxed);
+                        // The store has it: one catch-up brings every event dropped until then.
+                        if queue.overflowed.swap(true, Ordering::Relaxed) {
+                            return;
+                        }
+                        BusSignal::Resync
+                    }
+                    signal => signal,
+                };
                 let _ = me.cast(ChannelMsg::Bus(signal));
             }),
         );
@@ -69,6 +85,7 @@ impl Actor for ChannelActor {
         myself.send_interval(inner.config.catch_up_every, || ChannelMsg::CatchUp);
         Ok(ChannelState {
             id: myself.get_id(),
+            inflow,
             restaurant,
             inner,
             last_seq,
@@ -87,6 +104,7 @@ impl Actor for ChannelActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ChannelMsg::Bus(BusSignal::Event(event)) => {
+                state.inflow.queued.fetch_sub(1, Ordering::Relaxed);
                 #[cfg(feature = "fault-injection")]
                 crate::faults::hook(crate::faults::Target::Channel, &state.restaurant);
                 state.accept(event, &myself)
@@ -209,6 +227,8 @@ impl ChannelState {
 
     async fn catch_up(&mut self, myself: &ActorRef<ChannelMsg>) {
         self.gap_check_scheduled = false;
+        // Before the read: an event dropped from here on asks for another catch-up.
+        self.inflow.overflowed.store(false, Ordering::Relaxed);
         loop {
             let page = match self
                 .inner

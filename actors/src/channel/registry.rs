@@ -1,6 +1,6 @@
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, MessagingErr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,9 @@ pub struct ChannelConfig {
     pub catch_up_every: Duration,
     /// How long a join waits for the channel.
     pub call_timeout: Duration,
+    /// Bus events waiting in a channel's mailbox; past it they are dropped and the channel
+    /// reads the store instead, so nothing is lost and the mailbox stays bounded.
+    pub inflow: usize,
 }
 
 impl Default for ChannelConfig {
@@ -30,6 +33,7 @@ impl Default for ChannelConfig {
             hold_gap: Duration::from_millis(100),
             catch_up_every: Duration::from_secs(2),
             call_timeout: Duration::from_secs(10),
+            inflow: 1024,
         }
     }
 }
@@ -41,6 +45,18 @@ pub(crate) struct ChannelStats {
     pub events_caught_up: AtomicU64,
     /// Subscription actors alive now.
     pub subscribers_alive: AtomicU64,
+    /// Bus events dropped at a full channel inflow (and read from the store instead).
+    pub inflow_refused: AtomicU64,
+}
+
+/// A channel's bounded inflow from the bus: ractor's mailbox is unbounded, so the listener
+/// counts what it has queued and, past the bound, drops the event and asks for one catch-up.
+#[derive(Debug, Default)]
+pub struct Inflow {
+    /// Bus events in the mailbox now.
+    pub(crate) queued: AtomicUsize,
+    /// A catch-up is asked for and has not started yet.
+    pub(crate) overflowed: AtomicBool,
 }
 
 /// What a registry's channels share.
@@ -48,7 +64,8 @@ pub struct ChannelInner {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) bus: Arc<dyn Bus>,
     pub(crate) config: ChannelConfig,
-    pub(crate) channels: Slots<ChannelMsg>,
+    /// Each channel with its inflow.
+    pub(crate) channels: Slots<ChannelMsg, Arc<Inflow>>,
     /// Held while a channel starts, so that subscribers who join at the same moment find the
     /// one channel instead of each starting their own.
     starting: tokio::sync::Mutex<()>,
@@ -85,7 +102,7 @@ impl ChannelRegistry {
         let timeout = self.inner.config.call_timeout;
         for _ in 0..3 {
             let channel = match self.inner.channels.lookup(restaurant) {
-                Some((channel, ())) => channel,
+                Some((channel, _)) => channel,
                 None => self.start(restaurant).await?,
             };
             let filter = filter.clone();
@@ -112,17 +129,18 @@ impl ChannelRegistry {
     /// The restaurant's channel, started unless another join started it meanwhile.
     async fn start(&self, restaurant: &RestaurantId) -> Result<ActorRef<ChannelMsg>, CommandError> {
         let _starting = self.inner.starting.lock().await;
-        if let Some((channel, ())) = self.inner.channels.lookup(restaurant) {
+        if let Some((channel, _)) = self.inner.channels.lookup(restaurant) {
             return Ok(channel);
         }
-        let (spawned, _) =
-            Actor::spawn(None, ChannelActor, (restaurant.clone(), self.inner.clone()))
-                .await
-                .map_err(|e| CommandError::ActorUnavailable(e.to_string()))?;
+        let inflow = Arc::new(Inflow::default());
+        let arguments = (restaurant.clone(), self.inner.clone(), inflow.clone());
+        let (spawned, _) = Actor::spawn(None, ChannelActor, arguments)
+            .await
+            .map_err(|e| CommandError::ActorUnavailable(e.to_string()))?;
         Ok(self
             .inner
             .channels
-            .insert_or_existing(restaurant, spawned, ())
+            .insert_or_existing(restaurant, spawned, inflow)
             .0)
     }
 
@@ -137,6 +155,20 @@ impl ChannelRegistry {
 
     pub fn subscribers_alive(&self) -> u64 {
         self.inner.stats.subscribers_alive.load(Ordering::Relaxed)
+    }
+
+    /// Bus events waiting in this node's channels' mailboxes.
+    pub fn inflow_queued(&self) -> usize {
+        let inflows = self.inner.channels.extras();
+        inflows
+            .iter()
+            .map(|i| i.queued.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Bus events dropped so far at a full inflow (each channel read the store instead).
+    pub fn inflow_refused(&self) -> u64 {
+        self.inner.stats.inflow_refused.load(Ordering::Relaxed)
     }
 
     pub fn events_caught_up(&self) -> u64 {
