@@ -24,6 +24,13 @@ pub const EVENTS_QUERY: &str = "subscription($r: ID!, $after: Int) { \
     ... on OrderPlaced { order { id number status tableId note total { amount currency } \
     items { name quantity } } } } }";
 
+/// The same, as a screen that starts now sends it with the stock graphql-ws client: a named
+/// operation without `after`, the restaurant in `variables`, no operationName.
+pub const LIVE_EVENTS_QUERY: &str = "subscription KitchenDisplay($r: ID!) { \
+    restaurantEvents(restaurantId: $r) { __typename seq at \
+    ... on OrderPlaced { order { id number status tableId note total { amount currency } \
+    items { name quantity } } } } }";
+
 /// The mutation the writers send.
 pub const PLACE_ORDER: &str =
     "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id number } }";
@@ -110,7 +117,7 @@ impl Target {
     }
 
     /// A WebSocket, initialised with `token`, with one `restaurantEvents` subscription
-    /// running (from `after`, or from now on).
+    /// running: from `after`, or without it ([`LIVE_EVENTS_QUERY`]) from now on.
     pub async fn subscribe(
         &self,
         token: &str,
@@ -120,11 +127,13 @@ impl Target {
     ) -> anyhow::Result<Socket> {
         let mut socket = self.open(recv_buffer).await?;
         init(&mut socket, token).await?;
-        let subscribe = json!({
-            "id": SUBSCRIPTION_ID,
-            "type": "subscribe",
-            "payload": {"query": EVENTS_QUERY, "variables": {"r": restaurant, "after": after}},
-        });
+        let payload = match after {
+            Some(after) => {
+                json!({"query": EVENTS_QUERY, "variables": {"r": restaurant, "after": after}})
+            }
+            None => json!({"query": LIVE_EVENTS_QUERY, "variables": {"r": restaurant}}),
+        };
+        let subscribe = json!({"id": SUBSCRIPTION_ID, "type": "subscribe", "payload": payload});
         socket.send(Message::text(subscribe.to_string())).await?;
         Ok(socket)
     }

@@ -43,6 +43,9 @@ pub struct FanoutParams {
     /// Where the displays subscribe, round-robin (other nodes of a cluster); empty: the
     /// server that takes the orders.
     pub subscribe_to: Vec<String>,
+    /// Displays subscribe without `after` (see `client::LIVE_EVENTS_QUERY`): each counts
+    /// from the first event it gets, and warm-up orders go on until every one has had one.
+    pub live: bool,
 }
 
 /// Durations in reports are seconds.
@@ -198,6 +201,7 @@ pub async fn run(
     // Subscribe everyone, a few at a time (this is not the storm scenario).
     let gate = Arc::new(Semaphore::new(64));
     let mut connecting = Vec::new();
+    let after = (!params.live).then_some(0);
     for i in 0..params.subscribers + params.stalled {
         let restaurant = i % r_count;
         let token = signer.staff(&restaurants[restaurant].id, i)?;
@@ -208,7 +212,7 @@ pub async fn run(
         connecting.push(tokio::spawn(async move {
             let _permit = gate.acquire().await;
             target
-                .subscribe(&token, &restaurants[restaurant].id, Some(0), recv_buffer)
+                .subscribe(&token, &restaurants[restaurant].id, after, recv_buffer)
                 .await
         }));
     }
@@ -218,7 +222,13 @@ pub async fn run(
     for (i, connected) in connecting.into_iter().enumerate() {
         match connected.await {
             Ok(Ok(socket)) if i < params.subscribers => {
-                let task = display(socket, i % r_count, shared.clone(), stage.clone());
+                let task = display(
+                    socket,
+                    i % r_count,
+                    shared.clone(),
+                    stage.clone(),
+                    params.live,
+                );
                 healthy.push(tokio::spawn(task));
             }
             Ok(Ok(socket)) => stalled.push((i % r_count, socket)),
@@ -233,17 +243,33 @@ pub async fn run(
     }
     let subscribed = healthy.len();
 
-    // Warm-up: one order per restaurant proves every subscription is live (seq 1).
+    // Warm-up: one order per restaurant proves every subscription is live (seq 1). Live
+    // displays see only events after they joined: more warm-up orders until each had one.
     let run_id = setup::run_id();
     let stall_start = Instant::now();
-    for (r, restaurant) in restaurants.iter().enumerate() {
-        let sent = client::unix_nanos();
-        setup::place_order(target, restaurant, &format!("{run_id}-warm-{r}")).await?;
-        lock(&shared.sent[r]).push(sent);
-    }
     let warm_deadline = Instant::now() + Duration::from_secs(30);
-    while shared.warm.load(Ordering::Relaxed) < subscribed && Instant::now() < warm_deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut round = 0;
+    loop {
+        for (r, restaurant) in restaurants.iter().enumerate() {
+            let sent = client::unix_nanos();
+            let key = format!("{run_id}-warm-{round}-{r}");
+            setup::place_order(target, restaurant, &key).await?;
+            lock(&shared.sent[r]).push(sent);
+        }
+        round += 1;
+        // Resuming displays all get the first one: wait for them as long as it takes.
+        let next_round = if params.live {
+            (Instant::now() + Duration::from_millis(500)).min(warm_deadline)
+        } else {
+            warm_deadline
+        };
+        while shared.warm.load(Ordering::Relaxed) < subscribed && Instant::now() < next_round {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let warm = shared.warm.load(Ordering::Relaxed) >= subscribed;
+        if warm || !params.live || Instant::now() >= warm_deadline {
+            break;
+        }
     }
 
     let watch = Watch::start(server_pids);
@@ -342,7 +368,13 @@ fn final_of(shared: &Shared, r: usize) -> i64 {
 }
 
 /// One healthy display: reads until told to stop, checking every event.
-async fn display(mut socket: Socket, r: usize, shared: Arc<Shared>, mut stage: Stage) -> Display {
+async fn display(
+    mut socket: Socket,
+    r: usize,
+    shared: Arc<Shared>,
+    mut stage: Stage,
+    live: bool,
+) -> Display {
     let mut d = Display {
         tracker: Tracker::new(0),
         latency: Histogram::default(),
@@ -379,6 +411,10 @@ async fn display(mut socket: Socket, r: usize, shared: Arc<Shared>, mut stage: S
                     break;
                 };
                 let now = client::unix_nanos();
+                if live && !warm {
+                    // What came before it joined is not its to get.
+                    d.tracker = Tracker::new(seq - 1);
+                }
                 d.tracker.observe(seq);
                 shared.max_seen[r].fetch_max(seq, Ordering::Relaxed);
                 shared

@@ -43,6 +43,7 @@ pub async fn run(
     connections: usize,
     restaurants: usize,
     server_pids: &[u32],
+    live: bool,
 ) -> anyhow::Result<IdleReport> {
     let restaurants = Arc::new(setup::restaurants(target, signer, restaurants.max(1)).await?);
     // Let the server settle after the setup before the first reading.
@@ -65,7 +66,7 @@ pub async fn run(
             let socket = {
                 let _permit = gate.acquire().await;
                 target
-                    .subscribe(&token, &restaurants[r].id, Some(0), None)
+                    .subscribe(&token, &restaurants[r].id, (!live).then_some(0), None)
                     .await?
             };
             Ok::<_, anyhow::Error>(tokio::spawn(reader::hold(socket, 1, false, stop)))

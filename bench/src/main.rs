@@ -53,6 +53,11 @@ struct Common {
     /// Generator threads: 1 runs everything on one core.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Subscribe as screens that start now do with the stock graphql-ws client: a named
+    /// operation, the restaurant in `variables`, no `after` and no operationName. Without it,
+    /// subscriptions resume with `after: 0`.
+    #[arg(long)]
+    live: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -234,8 +239,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Idle(args) => {
             let (target, signer) = connect(&args.common).await?;
             let pids = &args.common.server_pids;
-            let report =
-                idle::run(&target, &signer, args.connections, args.restaurants, pids).await?;
+            let report = idle::run(
+                &target,
+                &signer,
+                args.connections,
+                args.restaurants,
+                pids,
+                args.common.live,
+            )
+            .await?;
             emit(&args.common, &report, &report.summary())
         }
         Command::Writes(args) => {
@@ -325,6 +337,7 @@ fn fanout_params(args: &FanoutArgs) -> FanoutParams {
         slow_consumer_timeout: Duration::from_secs(5),
         drain: Duration::from_secs_f64(args.drain),
         subscribe_to: args.subscribe_urls.clone(),
+        live: args.common.live,
     }
 }
 

@@ -25,6 +25,7 @@ fn params(subscribers: usize, orders: usize) -> FanoutParams {
         slow_consumer_timeout: Duration::from_secs(5),
         drain: Duration::from_secs(2),
         subscribe_to: Vec::new(),
+        live: false,
     }
 }
 
@@ -101,6 +102,26 @@ async fn every_subscriber_gets_every_orderhub_event_once_in_order() {
         report.subscriber_ends
     );
     assert!(report.server.is_some_and(|s| s.cpu_seconds > 0.0));
+}
+
+/// Displays that subscribe without `after` count from their first event; every later one
+/// must still arrive once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_subscribers_get_every_later_event_once_in_order() {
+    let base = orderhub().await;
+    let target = Target::new(&base).await.expect("target");
+    let signer = Signer::new(SECRET).expect("signer");
+    let params = FanoutParams {
+        live: true,
+        drain: Duration::from_secs(10),
+        ..params(5, 30)
+    };
+    let report = fanout::run(&target, &signer, params, &[std::process::id()], "fanout")
+        .await
+        .expect("the run completes");
+    assert_eq!(report.subscribed, 5, "{report:?}");
+    assert!(report.deliveries.is_clean(), "{:?}", report.deliveries);
+    assert_eq!(report.complete, 5, "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
