@@ -200,25 +200,14 @@ async fn concurrent_joins_are_live_in_every_form() {
 /// once with a named operation and the id in `variables`, then orders come 100 ms apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_stock_graphql_ws_clients_joining_together_are_live() {
-    use std::io::{BufRead, BufReader};
     const CLIENTS: usize = 20;
     let _alone = load_test().await;
     let api = Api::at(&node().base);
     let f = api.fixture().await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/contract/concurrent.mjs");
     let url = api.base.replace("http://", "ws://") + "/graphql";
-    let mut child = std::process::Command::new("node")
-        .args([script, &url, &f.staff, &f.restaurant, &CLIENTS.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("node runs (scripts/test installs it)");
-    let stdout = child.stdout.take().expect("stdout");
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let clients = CLIENTS.to_string();
+    let args = [url.as_str(), &f.staff, &f.restaurant, &clients];
+    let (mut child, lines_rx) = crate::support::node_script("concurrent.mjs", &args);
     let first = lines_rx.recv_timeout(Duration::from_secs(30));
     assert_eq!(first.as_deref(), Ok("subscribed"));
     let mut seen: Vec<Vec<i64>> = vec![Vec::new(); CLIENTS];

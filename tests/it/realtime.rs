@@ -509,24 +509,12 @@ async fn a_stalled_client_is_cut_alone_and_resumes() {
 /// as browsers and Apollo clients use them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn off_the_shelf_clients_of_both_subprotocols_work() {
-    use std::io::{BufRead, BufReader};
     let server = sqlite();
     for protocol in [TRANSPORT_WS, LEGACY] {
         let f = server.fixture().await;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/contract/subscribe.mjs");
         let url = server.base.replace("http://", "ws://") + "/graphql";
-        let mut child = std::process::Command::new("node")
-            .args([script, protocol, &url, &f.staff, &f.restaurant, "5"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("node runs (scripts/test installs it)");
-        let stdout = child.stdout.take().expect("stdout");
-        let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = lines_tx.send(line);
-            }
-        });
+        let args = [protocol, &url, &f.staff, &f.restaurant, "5"];
+        let (mut child, lines_rx) = crate::support::node_script("subscribe.mjs", &args);
         let first = lines_rx.recv_timeout(Duration::from_secs(30));
         assert_eq!(first.as_deref(), Ok("subscribed"), "{protocol}");
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -2,36 +2,19 @@
 //! accept loop, connections, actors, the Redis loops, the store's samplers, the idle sweeper,
 //! the event pruner and the metrics sampler — so nothing is left running behind it.
 
-use orderhub::app::{App, Settings};
-use orderhub::config::{Cli, Command};
+use orderhub::app::App;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
 use crate::harness::redis::RedisServer;
-use crate::support::{sqlite_url, Api, SECRET};
+use crate::support::{sqlite_url, test_settings, Api};
 use crate::ws_client::{WsClient, RESTAURANT_EVENTS, TRANSPORT_WS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_node_leaves_no_task_behind() {
     let redis = RedisServer::start();
-    let url = sqlite_url("shutdown");
     let redis_url = redis.url();
-    let argv = [
-        "orderhub",
-        "serve",
-        "--no-demo",
-        "--database-url",
-        &url,
-        "--redis-url",
-        &redis_url,
-        "--jwt-secret",
-        SECRET,
-        "--rate-limit",
-        "0",
-    ];
-    let Some(Command::Serve(args)) = <Cli as clap::Parser>::parse_from(argv).command else {
-        panic!("serve arguments did not parse");
-    };
+    let settings = test_settings(&sqlite_url("shutdown"), &["--redis-url", &redis_url]);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // The node has a runtime of its own, so that its tasks can be counted apart from the test's.
@@ -42,9 +25,7 @@ async fn a_stopped_node_leaves_no_task_behind() {
             .build()
             .expect("node runtime");
         runtime.block_on(async move {
-            let app = App::build(&Settings::new(&args))
-                .await
-                .expect("orderhub starts");
+            let app = App::build(&settings).await.expect("orderhub starts");
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");

@@ -39,26 +39,56 @@ impl std::ops::Deref for TestServer {
     }
 }
 
+/// The settings of a test node on `database_url`, signing with [`SECRET`]; `extra` are more
+/// `serve` flags.
+pub fn test_settings(database_url: &str, extra: &[&str]) -> Settings {
+    let mut argv = vec![
+        "orderhub",
+        "serve",
+        "--no-demo",
+        "--database-url",
+        database_url,
+        "--jwt-secret",
+        SECRET,
+    ];
+    // Tests send bursts from one token; the limit has a test of its own.
+    if !extra.contains(&"--rate-limit") {
+        argv.extend_from_slice(&["--rate-limit", "0"]);
+    }
+    argv.extend_from_slice(extra);
+    let Some(Command::Serve(args)) = <Cli as clap::Parser>::parse_from(argv).command else {
+        panic!("serve arguments did not parse");
+    };
+    Settings::new(&args)
+}
+
+/// Runs a node script from `tests/contract/` with `args`; its stdout comes line by line.
+pub fn node_script(
+    script: &str,
+    args: &[&str],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader};
+    let path = format!("{}/tests/contract/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = std::process::Command::new("node")
+        .arg(path)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs (scripts/test installs it)");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    (child, lines_rx)
+}
+
 impl TestServer {
     /// Starts an in-process node on a free loopback port; `extra` are more `serve` flags.
     pub fn start(database_url: &str, extra: &[&str]) -> TestServer {
-        let mut argv = vec![
-            "orderhub",
-            "serve",
-            "--no-demo",
-            "--database-url",
-            database_url,
-            "--jwt-secret",
-            SECRET,
-        ];
-        // Tests send bursts from one token; the limit has a test of its own.
-        if !extra.contains(&"--rate-limit") {
-            argv.extend_from_slice(&["--rate-limit", "0"]);
-        }
-        argv.extend_from_slice(extra);
-        let Some(Command::Serve(args)) = <Cli as clap::Parser>::parse_from(argv).command else {
-            panic!("serve arguments did not parse");
-        };
+        let settings = test_settings(database_url, extra);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -67,9 +97,7 @@ impl TestServer {
                 .build()
                 .expect("test runtime");
             runtime.block_on(async move {
-                let app = App::build(&Settings::new(&args))
-                    .await
-                    .expect("orderhub starts");
+                let app = App::build(&settings).await.expect("orderhub starts");
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
                     .expect("bind");
