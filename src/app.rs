@@ -132,7 +132,8 @@ pub struct App {
     pub router: axum::Router,
     limits: ServerLimits,
     shutdown_timeout: Duration,
-    metrics_listen: Option<SocketAddr>,
+    /// Bound at build, so that `/metrics` answers as soon as the node is built.
+    metrics_listener: Option<TcpListener>,
     delivery: DeliveryRuntime,
     /// The node's one shutdown signal: the accept loop, every connection and every background
     /// task obey it.
@@ -320,6 +321,10 @@ impl App {
             cohorts,
             signal.shutdown(),
         ));
+        let metrics_listener = match settings.metrics_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         Ok(App {
             store,
             registry,
@@ -329,7 +334,7 @@ impl App {
             router,
             limits: settings.server,
             shutdown_timeout: settings.shutdown_timeout,
-            metrics_listen: settings.metrics_listen,
+            metrics_listener,
             delivery,
             signal,
             connections,
@@ -344,8 +349,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        if let Some(addr) = self.metrics_listen {
-            let metrics = TcpListener::bind(addr).await?;
+        if let Some(metrics) = self.metrics_listener {
             let mut stopping = self.signal.subscribe();
             tokio::spawn(async move {
                 let stopped = async move {
