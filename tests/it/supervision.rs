@@ -6,11 +6,20 @@ use orderhub_actors::domain::RestaurantId;
 use orderhub_actors::faults::{panic_next, Target};
 use serde_json::{json, Value};
 
-use crate::support::{sqlite, Fixture, PLACE};
+use crate::support::{sqlite_url, Fixture, TestServer, PLACE};
 use crate::ws_client::{WsClient, RESTAURANT_EVENTS, TRANSPORT_WS};
 
 const SEQS: &str = "subscription($r: ID!, $after: Int) { \
     restaurantEvents(restaurantId: $r, after: $after) { seq } }";
+
+/// A node that checks the store only once a minute: what these tests see after a failure must
+/// come by the live path, not by a periodic catch-up.
+fn node() -> &'static TestServer {
+    static NODE: std::sync::OnceLock<TestServer> = std::sync::OnceLock::new();
+    NODE.get_or_init(|| {
+        TestServer::start(&sqlite_url("supervision"), &["--catch-up-interval", "60s"])
+    })
+}
 
 fn restaurant(f: &Fixture) -> RestaurantId {
     RestaurantId::parse(&f.restaurant).expect("restaurant id")
@@ -39,7 +48,7 @@ fn assert_ended_with_last_seq(error: &Value, last: i64) {
 /// command of the restaurant runs on a fresh actor, with the next seq and ticket number.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_restaurant_actor_fails_its_command_and_nothing_is_half_written() {
-    let server = sqlite();
+    let server = node();
     let f = server.fixture().await;
     let failures = server.registry.failures();
     panic_next(Target::Restaurant, &restaurant(&f));
@@ -77,7 +86,7 @@ async fn a_panicking_restaurant_actor_fails_its_command_and_nothing_is_half_writ
 /// and resumes from there; another subscription of the same restaurant does not notice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_subscription_actor_ends_that_subscription_alone() {
-    let server = sqlite();
+    let server = node();
     let f = server.fixture().await;
     let mut kitchen = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
     let variables = json!({"r": f.restaurant, "after": 0});
@@ -139,7 +148,7 @@ async fn a_panicking_subscription_actor_ends_that_subscription_alone() {
 /// `after`, and the next subscription starts a fresh channel that hears the bus again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_channel_actor_ends_its_subscriptions_with_last_seq_and_comes_back() {
-    let server = sqlite();
+    let server = node();
     let f = server.fixture().await;
     let mut kitchen = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
     kitchen
