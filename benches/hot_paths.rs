@@ -214,7 +214,7 @@ fn fan_out(c: &mut Criterion) {
         for _ in 0..FANOUT {
             let joined = node
                 .channels
-                .join(&restaurant.id, Filter::All)
+                .join(&restaurant.id, Filter::All, None)
                 .await
                 .expect("joins");
             subscriptions.push(joined);

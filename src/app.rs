@@ -280,7 +280,7 @@ impl App {
         );
         let connections = OpenConnections::default();
         let delivery = DeliveryRuntime::start().map_err(StartError::Runtime)?;
-        let cohorts = Cohorts::new(schema.clone(), settings.channels.buffer);
+        let cohorts = Cohorts::new(schema.clone(), channels.clone(), settings.channels.buffer);
         let (rate, burst) = settings.rate_limit;
         let rate_limit = RateLimiter::new(rate, burst).map(Arc::new);
         let ws = WsServices {
@@ -404,7 +404,7 @@ async fn sample_actors(
 ) {
     use crate::metrics::{
         ACTORS, ACTOR_FAILURES, BUS_CONNECTED, COHORTS, EVENTS_RECEIVED, MAILBOX_DEPTH,
-        MAILBOX_REFUSED,
+        MAILBOX_REFUSED, SLOW_CONSUMER_CUTS,
     };
     loop {
         metrics::gauge!(MAILBOX_DEPTH, "kind" => "restaurant").set(registry.queued() as f64);
@@ -415,6 +415,10 @@ async fn sample_actors(
         metrics::gauge!(ACTORS, "kind" => "restaurant").set(registry.active() as f64);
         metrics::gauge!(ACTORS, "kind" => "channel").set(channels.active() as f64);
         metrics::gauge!(ACTORS, "kind" => "subscription").set(channels.subscribers_alive() as f64);
+        // The subscription actors that feed cohorts' shared executions.
+        metrics::gauge!(ACTORS, "kind" => "cohort").set(channels.shared_alive() as f64);
+        metrics::counter!(SLOW_CONSUMER_CUTS, "reason" => "buffer")
+            .absolute(channels.slow_consumer_cuts());
         metrics::counter!(ACTOR_FAILURES, "kind" => "subscription")
             .absolute(channels.failed_subscribers());
         metrics::counter!(ACTOR_FAILURES, "kind" => "restaurant").absolute(registry.failures());

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+pub mod mailbox;
 pub mod ports;
 pub mod restaurant;
 pub mod shutdown;

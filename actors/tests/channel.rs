@@ -42,7 +42,7 @@ impl Fixture {
 
     async fn join(&self) -> Subscription {
         self.channels
-            .join(self.seeded.id(), Filter::All)
+            .join(self.seeded.id(), Filter::All, None)
             .await
             .expect("join the channel")
     }

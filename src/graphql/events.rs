@@ -16,11 +16,14 @@ pub struct Subscription;
 /// events from `after` up to and including this seq, and ends.
 pub struct CatchUpTo(pub i64);
 
-/// Request data for a cohort's shared execution: `restaurantEvents` reports here the seq
-/// after which its live events start.
+/// Request data for a cohort's shared execution: `restaurantEvents` reports here its
+/// restaurant and the seq after which its live events start.
 pub struct SharedExecution {
-    pub live_after: Box<dyn Fn(i64) + Send + Sync>,
+    pub live_after: Box<LiveAfter>,
 }
+
+/// Told the restaurant and the seq after which a shared execution's live events start.
+pub type LiveAfter = dyn Fn(&RestaurantId, i64) + Send + Sync;
 
 type EventStream<T> = BoxStream<'static, Result<T, ApiError>>;
 
@@ -65,18 +68,28 @@ impl Subscription {
                 .map(|event| event.map(|e| RestaurantEvent::from(e.as_ref().clone())))
                 .boxed());
         }
-        let subscription = services.channels.join(&restaurant, Filter::All).await?;
         let shared = ctx.data_opt::<SharedExecution>();
-        if let Some(shared) = shared {
-            (shared.live_after)(subscription.live_after);
-        }
+        let subscription = match shared {
+            Some(shared) => {
+                let subscription = services.channels.join_shared(&restaurant).await?;
+                (shared.live_after)(&restaurant, subscription.live_after);
+                subscription
+            }
+            None => {
+                let expires_in = by.expires_at().map(live::expires_in);
+                let filter = Filter::All;
+                services
+                    .channels
+                    .join(&restaurant, filter, expires_in)
+                    .await?
+            }
+        };
         let events = live::events(
             "restaurantEvents",
             services.store.clone(),
             restaurant,
             subscription,
             after,
-            by.expires_at(),
             shared.is_none(),
         );
         Ok(events
@@ -95,9 +108,11 @@ impl Subscription {
         let services = services(ctx)?;
         let restaurant = owner(ctx, Owned::Order(&order_id), "order").await?;
         // Joined before reading the current state, so that no change falls in between.
+        let expires_in = by.expires_at().map(live::expires_in);
+        let filter = Filter::Order(order_id.clone());
         let subscription = services
             .channels
-            .join(&restaurant, Filter::Order(order_id.clone()))
+            .join(&restaurant, filter, expires_in)
             .await?;
         let current = services
             .store
@@ -112,7 +127,6 @@ impl Subscription {
             restaurant,
             subscription,
             None,
-            by.expires_at(),
             true,
         )
         .filter_map(move |event| {

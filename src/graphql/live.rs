@@ -8,9 +8,10 @@ use orderhub_actors::ports::Store;
 use orderhub_actors::ErrorCode;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::ApiError;
-use crate::metrics::{Raised, BUFFER_DEPTH, SLOW_CONSUMER_CUTS, SUBSCRIPTIONS};
+use crate::metrics::{Raised, BUFFER_DEPTH, SUBSCRIPTIONS};
 
 /// Events read from the store per round trip when replaying.
 const REPLAY_PAGE: usize = 200;
@@ -80,21 +81,20 @@ pub fn replay(
 struct Feed {
     replay: Replay,
     subscription: Subscription,
-    expires: Option<tokio::time::Instant>,
     done: bool,
     _active: Option<Raised>,
 }
 
-/// Every event of the subscription with seq > `after` (or, without `after`, from now on).
-/// `counted`: whether it shows in the active-subscriptions gauge (a cohort's shared
-/// execution does not; its members do).
+/// Every event of the subscription with seq > `after` (or, without `after`, from now on). Its
+/// actor drops what it has seen, ends it when the token expires and cuts it when it falls
+/// behind; this reports how it ended, with the last seq it yielded. `counted`: whether it shows
+/// in the active-subscriptions gauge (a cohort's shared execution does not; its members do).
 pub fn events(
     field: &'static str,
     store: Arc<dyn Store>,
     restaurant: RestaurantId,
     subscription: Subscription,
     after: Option<i64>,
-    expires_at: Option<Timestamp>,
     counted: bool,
 ) -> impl Stream<Item = Result<Arc<Event>, ApiError>> + Send + 'static {
     let feed = Feed {
@@ -106,7 +106,6 @@ pub fn events(
             backlog: VecDeque::new(),
         },
         subscription,
-        expires: expires_at.map(deadline),
         done: false,
         _active: counted.then(|| Raised::new(metrics::gauge!(SUBSCRIPTIONS, "field" => field))),
     };
@@ -116,10 +115,25 @@ pub fn events(
     })
 }
 
-/// A wall-clock expiry as a Tokio deadline.
-pub fn deadline(at: Timestamp) -> tokio::time::Instant {
+/// A wall-clock expiry as the time left from now.
+pub fn expires_in(at: Timestamp) -> Duration {
     let left = at.millis().saturating_sub(Timestamp::now().millis()).max(0);
-    tokio::time::Instant::now() + std::time::Duration::from_millis(left.unsigned_abs())
+    Duration::from_millis(left.unsigned_abs())
+}
+
+/// The error that ends a subscription for `reason`, before its `lastSeq` is set.
+pub fn ending(reason: Option<EndReason>) -> ApiError {
+    match reason {
+        Some(EndReason::SlowConsumer) => ApiError::new(
+            ErrorCode::SlowConsumer,
+            "the client did not keep up; resubscribe with after: lastSeq",
+        ),
+        Some(EndReason::TokenExpired) => ApiError::unauthenticated("the token has expired"),
+        Some(EndReason::SourceEnded | EndReason::Interrupted) | None => ApiError::new(
+            ErrorCode::Unavailable,
+            "the subscription was interrupted; resubscribe with after: lastSeq",
+        ),
+    }
 }
 
 impl Feed {
@@ -138,36 +152,16 @@ impl Feed {
             // Caught up (or pruned meanwhile): live goes on.
             None => {}
         }
-        loop {
-            metrics::histogram!(BUFFER_DEPTH).record(self.subscription.events.len() as f64);
-            let received = match self.expires {
-                Some(expires) => tokio::select! {
-                    received = self.subscription.events.recv() => received,
-                    () = tokio::time::sleep_until(expires) => {
-                        return self.end(ApiError::unauthenticated("the token has expired"));
-                    }
-                },
-                None => self.subscription.events.recv().await,
-            };
-            // A cut subscription drops what is still buffered: its client resumes instead.
-            if self.subscription.ended() == Some(EndReason::SlowConsumer) {
-                metrics::counter!(SLOW_CONSUMER_CUTS, "reason" => "buffer").increment(1);
-                return self.end(ApiError::new(
-                    ErrorCode::SlowConsumer,
-                    "the client did not keep up; resubscribe with after: lastSeq",
-                ));
-            }
-            let Some(event) = received else {
-                return self.end(ApiError::new(
-                    ErrorCode::Unavailable,
-                    "the subscription was interrupted; resubscribe with after: lastSeq",
-                ));
-            };
-            if event.seq > self.replay.sent {
+        metrics::histogram!(BUFFER_DEPTH).record(self.subscription.events.len() as f64);
+        let received = self.subscription.events.recv().await;
+        // A subscription that ended drops what is still buffered: its client resumes instead.
+        match (received, self.subscription.ended()) {
+            (Some(event), None) => {
                 self.replay.sent = event.seq;
                 crate::metrics::delivering(event.seq, event.at.millis());
-                return Some(Ok(event));
+                Some(Ok(event))
             }
+            (_, reason) => self.end(ending(reason)),
         }
     }
 }

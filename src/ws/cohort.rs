@@ -1,32 +1,38 @@
-//! Cohort fan-out. Subscribers on this node that sent the same `restaurantEvents` document,
-//! operation and variables (all but `after`) with the same authorization scope would each get
-//! the same bytes for every event. They form a cohort: one shared execution resolves and
-//! serializes each event once, and hands the payload to every member's bounded queue. Per
-//! member and event what is left is a queue hand-off, an envelope and a socket write.
+//! Cohorts: the render is shared, the identity is not. Subscribers on this node that sent the
+//! same `restaurantEvents` document, operation and variables (all but `after`) with the same
+//! authorization scope would each get the same bytes for every event. They form a cohort: one
+//! shared execution resolves and serializes each event once into a `Frame`, and sends it to
+//! every member's own subscription actor, which hands it to the member's connection.
 //!
 //! async-graphql resolves every item of a subscription stream separately for each subscriber
 //! (`OutputType::resolve` per item); at a few thousand screens per restaurant that, not the
 //! network, would be the limit.
 //!
-//! A member that resumes with `after` first replays (after, L] through its own execution,
-//! where L is the last seq the cohort had fanned out when the member joined; from then on
-//! its queue holds exactly the events after L. A member whose queue is full is cut with
-//! SLOW_CONSUMER and its `lastSeq`, like any subscriber; nobody else notices.
+//! Each member is a `SubscriptionActor` under the restaurant's channel, like any subscription:
+//! its mailbox, seq position, token expiry and slow-consumer cut are its own, and ending one
+//! member touches nobody else. A member that resumes with `after` first replays (after, L]
+//! through its own execution, where L is the last seq the cohort had sent out when the member
+//! joined, while its actor holds the frames after L.
 
 use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
 use async_graphql::{Value as GqlValue, Variables};
-use orderhub_actors::domain::Principal;
+use orderhub_actors::channel::{
+    ChannelRegistry, Delivery, EndReason, Feeder, Frame, Joining, Outlet, Refused, Source,
+    Subscriber,
+};
+use orderhub_actors::domain::{Principal, RestaurantId};
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use tokio::sync::{mpsc, watch};
+use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
-use super::connection::{Notice, Out};
-use super::outbox::{Outbox, Refused};
-use super::protocol::{NextEnvelope, Payload};
-use crate::graphql::{AppSchema, Caller, SharedExecution};
+use super::outbox::{Notice, Out, Outbox, Refused as Full};
+use super::protocol::{self, NextEnvelope, Payload, Protocol};
+use crate::graphql::{ApiError, AppSchema, Caller, SharedExecution};
+use orderhub_actors::ErrorCode;
 
 /// Same key, same bytes: the document, the operation, the variables but `after`, and the
 /// caller's scope (role, restaurant, table), which decides authorization.
@@ -135,65 +141,30 @@ pub fn eligible(payload: &Payload, caller: &Caller) -> Option<Eligible> {
     })
 }
 
-/// One event as every member of a cohort gets it.
-pub struct Frame {
-    pub seq: i64,
-    pub committed_at_ms: i64,
-    /// The GraphQL response (`{"data": …}`) as JSON.
-    pub payload: Box<str>,
-}
-
 /// How far a cohort has got.
 #[derive(Debug, Clone)]
 enum Phase {
     Starting,
-    /// Live; events after this seq are fanned out.
-    Live(i64),
+    /// Live in this restaurant; events after this seq are sent out.
+    Live(RestaurantId, i64),
     /// Over: the errors every member gets (`None`: the stream completed).
     Ended(Option<Arc<Value>>),
 }
 
-struct Member {
-    route: Route,
-    cut: Arc<AtomicBool>,
-    /// The last seq handed to the connection's writer directly.
-    delivered: Arc<AtomicI64>,
-}
-
-/// Where a caught-up member's frames go: its connection's outbox, which is also told
-/// `Notice::Stopped(operation)` when the member is cut or the cohort ends.
-pub(super) struct Outlet {
-    pub outbox: Arc<Outbox>,
-    pub envelope: Arc<NextEnvelope>,
-    pub operation: u64,
-}
-
 /// Where a member's frames go.
 enum Route {
-    /// While the member catches up: frames wait in its own queue.
-    Queue(mpsc::Sender<Arc<Frame>>),
-    /// Caught up: straight into its connection's writer queue, with no task in between.
-    Direct {
-        outlet: Outlet,
-        /// Frames up to this seq were sent already (a member that resumed ahead).
-        after: i64,
-    },
-}
-
-impl Member {
-    /// The member is out of the cohort: a queue tells by closing, a direct member's
-    /// connection by a notice.
-    fn stopped(self) {
-        if let Route::Direct { outlet, .. } = self.route {
-            outlet.outbox.notify(Notice::Stopped(outlet.operation));
-        }
-    }
+    /// Until its actor has started: frames wait here, as many as its mailbox would hold.
+    Waiting(VecDeque<Arc<Frame>>),
+    /// Its subscription actor.
+    Actor(Feeder),
+    /// Fell behind while waiting: its actor ends it as soon as it starts.
+    Cut,
 }
 
 struct State {
-    members: HashMap<u64, Member>,
+    members: HashMap<u64, Route>,
     next_member: u64,
-    /// The last seq fanned out.
+    /// The last seq sent out.
     last_seq: i64,
     leader: Option<AbortHandle>,
 }
@@ -207,6 +178,7 @@ struct Cohort {
 
 struct Inner {
     schema: AppSchema,
+    channels: ChannelRegistry,
     buffer: usize,
     cohorts: Mutex<HashMap<Key, Arc<Cohort>>>,
 }
@@ -224,11 +196,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Cohorts {
-    /// `buffer`: events queued per member before it is cut as a slow consumer.
-    pub fn new(schema: AppSchema, buffer: usize) -> Cohorts {
+    /// `buffer`: frames waiting for a member before it is cut as a slow consumer (its
+    /// subscription actor's mailbox holds as many).
+    pub fn new(schema: AppSchema, channels: ChannelRegistry, buffer: usize) -> Cohorts {
         Cohorts {
             inner: Arc::new(Inner {
                 schema,
+                channels,
                 buffer,
                 cohorts: Mutex::new(HashMap::new()),
             }),
@@ -252,32 +226,20 @@ impl Cohorts {
             cohorts.insert(eligible.key.clone(), cohort.clone());
             cohort
         });
-        let (frames_tx, frames) = mpsc::channel(self.inner.buffer);
-        let cut = Arc::new(AtomicBool::new(false));
-        let delivered = Arc::new(AtomicI64::new(0));
         let mut state = lock(&cohort.state);
         let id = state.next_member;
         state.next_member += 1;
-        state.members.insert(
-            id,
-            Member {
-                route: Route::Queue(frames_tx),
-                cut: cut.clone(),
-                delivered: delivered.clone(),
-            },
-        );
+        state.members.insert(id, Route::Waiting(VecDeque::new()));
         let joined_at = match *cohort.phase.borrow() {
-            Phase::Live(_) => Some(state.last_seq),
+            Phase::Live(..) => Some(state.last_seq),
             _ => None,
         };
         drop(state);
         Membership {
             cohort: cohort.clone(),
             id,
-            frames: Some(frames),
-            cut,
-            delivered,
             joined_at,
+            attached: false,
         }
     }
 
@@ -302,10 +264,12 @@ impl Cohorts {
             .variables(Variables::from_json(variables))
             .data(Caller::Authenticated(eligible.scope.clone()))
             .data(SharedExecution {
-                live_after: Box::new(move |seq| {
+                live_after: Box::new(move |restaurant, seq| {
                     if let Some(cohort) = live.upgrade() {
                         lock(&cohort.state).last_seq = seq;
-                        cohort.phase.send_replace(Phase::Live(seq));
+                        cohort
+                            .phase
+                            .send_replace(Phase::Live(restaurant.clone(), seq));
                     }
                 }),
             });
@@ -322,7 +286,7 @@ impl Cohorts {
     }
 }
 
-/// The shared execution: resolves and serializes each event once and fans it out.
+/// The shared execution: resolves and serializes each event once and sends it out.
 async fn lead(cohort: Weak<Cohort>, schema: AppSchema, request: async_graphql::Request) {
     use async_graphql::futures_util::StreamExt;
     let mut responses = schema.execute_stream(request);
@@ -345,7 +309,7 @@ async fn lead(cohort: Weak<Cohort>, schema: AppSchema, request: async_graphql::R
                 continue;
             }
         };
-        cohort.fan_out(Arc::new(Frame {
+        cohort.send_out(Arc::new(Frame {
             seq: event.seq,
             committed_at_ms: event.committed_at_ms,
             payload,
@@ -357,54 +321,44 @@ async fn lead(cohort: Weak<Cohort>, schema: AppSchema, request: async_graphql::R
 }
 
 impl Cohort {
-    fn fan_out(&self, frame: Arc<Frame>) {
+    fn buffer(&self) -> usize {
+        self.cohorts.upgrade().map_or(1, |inner| inner.buffer)
+    }
+
+    fn send_out(&self, frame: Arc<Frame>) {
+        let buffer = self.buffer();
         let mut state = lock(&self.state);
         state.last_seq = frame.seq;
         let mut gone = Vec::new();
-        for (id, member) in &state.members {
-            let sent = match &member.route {
-                Route::Queue(frames) => frames.try_send(frame.clone()).map_err(is_full),
-                Route::Direct { after, .. } if frame.seq <= *after => continue,
-                Route::Direct { outlet, .. } => {
-                    let event = Out::Event {
-                        envelope: outlet.envelope.clone(),
-                        frame: frame.clone(),
-                    };
-                    let sent = outlet
-                        .outbox
-                        .try_send(event)
-                        .map_err(|refused| refused == Refused::Full);
-                    if sent.is_ok() {
-                        member.delivered.store(frame.seq, Ordering::Release);
+        for (id, route) in state.members.iter_mut() {
+            match route {
+                Route::Waiting(frames) if frames.len() >= buffer => *route = Route::Cut,
+                Route::Waiting(frames) => frames.push_back(frame.clone()),
+                Route::Actor(feeder) => {
+                    if !feeder.send(Delivery::Frame(frame.clone())) {
+                        gone.push(*id);
                     }
-                    sent
                 }
-            };
-            if let Err(full) = sent {
-                if full {
-                    member.cut.store(true, Ordering::Release);
-                    metrics::counter!(crate::metrics::SLOW_CONSUMER_CUTS, "reason" => "buffer")
-                        .increment(1);
-                }
-                gone.push(*id);
+                Route::Cut => {}
             }
         }
         for id in gone {
-            if let Some(member) = state.members.remove(&id) {
-                member.stopped();
-            }
+            state.members.remove(&id);
         }
     }
 
-    /// Ends the cohort: members drain their queues, then get `errors` (or `complete`).
+    /// Ends the cohort: each member's actor ends its subscription after what it has, with
+    /// `errors` (or `complete`).
     fn end(&self, errors: Option<Arc<Value>>) {
         if let Some(inner) = self.cohorts.upgrade() {
             self.forget(&mut lock(&inner.cohorts));
         }
         let mut state = lock(&self.state);
         self.phase.send_replace(Phase::Ended(errors));
-        for (_, member) in state.members.drain() {
-            member.stopped();
+        for route in state.members.values() {
+            if let Route::Actor(feeder) = route {
+                feeder.source_ended();
+            }
         }
         if let Some(leader) = state.leader.take() {
             leader.abort();
@@ -420,38 +374,80 @@ impl Cohort {
             cohorts.remove(&self.key);
         }
     }
+
+    /// Member `id` left; the last one to leave stops the shared execution.
+    fn leave(&self, id: u64) {
+        let Some(inner) = self.cohorts.upgrade() else {
+            return;
+        };
+        // The node's map first, then the cohort: the order `join` takes them in.
+        let mut cohorts = lock(&inner.cohorts);
+        let mut state = lock(&self.state);
+        state.members.remove(&id);
+        if state.members.is_empty() {
+            if let Some(leader) = state.leader.take() {
+                leader.abort();
+            }
+            drop(state);
+            self.forget(&mut cohorts);
+            self.phase.send_replace(Phase::Ended(None));
+        }
+    }
+
+    /// How a member whose cohort ended ends.
+    fn ending(&self) -> Ending {
+        match &*self.phase.borrow() {
+            Phase::Ended(Some(errors)) => Ending::Failed(errors.clone()),
+            _ => Ending::Completed,
+        }
+    }
 }
 
-/// A member's place in a cohort; leaving is dropping it. The last member to leave stops the
-/// shared execution.
+/// A member's place in its cohort until its subscription actor takes it over.
 pub struct Membership {
     cohort: Arc<Cohort>,
     id: u64,
-    /// Frames queued while the member catches up; gone once they go direct.
-    frames: Option<mpsc::Receiver<Arc<Frame>>>,
-    cut: Arc<AtomicBool>,
-    delivered: Arc<AtomicI64>,
     /// The cohort's last seq when this member joined a live cohort.
     joined_at: Option<i64>,
+    /// Its actor's outlet holds its place now.
+    attached: bool,
 }
 
-/// Whether a member's frames now go to its connection directly.
-pub enum Switch {
-    Done,
-    /// Frames arrived meanwhile: send them first.
-    Pending,
-}
-
-/// Why a member's stream of frames ended.
+/// How a member's subscription ended.
 pub enum Ending {
-    /// The member fell `buffer` events behind.
-    SlowConsumer,
+    /// Its actor ended it (the shared execution's end aside).
+    Ended(EndReason),
     /// The shared execution failed; every member gets these errors.
     Failed(Arc<Value>),
     /// The shared execution completed.
     Completed,
-    /// The member's token expired (the connection tells).
-    TokenExpired,
+}
+
+/// Who a member is on its connection.
+pub(super) struct Member {
+    outbox: Arc<Outbox>,
+    protocol: Protocol,
+    id: String,
+    /// Tells this operation from an earlier one with the same id.
+    operation: u64,
+    /// Its operation ended it and said so: the actor's end goes unsaid.
+    silenced: AtomicBool,
+}
+
+impl Member {
+    pub fn new(outbox: Arc<Outbox>, protocol: Protocol, id: &str, operation: u64) -> Arc<Member> {
+        Arc::new(Member {
+            outbox,
+            protocol,
+            id: id.to_owned(),
+            operation,
+            silenced: AtomicBool::new(false),
+        })
+    }
+
+    pub fn silence(&self) {
+        self.silenced.store(true, Ordering::Release);
+    }
 }
 
 impl Membership {
@@ -465,72 +461,65 @@ impl Membership {
             .map(|phase| phase.clone())
             .unwrap_or(Phase::Ended(None));
         match phase {
-            Phase::Live(first) => Ok(self.joined_at.unwrap_or(first)),
+            Phase::Live(_, first) => Ok(self.joined_at.unwrap_or(first)),
             Phase::Ended(errors) => Err(ending_after(errors)),
             Phase::Starting => Err(Ending::Completed),
         }
     }
 
-    /// A frame queued while the member caught up, `None` when there is none now, or how
-    /// the member's stream ended.
-    pub fn try_next(&mut self) -> Option<Result<Arc<Frame>, Ending>> {
-        match self.frames.as_mut()?.try_recv() {
-            Ok(frame) => Some(Ok(frame)),
-            Err(mpsc::error::TryRecvError::Empty) => None,
-            Err(mpsc::error::TryRecvError::Disconnected) => Some(Err(self.ending())),
-        }
-    }
-
-    /// From now on the cohort hands this member's frames (after `last`) to `outlet` itself —
-    /// unless frames queued up meanwhile, which the member sends first.
-    pub(super) fn go_direct(&mut self, outlet: Outlet, last: i64) -> Switch {
+    /// Starts the member's subscription actor under the restaurant's channel, with the frames
+    /// after `live_after`; with `resume_after`, it holds them until told the member caught up.
+    pub(super) async fn attach(
+        mut self,
+        member: Arc<Member>,
+        live_after: i64,
+        resume_after: Option<i64>,
+        expires_in: Option<Duration>,
+    ) -> Result<Subscriber, ApiError> {
+        let (restaurant, channels) =
+            match (&*self.cohort.phase.borrow(), self.cohort.cohorts.upgrade()) {
+                (Phase::Live(restaurant, _), Some(inner)) => {
+                    (restaurant.clone(), inner.channels.clone())
+                }
+                _ => return Err(ApiError::new(ErrorCode::Unavailable, "the cohort ended")),
+            };
+        let envelope = Arc::new(NextEnvelope::new(member.protocol, &member.id));
+        let subscriber = channels
+            .start_subscriber(&restaurant, || Joining {
+                source: Source::Cohort,
+                outlet: Box::new(MemberOutlet {
+                    member: member.clone(),
+                    envelope: envelope.clone(),
+                    cohort: self.cohort.clone(),
+                    place: self.id,
+                }),
+                expires_in,
+                position: Some(resume_after.unwrap_or(live_after)),
+                catching_up: resume_after.is_some(),
+                shared: false,
+            })
+            .await?;
+        // From here the actor's outlet holds the member's place.
+        self.attached = true;
+        let feeder = subscriber.feeder();
         let mut state = lock(&self.cohort.state);
-        // Frames are queued under this lock: an empty queue stays empty until the switch.
-        if self
-            .frames
-            .as_ref()
-            .is_some_and(|frames| !frames.is_empty())
-        {
-            return Switch::Pending;
+        match state.members.insert(self.id, Route::Actor(feeder.clone())) {
+            Some(Route::Waiting(frames)) => {
+                for frame in frames {
+                    feeder.send(Delivery::Frame(frame));
+                }
+            }
+            Some(Route::Cut) => {
+                state.members.remove(&self.id);
+                feeder.overflowed();
+            }
+            Some(Route::Actor(_)) | None => {
+                state.members.remove(&self.id);
+                feeder.source_ended();
+            }
         }
-        let Some(member) = state.members.get_mut(&self.id) else {
-            // Cut or ended: the closed queue tells how.
-            return Switch::Pending;
-        };
-        self.delivered.store(last, Ordering::Release);
-        member.route = Route::Direct {
-            outlet,
-            after: last,
-        };
-        self.frames = None;
-        Switch::Done
+        Ok(subscriber)
     }
-
-    /// The last seq handed to the connection directly.
-    pub fn last_sent(&self) -> i64 {
-        self.delivered.load(Ordering::Acquire)
-    }
-
-    /// Whether the member still gets the cohort's frames.
-    pub fn is_member(&self) -> bool {
-        lock(&self.cohort.state).members.contains_key(&self.id)
-    }
-
-    /// Why the member's frames stopped (once they have).
-    pub fn ending(&self) -> Ending {
-        if self.cut.load(Ordering::Acquire) {
-            return Ending::SlowConsumer;
-        }
-        let phase = self.cohort.phase.borrow().clone();
-        match phase {
-            Phase::Ended(errors) => ending_after(errors),
-            _ => Ending::Completed,
-        }
-    }
-}
-
-fn is_full<T>(error: mpsc::error::TrySendError<T>) -> bool {
-    matches!(error, mpsc::error::TrySendError::Full(_))
 }
 
 fn ending_after(errors: Option<Arc<Value>>) -> Ending {
@@ -542,22 +531,88 @@ fn ending_after(errors: Option<Arc<Value>>) -> Ending {
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        let Some(inner) = self.cohort.cohorts.upgrade() else {
-            return;
-        };
-        // The node's map first, then the cohort: the order `join` takes them in.
-        let mut cohorts = lock(&inner.cohorts);
-        let mut state = lock(&self.cohort.state);
-        state.members.remove(&self.id);
-        if state.members.is_empty() {
-            if let Some(leader) = state.leader.take() {
-                leader.abort();
-            }
-            drop(state);
-            self.cohort.forget(&mut cohorts);
-            self.cohort.phase.send_replace(Phase::Ended(None));
+        if !self.attached {
+            self.cohort.leave(self.id);
         }
     }
+}
+
+/// Where a member's subscription actor hands its frames: the connection's outbox. It holds the
+/// member's place in the cohort for as long as the actor lives.
+struct MemberOutlet {
+    member: Arc<Member>,
+    envelope: Arc<NextEnvelope>,
+    /// Kept while the member lives: how the cohort ended is read after its execution let go.
+    cohort: Arc<Cohort>,
+    place: u64,
+}
+
+impl Outlet for MemberOutlet {
+    fn offer(&mut self, delivery: Delivery) -> Result<(), Refused> {
+        let Delivery::Frame(frame) = delivery else {
+            return Ok(()); // a member is sent frames only
+        };
+        let event = Out::Event {
+            envelope: self.envelope.clone(),
+            frame,
+        };
+        self.member
+            .outbox
+            .try_send(event)
+            .map_err(|refused| match refused {
+                Full::Full => Refused::Full,
+                Full::Closed => Refused::Gone,
+            })
+    }
+
+    fn end(&mut self, reason: EndReason, last_seq: i64) {
+        if self.member.silenced.load(Ordering::Acquire) {
+            return;
+        }
+        let ending = match reason {
+            EndReason::SourceEnded => self.cohort.ending(),
+            reason => Ending::Ended(reason),
+        };
+        let member = &self.member;
+        let text = ending_message(member.protocol, &member.id, ending, last_seq);
+        member.outbox.notify(Notice::Ended {
+            operation: member.operation,
+            text,
+        });
+    }
+}
+
+impl Drop for MemberOutlet {
+    fn drop(&mut self) {
+        self.cohort.leave(self.place);
+    }
+}
+
+/// The message that ends a member's stream: complete, or its errors with the last seq the
+/// member was sent.
+pub(super) fn ending_message(protocol: Protocol, id: &str, ending: Ending, last: i64) -> String {
+    let error = match ending {
+        Ending::Completed => return protocol::complete(protocol, id),
+        Ending::Ended(reason) => crate::graphql::ending(Some(reason)),
+        Ending::Failed(errors) => {
+            let mut errors = (*errors).clone();
+            if let Some(errors) = errors.as_array_mut() {
+                for error in errors {
+                    if error["extensions"].get("lastSeq").is_some() {
+                        error["extensions"]["lastSeq"] = last.into();
+                    }
+                }
+            }
+            return protocol::error(protocol, id, &errors);
+        }
+    };
+    protocol::error(protocol, id, &errors_of(error.with_last_seq(last)))
+}
+
+/// An error as the `errors` list of a response.
+pub(super) fn errors_of(error: ApiError) -> Value {
+    let error = async_graphql::Error::from(error).into_server_error(Default::default());
+    serde_json::to_value([error]).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -7,14 +7,15 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use tokio::time::{sleep_until, timeout, Instant};
 
-use super::cohort::{self, Cohorts, Eligible, Ending, Frame, Membership, Outlet, Switch};
-use super::outbox::{OpenConnections, Outbox};
-use super::protocol::{self, close, ClientMessage, NextEnvelope, Payload, Protocol};
+use super::cohort::{self, ending_message, errors_of, Cohorts, Eligible, Ending, Member};
+use super::outbox::{Notice, OpenConnections, Out, Outbox};
+use super::protocol::{self, close, ClientMessage, Payload, Protocol};
 use crate::auth::Tokens;
 use crate::graphql::{ApiError, CatchUpTo};
 use crate::graphql::{AppSchema, Caller};
 use crate::metrics::{Raised, RATE_LIMITED, SLOW_CONSUMER_CUTS, SUBSCRIPTIONS, WS_CONNECTIONS};
 use crate::rate_limit::RateLimiter;
+use orderhub_actors::channel::Subscriber;
 use orderhub_actors::ErrorCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,38 +63,6 @@ pub struct WsServices {
     pub connections: OpenConnections,
 }
 
-/// What the connection writes.
-pub(super) enum Out {
-    /// A message, and the commit time of the event it carries, if it carries one.
-    Text(String, Option<i64>),
-    /// An event of a cohort for one subscription: the envelope is written around the
-    /// cohort's encoded payload here, when it is written.
-    Event {
-        envelope: Arc<NextEnvelope>,
-        frame: Arc<Frame>,
-    },
-    Ping,
-}
-
-/// What a connection's operations and cohorts tell it.
-pub(super) enum Notice {
-    /// The task of operation `key` ended.
-    Finished(u64),
-    /// Operation `key` caught up: from now on its cohort writes to this connection directly,
-    /// its task ends, and the connection keeps its place in the cohort.
-    Direct(u64, Box<DirectMember>),
-    /// Cohort member `key` was cut, or its cohort ended.
-    Stopped(u64),
-    /// The server stops: the connection closes with 1001.
-    ServerStopping,
-}
-
-/// A subscription served by its cohort with no task of its own: idle, it costs a map entry.
-pub(super) struct DirectMember {
-    membership: Membership,
-    _active: Raised,
-}
-
 /// Frames written per flush at most.
 const WRITE_BATCH: usize = 32;
 
@@ -101,8 +70,9 @@ const WRITE_BATCH: usize = 32;
 enum Running {
     /// Served by a task of its own.
     Task(AbortHandle),
-    /// Served by its cohort, straight into the connection's outbox.
-    Member(Box<DirectMember>),
+    /// A cohort member: its subscription actor writes into the connection's outbox. Held to
+    /// stop the actor when the operation ends.
+    Member { _held: Box<(Subscriber, Raised)> },
 }
 
 struct Connection {
@@ -119,9 +89,6 @@ struct Connection {
     /// The token the caller authenticated with: its rate limit applies to subscribe messages.
     token: Option<String>,
     init_received: bool,
-    /// When the caller's token expires; past it, cohort members end with UNAUTHENTICATED
-    /// (operations on their own end by themselves).
-    expires: Option<Instant>,
     /// By the client's id; the key tells one operation from a later one with the same id.
     operations: HashMap<String, (u64, Running)>,
     next_key: u64,
@@ -191,7 +158,6 @@ pub fn serve(
         caller: None,
         token: None,
         init_received: false,
-        expires: None,
         operations: HashMap::new(),
         next_key: 0,
         out,
@@ -221,15 +187,11 @@ async fn run(
     let keepalive = connection.config.keepalive;
     let mut next_ping = started + keepalive;
     let mut last_heard = started;
-    // One timer, boxed: the next ping, or sooner the connection_init deadline and then the
-    // token's expiry.
+    // One timer, boxed: the next ping, or sooner the connection_init deadline. (Each
+    // subscription's actor ends it when the token expires.)
     let mut timer = Box::pin(sleep_until(init_deadline.min(next_ping)));
     let close = 'serving: loop {
-        let deadline = match connection.init_received {
-            false => Some(init_deadline),
-            // Until it has passed: then the members it ended are gone.
-            true => connection.expires.filter(|at| *at > Instant::now()),
-        };
+        let deadline = (!connection.init_received).then_some(init_deadline);
         let wake = deadline.map_or(next_ping, |deadline| deadline.min(next_ping));
         if timer.deadline() != wake {
             timer.as_mut().reset(wake);
@@ -273,13 +235,10 @@ async fn run(
             Step::Timer => {
                 let now = Instant::now();
                 if deadline.is_some_and(|deadline| deadline <= now) {
-                    if !connection.init_received {
-                        break Leave::Close(
-                            close::INIT_TIMEOUT,
-                            "Connection initialisation timeout".into(),
-                        );
-                    }
-                    connection.expire();
+                    break Leave::Close(
+                        close::INIT_TIMEOUT,
+                        "Connection initialisation timeout".into(),
+                    );
                 }
                 if next_ping <= now {
                     if last_heard.elapsed() > keepalive * 2 {
@@ -428,75 +387,24 @@ impl Connection {
                 self.operations
                     .retain(|_, (k, running)| !(*k == key && matches!(running, Running::Task(_))));
             }
-            Notice::Direct(key, member) => self.take_over(key, member),
-            Notice::Stopped(key) => {
-                // A member still in its task learns of it there.
-                let id = self.members().find(|(_, k)| *k == key).map(|(id, _)| id);
-                if let Some((id, member)) = id.and_then(|id| self.remove_member(id)) {
-                    let ending = member.membership.ending();
-                    self.end_member(&id, member, ending);
+            Notice::Member(key, member) => {
+                // Completed or ended meanwhile: dropping the member stops its actor.
+                if let Some((_, running)) = self.operations.values_mut().find(|(k, _)| *k == key) {
+                    *running = Running::Member { _held: member };
+                }
+            }
+            Notice::Ended { operation, text } => {
+                // Unless the client completed it first: then it heard the end already.
+                let id = self.operations.iter().find(|(_, (k, _))| *k == operation);
+                if let Some(id) = id.map(|(id, _)| id.clone()) {
+                    if let Some((_, Running::Task(task))) = self.operations.remove(&id) {
+                        task.abort();
+                    }
+                    self.out.force(Out::Text(text, None));
                 }
             }
         }
         Flow::Continue
-    }
-
-    /// A cohort member caught up: the connection keeps its place in the cohort from now on.
-    fn take_over(&mut self, key: u64, member: Box<DirectMember>) {
-        let Some((id, running)) = self.operations.iter_mut().find(|(_, (k, _))| *k == key) else {
-            // Completed meanwhile: dropping the member leaves the cohort.
-            return;
-        };
-        let ending = if self.expires.is_some_and(|at| at <= Instant::now()) {
-            Ending::TokenExpired
-        } else if !member.membership.is_member() {
-            // Cut or ended before the connection took it over: no notice follows.
-            member.membership.ending()
-        } else {
-            running.1 = Running::Member(member);
-            return;
-        };
-        let id = id.clone();
-        self.operations.remove(&id);
-        self.end_member(&id, *member, ending);
-    }
-
-    /// Ends a cohort member that is out of the operations: out of its cohort first, so that
-    /// no frame follows, then the message telling the client why, after the frames queued.
-    fn end_member(&self, id: &str, member: DirectMember, ending: Ending) {
-        let last = member.membership.last_sent();
-        drop(member);
-        let text = ending_message(self.protocol, id, ending, last);
-        self.out.force(Out::Text(text, None));
-    }
-
-    /// The caller's token expired: every cohort member ends with UNAUTHENTICATED.
-    fn expire(&mut self) {
-        let members: Vec<String> = self.members().map(|(id, _)| id).collect();
-        for id in members {
-            if let Some((id, member)) = self.remove_member(id) {
-                self.end_member(&id, member, Ending::TokenExpired);
-            }
-        }
-    }
-
-    /// The ids and keys of the operations their cohorts serve.
-    fn members(&self) -> impl Iterator<Item = (String, u64)> + '_ {
-        self.operations
-            .iter()
-            .filter(|(_, (_, running))| matches!(running, Running::Member(_)))
-            .map(|(id, (key, _))| (id.clone(), *key))
-    }
-
-    /// Takes operation `id` out if its cohort serves it.
-    fn remove_member(&mut self, id: String) -> Option<(String, DirectMember)> {
-        if !matches!(self.operations.get(&id), Some((_, Running::Member(_)))) {
-            return None;
-        }
-        match self.operations.remove(&id) {
-            Some((_, Running::Member(member))) => Some((id, *member)),
-            _ => None,
-        }
     }
 
     /// Ends operation `id` before it starts, with `code`; the connection stays open.
@@ -551,9 +459,6 @@ impl Connection {
                 self.say(protocol::connection_error(&error.to_string()));
             }
             return Flow::Close(close::FORBIDDEN, format!("Forbidden: {error}"));
-        }
-        if let Caller::Authenticated(principal) = &caller {
-            self.expires = principal.expires_at().map(crate::graphql::deadline);
         }
         self.caller = Some(caller);
         self.say(protocol::ack(self.protocol));
@@ -717,50 +622,40 @@ impl Operation {
             Ok(seq) => seq,
             Err(ending) => return self.end(ending, after.unwrap_or(0)).await,
         };
-        let mut last = live_after;
+        let member = Member::new(self.out.clone(), self.protocol, &self.id, self.key);
+        let expires_in = match &self.caller {
+            Caller::Authenticated(principal) => {
+                principal.expires_at().map(crate::graphql::expires_in)
+            }
+            _ => None,
+        };
+        let resume_after = catch_up.is_some().then(|| after.unwrap_or(0));
+        let attached = membership
+            .attach(member.clone(), live_after, resume_after, expires_in)
+            .await;
+        let subscriber = match attached {
+            Ok(subscriber) => subscriber,
+            Err(error) => {
+                let errors = errors_of(error.with_last_seq(after.unwrap_or(0)));
+                self.send(protocol::error(self.protocol, &self.id, &errors), None)
+                    .await;
+                return;
+            }
+        };
         if let Some(request) = catch_up {
+            // Meanwhile the member's actor holds the frames after `live_after`.
             let request = request.data(CatchUpTo(live_after));
             match Box::pin(self.forward(self.schema.execute_stream(request))).await {
                 Forwarded::Ended(replayed) => {
                     let after = after.unwrap_or(0);
-                    last = replayed.unwrap_or(after).max(after).max(live_after);
+                    subscriber.caught_up(replayed.unwrap_or(after).max(after).max(live_after));
                 }
-                Forwarded::Failed | Forwarded::Gone => return,
+                // The error went out: the actor's end must not follow it.
+                Forwarded::Failed | Forwarded::Gone => return member.silence(),
             }
         }
-        let envelope = Arc::new(NextEnvelope::new(self.protocol, &self.id));
-        loop {
-            match membership.try_next() {
-                Some(Ok(frame)) => {
-                    if frame.seq > last {
-                        last = frame.seq;
-                        let text = envelope.wrap(&frame.payload);
-                        if !self.send(text, Some(frame.committed_at_ms)).await {
-                            return;
-                        }
-                    }
-                }
-                Some(Err(ending)) => return self.end(ending, last).await,
-                None => {
-                    let outlet = Outlet {
-                        outbox: self.out.clone(),
-                        envelope: envelope.clone(),
-                        operation: self.key,
-                    };
-                    match membership.go_direct(outlet, last) {
-                        Switch::Done => {
-                            let member = DirectMember {
-                                membership,
-                                _active: active,
-                            };
-                            self.out.notify(Notice::Direct(self.key, Box::new(member)));
-                            return;
-                        }
-                        Switch::Pending => tokio::task::yield_now().await,
-                    }
-                }
-            }
-        }
+        let kept = Box::new((subscriber, active));
+        self.out.notify(Notice::Member(self.key, kept));
     }
 
     /// Tells the member how its stream ended, with the last seq it was sent.
@@ -768,42 +663,6 @@ impl Operation {
         let text = ending_message(self.protocol, &self.id, ending, last);
         self.send(text, None).await;
     }
-}
-
-/// The message that ends a cohort member's stream: complete, or its errors with the last
-/// seq the member was sent.
-fn ending_message(protocol: Protocol, id: &str, ending: Ending, last: i64) -> String {
-    match ending {
-        Ending::Completed => protocol::complete(protocol, id),
-        Ending::SlowConsumer => {
-            let error = ApiError::new(
-                ErrorCode::SlowConsumer,
-                "the client did not keep up; resubscribe with after: lastSeq",
-            );
-            protocol::error(protocol, id, &errors_of(error.with_last_seq(last)))
-        }
-        Ending::TokenExpired => {
-            let error = ApiError::unauthenticated("the token has expired");
-            protocol::error(protocol, id, &errors_of(error.with_last_seq(last)))
-        }
-        Ending::Failed(errors) => {
-            let mut errors = (*errors).clone();
-            if let Some(errors) = errors.as_array_mut() {
-                for error in errors {
-                    if error["extensions"].get("lastSeq").is_some() {
-                        error["extensions"]["lastSeq"] = last.into();
-                    }
-                }
-            }
-            protocol::error(protocol, id, &errors)
-        }
-    }
-}
-
-/// An error as the `errors` list of a response.
-fn errors_of(error: ApiError) -> serde_json::Value {
-    let error = async_graphql::Error::from(error).into_server_error(Default::default());
-    serde_json::to_value([error]).unwrap_or_default()
 }
 
 /// A close frame's reason fits in a control frame (RFC 6455: 123 bytes); longer reasons, which

@@ -12,7 +12,36 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Poll;
 use tokio::sync::Notify;
 
-use super::connection::{Notice, Out};
+use orderhub_actors::channel::{Frame, Subscriber};
+
+use super::protocol::NextEnvelope;
+use crate::metrics::Raised;
+
+/// What the connection writes.
+pub(super) enum Out {
+    /// A message, and the commit time of the event it carries, if it carries one.
+    Text(String, Option<i64>),
+    /// An event of a cohort for one subscription: the envelope is written around the
+    /// cohort's encoded payload here, when it is written.
+    Event {
+        envelope: Arc<NextEnvelope>,
+        frame: Arc<Frame>,
+    },
+    Ping,
+}
+
+/// What a connection's operations and subscription actors tell it.
+pub(super) enum Notice {
+    /// The task of operation `key` ended.
+    Finished(u64),
+    /// Operation `key` is a cohort member that caught up: its subscription actor writes to this
+    /// connection directly from now on, its task ends, and the connection keeps the member.
+    Member(u64, Box<(Subscriber, Raised)>),
+    /// Operation `operation` ended on the server's side: `text` is its last message.
+    Ended { operation: u64, text: String },
+    /// The server stops: the connection closes with 1001.
+    ServerStopping,
+}
 
 pub(super) struct Outbox {
     queue: Mutex<Queue>,

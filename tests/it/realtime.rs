@@ -630,18 +630,20 @@ async fn subscribers_of_the_same_events_share_one_execution() {
         );
     }
     assert_eq!(others, all);
-    // Eight subscriptions, two executions (sampled every 2 s).
+    // Eight subscriptions, each an actor; two executions, each fed by an actor of its own
+    // (sampled every 2 s).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let exposition = server.metrics().await;
         let cohorts = metric_value(&exposition, "orderhub_subscription_cohorts");
         let actors = metric_value(&exposition, r#"orderhub_actors{kind="subscription"}"#);
-        if cohorts == Some(2.0) && actors == Some(2.0) {
+        let feeds = metric_value(&exposition, r#"orderhub_actors{kind="cohort"}"#);
+        if cohorts == Some(2.0) && actors == Some(8.0) && feeds == Some(2.0) {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "cohorts {cohorts:?}, subscription actors {actors:?}"
+            "cohorts {cohorts:?}, subscription actors {actors:?}, cohort feeds {feeds:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -88,57 +88,56 @@ async fn a_panicking_restaurant_actor_fails_its_command_and_nothing_is_half_writ
 async fn a_panicking_subscription_actor_ends_that_subscription_alone() {
     let server = node();
     let f = server.fixture().await;
+    let failed_before = server.channels.failed_subscribers();
     let mut kitchen = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
     let variables = json!({"r": f.restaurant, "after": 0});
-    // Two documents, so two executions and two subscription actors.
+    // "a" and "b" share a cohort (one execution, two subscription actors); "c" runs apart.
     kitchen.subscribe("a", SEQS, variables.clone()).await;
-    kitchen.subscribe("b", RESTAURANT_EVENTS, variables).await;
+    kitchen.subscribe("b", SEQS, variables.clone()).await;
+    kitchen.subscribe("c", RESTAURANT_EVENTS, variables).await;
     f.place(server, "first").await;
-    for _ in 0..2 {
+    for _ in 0..3 {
         let message = kitchen.recv().await.json();
         assert_eq!(message["type"], "next", "{message}");
         assert_eq!(message["payload"]["data"]["restaurantEvents"]["seq"], 1);
     }
     panic_next(Target::Subscription, &restaurant(&f));
     f.place(server, "second").await;
-    // Of the two, one ended after seq 1 and the other got seq 2; then a third order reaches
-    // the survivor and the resumed one alike.
-    let mut ended = None;
-    let mut survived = None;
-    for _ in 0..2 {
+    // One ended after seq 1, the two others got seq 2; then a third order reaches the
+    // survivors and the resumed one alike.
+    let mut ended = Vec::new();
+    let mut survived = Vec::new();
+    for _ in 0..3 {
         let message = kitchen.recv().await.json();
         let id = message["id"].as_str().expect("id").to_owned();
         match message["type"].as_str() {
             Some("next") => {
-                let seq = message["payload"]["data"]["restaurantEvents"]["seq"].as_i64();
-                if seq == Some(2) {
-                    survived = Some(id);
-                }
+                assert_eq!(message["payload"]["data"]["restaurantEvents"]["seq"], 2);
+                survived.push(id);
             }
             _ => {
                 assert_ended_with_last_seq(&message, 1);
-                ended = Some(id);
+                ended.push(id);
             }
         }
     }
-    let (ended, survived) = (ended.expect("one ended"), survived.expect("one went on"));
-    assert_ne!(ended, survived);
+    assert_eq!(ended.len(), 1, "one ended: {ended:?}, {survived:?}");
+    assert_eq!(server.channels.failed_subscribers(), failed_before + 1);
     kitchen
         .subscribe("resumed", SEQS, json!({"r": f.restaurant, "after": 1}))
         .await;
     assert_eq!(next(&mut kitchen, "resumed").await, Ok(2));
     f.place(server, "third").await;
     let mut thirds = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let message = kitchen.recv().await.json();
         assert_eq!(message["type"], "next", "{message}");
-        thirds.push((
-            message["id"].as_str().expect("id").to_owned(),
-            message["payload"]["data"]["restaurantEvents"]["seq"].as_i64(),
-        ));
+        assert_eq!(message["payload"]["data"]["restaurantEvents"]["seq"], 3);
+        thirds.push(message["id"].as_str().expect("id").to_owned());
     }
     thirds.sort();
-    let mut expected = vec![(survived, Some(3)), ("resumed".to_owned(), Some(3))];
+    let mut expected = survived;
+    expected.push("resumed".to_owned());
     expected.sort();
     assert_eq!(thirds, expected);
 }

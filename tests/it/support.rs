@@ -7,6 +7,7 @@
 use orderhub::app::{App, Settings};
 use orderhub::auth::Tokens;
 use orderhub::config::{Cli, Command};
+use orderhub_actors::channel::ChannelRegistry;
 use orderhub_actors::domain::{RestaurantId, Role, TableId};
 use orderhub_actors::restaurant::RestaurantRegistry;
 use serde_json::{json, Value};
@@ -30,6 +31,7 @@ pub struct TestServer {
     api: Api,
     pub database_url: String,
     pub registry: RestaurantRegistry,
+    pub channels: ChannelRegistry,
 }
 
 impl std::ops::Deref for TestServer {
@@ -103,20 +105,21 @@ impl TestServer {
                     .expect("bind");
                 let addr = listener.local_addr().expect("address");
                 ready_tx
-                    .send((addr, app.registry.clone()))
+                    .send((addr, app.registry.clone(), app.channels.clone()))
                     .expect("report readiness");
                 app.serve(listener, std::future::pending())
                     .await
                     .expect("serve");
             });
         });
-        let (addr, registry) = ready_rx
+        let (addr, registry, channels) = ready_rx
             .recv_timeout(Duration::from_secs(60))
             .expect("orderhub did not start within 60 s");
         TestServer {
             api: Api::at(&format!("http://{addr}")),
             database_url: database_url.to_owned(),
             registry,
+            channels,
         }
     }
 }

@@ -1,12 +1,12 @@
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
-use tokio::sync::mpsc;
+use std::sync::Arc;
 
-use super::registry::{ChannelInner, Inflow};
-use super::subscriber::{Filter, SubscriberMsg, Subscription, SubscriptionActor};
+use super::registry::ChannelInner;
+use super::subscriber::{Delivery, Feeder, Joining, Source, Subscriber, SubscriptionActor};
 use crate::domain::{Event, RestaurantId};
+use crate::mailbox::{Admission, Mailbox};
 use crate::ports::{BusSignal, Listening};
 use crate::CommandError;
 
@@ -15,9 +15,10 @@ const CATCH_UP_PAGE: usize = 500;
 
 pub enum ChannelMsg {
     Bus(BusSignal),
+    /// Starts a subscription actor under this channel.
     Join {
-        filter: Filter,
-        reply: RpcReplyPort<Result<Subscription, CommandError>>,
+        joining: Joining,
+        reply: RpcReplyPort<Result<Subscriber, CommandError>>,
     },
     /// Read what the store has past the last event fanned out: fills gaps, and delivers events
     /// whose publication was lost (a node died between commit and publish, the bus was down).
@@ -31,7 +32,8 @@ pub struct ChannelActor;
 pub struct ChannelState {
     /// This actor, for the registry to forget when it ends.
     id: ActorId,
-    inflow: Arc<Inflow>,
+    /// Bus events on their way in.
+    inflow: Arc<Mailbox>,
     restaurant: RestaurantId,
     inner: Arc<ChannelInner>,
     /// Every event up to here has been fanned out.
@@ -39,14 +41,16 @@ pub struct ChannelState {
     /// Events that arrived ahead of a gap.
     pending: BTreeMap<i64, Arc<Event>>,
     gap_check_scheduled: bool,
-    subscribers: HashMap<ActorId, ActorRef<SubscriberMsg>>,
+    /// Every subscription actor, with its feeder if the channel feeds it, and whether it
+    /// serves a cohort's shared execution rather than one subscriber.
+    subscribers: HashMap<ActorId, (Option<Feeder>, bool)>,
     _listening: Listening,
 }
 
 impl Actor for ChannelActor {
     type Msg = ChannelMsg;
     type State = ChannelState;
-    type Arguments = (RestaurantId, Arc<ChannelInner>, Arc<Inflow>);
+    type Arguments = (RestaurantId, Arc<ChannelInner>, Arc<Mailbox>);
 
     async fn pre_start(
         &self,
@@ -55,23 +59,22 @@ impl Actor for ChannelActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         // Listen first, then read the high-water mark: an event published in between is
         // either at or below the mark (dropped as seen) or above it (delivered).
-        let (me, bound, queue) = (myself.clone(), inner.config.inflow, inflow.clone());
-        let refused = inner.clone();
+        let (me, queue, refused) = (myself.clone(), inflow.clone(), inner.clone());
         let listening = inner.bus.listen(
             &restaurant,
             Arc::new(move |signal| {
                 let signal = match signal {
-                    BusSignal::Event(_)
-                        if queue.queued.fetch_add(1, Ordering::Relaxed) >= bound =>
-                    {
-                        queue.queued.fetch_sub(1, Ordering::Relaxed);
-                        refused.stats.inflow_refused.fetch_add(1, Ordering::Relaxed);
+                    BusSignal::Event(event) => match queue.admit() {
+                        Admission::Admitted => BusSignal::Event(event),
                         // The store has it: one catch-up brings every event dropped until then.
-                        if queue.overflowed.swap(true, Ordering::Relaxed) {
-                            return;
+                        refusal => {
+                            refused.stats.inflow_refused.fetch_add(1, Ordering::Relaxed);
+                            match refusal {
+                                Admission::Overflowed => BusSignal::Resync,
+                                _ => return,
+                            }
                         }
-                        BusSignal::Resync
-                    }
+                    },
                     signal => signal,
                 };
                 let _ = me.cast(ChannelMsg::Bus(signal));
@@ -104,7 +107,7 @@ impl Actor for ChannelActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ChannelMsg::Bus(BusSignal::Event(event)) => {
-                state.inflow.queued.fetch_sub(1, Ordering::Relaxed);
+                state.inflow.taken();
                 #[cfg(feature = "fault-injection")]
                 crate::faults::hook(crate::faults::Target::Channel, &state.restaurant);
                 state.accept(event, &myself)
@@ -112,8 +115,8 @@ impl Actor for ChannelActor {
             ChannelMsg::Bus(BusSignal::Resync) | ChannelMsg::CatchUp => {
                 state.catch_up(&myself).await
             }
-            ChannelMsg::Join { filter, reply } => {
-                let _ = reply.send(state.join(filter, &myself).await);
+            ChannelMsg::Join { joining, reply } => {
+                let _ = reply.send(state.join(joining, &myself).await);
             }
         }
         Ok(())
@@ -136,11 +139,11 @@ impl Actor for ChannelActor {
             }
             _ => return Ok(()),
         };
-        if state.subscribers.remove(&ended).is_some() {
+        if let Some((_, shared)) = state.subscribers.remove(&ended) {
             state
                 .inner
                 .stats
-                .subscribers_alive
+                .alive(shared)
                 .fetch_sub(1, Ordering::Relaxed);
         }
         if state.subscribers.is_empty() {
@@ -160,43 +163,57 @@ impl Actor for ChannelActor {
 impl Drop for ChannelState {
     fn drop(&mut self) {
         self.inner.channels.forget(&self.restaurant, self.id);
-        let alive = u64::try_from(self.subscribers.len()).unwrap_or(u64::MAX);
-        self.inner
-            .stats
-            .subscribers_alive
-            .fetch_sub(alive, Ordering::Relaxed);
+        for (_, shared) in self.subscribers.values() {
+            self.inner
+                .stats
+                .alive(*shared)
+                .fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
 impl ChannelState {
     async fn join(
         &mut self,
-        filter: Filter,
+        joining: Joining,
         myself: &ActorRef<ChannelMsg>,
-    ) -> Result<Subscription, CommandError> {
-        let (sender, receiver) = mpsc::channel(self.inner.config.buffer);
-        let ended = Arc::new(OnceLock::new());
-        let (child, _) = Actor::spawn_linked(
-            None,
-            SubscriptionActor,
-            (filter, sender, ended.clone()),
-            myself.get_cell(),
-        )
-        .await
-        .map_err(|e| CommandError::ActorUnavailable(e.to_string()))?;
-        self.subscribers.insert(child.get_id(), child.clone());
+    ) -> Result<Subscriber, CommandError> {
+        let fed = match &joining.source {
+            Source::Events(_) => true,
+            Source::Cohort => false,
+        };
+        let shared = joining.shared;
+        let mailbox = Arc::new(Mailbox::new(self.inner.config.buffer));
+        let restaurant = self.restaurant.clone();
+        let arguments = (
+            joining,
+            restaurant,
+            self.last_seq,
+            mailbox.clone(),
+            self.inner.clone(),
+        );
+        let (child, _) = Actor::spawn_linked(None, SubscriptionActor, arguments, myself.get_cell())
+            .await
+            .map_err(|e| CommandError::ActorUnavailable(e.to_string()))?;
+        let subscriber = Subscriber::new(self.last_seq, child.clone(), mailbox);
+        let feeder = fed.then(|| subscriber.feeder());
+        self.subscribers.insert(child.get_id(), (feeder, shared));
         self.inner
             .stats
-            .subscribers_alive
+            .alive(shared)
             .fetch_add(1, Ordering::Relaxed);
-        Ok(Subscription::new(self.last_seq, receiver, ended, child))
+        Ok(subscriber)
     }
 
     fn fan_out(&mut self, event: Arc<Event>) {
         self.last_seq = event.seq;
-        for subscriber in self.subscribers.values() {
+        for feeder in self
+            .subscribers
+            .values()
+            .filter_map(|(feeder, _)| feeder.as_ref())
+        {
             // A mailbox send: never waits for the subscriber.
-            let _ = subscriber.cast(SubscriberMsg::Deliver(event.clone()));
+            feeder.send(Delivery::Event(event.clone()));
         }
     }
 
@@ -228,7 +245,7 @@ impl ChannelState {
     async fn catch_up(&mut self, myself: &ActorRef<ChannelMsg>) {
         self.gap_check_scheduled = false;
         // Before the read: an event dropped from here on asks for another catch-up.
-        self.inflow.overflowed.store(false, Ordering::Relaxed);
+        self.inflow.recovered();
         loop {
             let page = match self
                 .inner

@@ -1,6 +1,7 @@
 //! Live events: one ChannelActor per restaurant that someone on this node watches, holding
 //! the node's subscription to that restaurant on the bus, and one SubscriptionActor per
-//! GraphQL subscription, a supervised child of its channel, feeding a bounded buffer.
+//! subscription, a supervised child of its channel, with its own bounded mailbox, seq position,
+//! token expiry and slow-consumer cut.
 
 mod actor;
 mod registry;
@@ -8,4 +9,7 @@ mod subscriber;
 
 pub use actor::{ChannelActor, ChannelMsg};
 pub use registry::{ChannelConfig, ChannelInner, ChannelRegistry};
-pub use subscriber::{EndReason, Filter, SubscriberMsg, Subscription, SubscriptionActor};
+pub use subscriber::{
+    Delivery, EndReason, Feeder, Filter, Frame, Joining, Outlet, Refused, Source, Subscriber,
+    SubscriberMsg, Subscription, SubscriptionActor,
+};

@@ -1,19 +1,21 @@
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, MessagingErr};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::actor::{ChannelActor, ChannelMsg};
-use super::subscriber::{Filter, Subscription};
+use super::subscriber::{Filter, Joining, Subscriber, Subscription};
 use crate::domain::RestaurantId;
+use crate::mailbox::Mailbox;
 use crate::ports::{Bus, Store};
 use crate::slots::Slots;
 use crate::CommandError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChannelConfig {
-    /// Events buffered per subscription before its client counts as too slow.
+    /// Events queued per subscription (in its actor's mailbox, and again in its buffer)
+    /// before its client counts as too slow.
     pub buffer: usize,
     /// How long an out-of-order event waits for the missing ones before the store is read.
     pub hold_gap: Duration,
@@ -43,20 +45,23 @@ impl Default for ChannelConfig {
 pub(crate) struct ChannelStats {
     pub subscribers_failed: AtomicU64,
     pub events_caught_up: AtomicU64,
-    /// Subscription actors alive now.
+    /// Subscription actors of subscribers alive now.
     pub subscribers_alive: AtomicU64,
+    /// Subscription actors that feed a cohort's shared execution.
+    pub shared_alive: AtomicU64,
+    /// Subscribers cut because they fell a buffer's worth behind.
+    pub slow_consumer_cuts: AtomicU64,
     /// Bus events dropped at a full channel inflow (and read from the store instead).
     pub inflow_refused: AtomicU64,
 }
 
-/// A channel's bounded inflow from the bus: ractor's mailbox is unbounded, so the listener
-/// counts what it has queued and, past the bound, drops the event and asks for one catch-up.
-#[derive(Debug, Default)]
-pub struct Inflow {
-    /// Bus events in the mailbox now.
-    pub(crate) queued: AtomicUsize,
-    /// A catch-up is asked for and has not started yet.
-    pub(crate) overflowed: AtomicBool,
+impl ChannelStats {
+    pub fn alive(&self, shared: bool) -> &AtomicU64 {
+        match shared {
+            true => &self.shared_alive,
+            false => &self.subscribers_alive,
+        }
+    }
 }
 
 /// What a registry's channels share.
@@ -64,8 +69,10 @@ pub struct ChannelInner {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) bus: Arc<dyn Bus>,
     pub(crate) config: ChannelConfig,
-    /// Each channel with its inflow.
-    pub(crate) channels: Slots<ChannelMsg, Arc<Inflow>>,
+    /// Each channel with its inflow: ractor's mailbox is unbounded, so the bus listener admits
+    /// events through this and, past `ChannelConfig::inflow`, drops them and asks for one
+    /// catch-up.
+    pub(crate) channels: Slots<ChannelMsg, Arc<Mailbox>>,
     /// Held while a channel starts, so that subscribers who join at the same moment find the
     /// one channel instead of each starting their own.
     starting: tokio::sync::Mutex<()>,
@@ -93,21 +100,68 @@ impl ChannelRegistry {
         }
     }
 
-    /// A new subscription to the restaurant's live events.
+    /// A new subscription to the restaurant's live events that match `filter`, read from a
+    /// buffer of `ChannelConfig::buffer` events.
     pub async fn join(
         &self,
         restaurant: &RestaurantId,
         filter: Filter,
+        expires_in: Option<Duration>,
     ) -> Result<Subscription, CommandError> {
+        self.join_buffered(restaurant, filter, expires_in, false)
+            .await
+    }
+
+    /// The subscription of a cohort's shared execution: as `join`, counted apart from the
+    /// subscribers it serves, who each expire on their own.
+    pub async fn join_shared(
+        &self,
+        restaurant: &RestaurantId,
+    ) -> Result<Subscription, CommandError> {
+        self.join_buffered(restaurant, Filter::All, None, true)
+            .await
+    }
+
+    async fn join_buffered(
+        &self,
+        restaurant: &RestaurantId,
+        filter: Filter,
+        expires_in: Option<Duration>,
+        shared: bool,
+    ) -> Result<Subscription, CommandError> {
+        let capacity = self.inner.config.buffer;
+        let mut reader = None;
+        let subscriber = self
+            .start_subscriber(restaurant, || {
+                let (outlet, subscription) = Subscription::buffer(capacity);
+                reader = Some(subscription);
+                Joining {
+                    expires_in,
+                    shared,
+                    ..Joining::events(filter.clone(), outlet)
+                }
+            })
+            .await?;
+        let reader = reader.ok_or_else(|| CommandError::ActorUnavailable("no buffer".into()))?;
+        Ok(reader(subscriber))
+    }
+
+    /// Starts a subscription actor under the restaurant's channel. `joining` is asked again
+    /// if a channel stopped before it saw the join (the join then had no effect).
+    pub async fn start_subscriber(
+        &self,
+        restaurant: &RestaurantId,
+        mut joining: impl FnMut() -> Joining + Send,
+    ) -> Result<Subscriber, CommandError> {
         let timeout = self.inner.config.call_timeout;
         for _ in 0..3 {
             let channel = match self.inner.channels.lookup(restaurant) {
                 Some((channel, _)) => channel,
                 None => self.start(restaurant).await?,
             };
-            let filter = filter.clone();
+            let joining = joining();
             match channel
-                .call(|reply| ChannelMsg::Join { filter, reply }, Some(timeout))
+                .call(|reply| ChannelMsg::Join { joining, reply }, Some(timeout))
                 .await
             {
                 Ok(CallResult::Success(result)) => return result,
@@ -132,7 +186,7 @@ impl ChannelRegistry {
         if let Some((channel, _)) = self.inner.channels.lookup(restaurant) {
             return Ok(channel);
         }
-        let inflow = Arc::new(Inflow::default());
+        let inflow = Arc::new(Mailbox::new(self.inner.config.inflow));
         let arguments = (restaurant.clone(), self.inner.clone(), inflow.clone());
         let (spawned, _) = Actor::spawn(None, ChannelActor, arguments)
             .await
@@ -153,17 +207,25 @@ impl ChannelRegistry {
         self.inner.stats.subscribers_failed.load(Ordering::Relaxed)
     }
 
+    /// Subscription actors of subscribers: one per open subscription.
     pub fn subscribers_alive(&self) -> u64 {
         self.inner.stats.subscribers_alive.load(Ordering::Relaxed)
+    }
+
+    /// Subscription actors feeding cohorts' shared executions.
+    pub fn shared_alive(&self) -> u64 {
+        self.inner.stats.shared_alive.load(Ordering::Relaxed)
+    }
+
+    /// Subscribers cut so far for falling a buffer's worth behind.
+    pub fn slow_consumer_cuts(&self) -> u64 {
+        self.inner.stats.slow_consumer_cuts.load(Ordering::Relaxed)
     }
 
     /// Bus events waiting in this node's channels' mailboxes.
     pub fn inflow_queued(&self) -> usize {
         let inflows = self.inner.channels.extras();
-        inflows
-            .iter()
-            .map(|i| i.queued.load(Ordering::Relaxed))
-            .sum()
+        inflows.iter().map(|inflow| inflow.queued()).sum()
     }
 
     /// Bus events dropped so far at a full inflow (each channel read the store instead).
