@@ -23,6 +23,7 @@ pub const DELIVERY_LATENCY: &str = "orderhub_event_delivery_seconds";
 pub const SLOW_CONSUMER_CUTS: &str = "orderhub_slow_consumer_cuts_total";
 pub const BUFFER_DEPTH: &str = "orderhub_subscription_buffer_depth";
 pub const BUS_RECONNECTS: &str = "orderhub_bus_reconnects_total";
+pub const BUS_RESTARTS: &str = "orderhub_bus_restarts_total";
 pub const BUS_CONNECTED: &str = "orderhub_bus_connected";
 pub const ACTORS: &str = "orderhub_actors";
 pub const ACTOR_FAILURES: &str = "orderhub_actor_failures_total";
@@ -154,6 +155,10 @@ fn describe() {
         BUS_RECONNECTS,
         "Times the Redis pub/sub connection was re-established."
     );
+    describe_counter!(
+        BUS_RESTARTS,
+        "Restarts of the Redis pub/sub connection's actor by its supervisor, by reason (connection: Redis unreachable or the connection lost; failure: the actor panicked)."
+    );
     describe_gauge!(
         BUS_CONNECTED,
         "1 while events travel between nodes over the bus, 0 while it is away."
@@ -205,6 +210,9 @@ fn zero() {
     metrics::counter!(EVENTS_PUBLISHED).absolute(0);
     metrics::counter!(EVENTS_DELIVERED).absolute(0);
     metrics::counter!(BUS_RECONNECTS).absolute(0);
+    for reason in ["connection", "failure"] {
+        metrics::counter!(BUS_RESTARTS, "reason" => reason).absolute(0);
+    }
     metrics::gauge!(WS_CONNECTIONS).set(0.0);
     for field in ["restaurantEvents", "orderUpdated"] {
         metrics::gauge!(SUBSCRIPTIONS, "field" => field).set(0.0);

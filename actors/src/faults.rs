@@ -17,6 +17,9 @@ pub enum Target {
     Channel,
     /// A subscription actor, on the next event it is to deliver.
     Subscription,
+    /// The node's bus connection actor (in the adapter crate), on the next message from the
+    /// bus for the restaurant.
+    BusConnection,
 }
 
 static ARMED: Mutex<Vec<(Target, RestaurantId)>> = Mutex::new(Vec::new());
@@ -27,8 +30,9 @@ pub fn panic_next(target: Target, restaurant: &RestaurantId) {
     armed.push((target, restaurant.clone()));
 }
 
-/// The hook: panics once if armed for this actor.
-pub(crate) fn hook(target: Target, restaurant: &RestaurantId) {
+/// The hook: panics once if armed for this actor. Public for the adapters' actors, which call
+/// it behind a feature of their own that turns this one on.
+pub fn hook(target: Target, restaurant: &RestaurantId) {
     let fire = {
         let mut armed = ARMED.lock().unwrap_or_else(|p| p.into_inner());
         let found = armed

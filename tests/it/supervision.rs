@@ -1,12 +1,16 @@
 //! What a failing actor costs: panics injected into a restaurant, channel or subscription actor
 //! (`orderhub_actors::faults`, compiled into test builds only) end exactly what they must, with
-//! what the client needs to carry on, and the next use of the restaurant gets a fresh actor.
+//! what the client needs to carry on, and the next use of the restaurant gets a fresh actor. The
+//! Redis bus's connection actor is restarted by its supervisor, and its channels catch up.
 
+use orderhub::app::App;
 use orderhub_actors::domain::RestaurantId;
 use orderhub_actors::faults::{panic_next, Target};
 use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 
-use crate::support::{sqlite_url, Fixture, TestServer, PLACE};
+use crate::harness::redis::RedisServer;
+use crate::support::{metric_value, sqlite_url, test_settings, Api, Fixture, TestServer, PLACE};
 use crate::ws_client::{WsClient, RESTAURANT_EVENTS, TRANSPORT_WS};
 
 const SEQS: &str = "subscription($r: ID!, $after: Int) { \
@@ -168,4 +172,180 @@ async fn a_panicking_channel_actor_ends_its_subscriptions_with_last_seq_and_come
     assert_eq!(next(&mut kitchen, "again").await, Ok(2));
     f.place(server, "third").await;
     assert_eq!(next(&mut kitchen, "again").await, Ok(3), "live again");
+}
+
+/// An in-process node on a runtime of its own that, unlike a [`TestServer`], stops: on
+/// [`StoppableNode::stop`], or when dropped.
+struct StoppableNode {
+    api: Api,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StoppableNode {
+    fn start(database_url: &str, extra: &[&str]) -> StoppableNode {
+        let settings = test_settings(database_url, extra);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("node runtime");
+            runtime.block_on(async move {
+                let app = App::build(&settings).await.expect("orderhub starts");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                ready_tx
+                    .send(listener.local_addr().expect("address"))
+                    .expect("ready");
+                let stopped = async move {
+                    let _ = stopped.await;
+                };
+                app.serve(listener, stopped).await.expect("serve");
+            });
+        });
+        let addr = ready_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("orderhub did not start within 60 s");
+        StoppableNode {
+            api: Api::at(&format!("http://{addr}")),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the node and waits until its runtime is gone.
+    async fn stop(mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            tokio::task::spawn_blocking(move || thread.join().expect("the node stopped"))
+                .await
+                .expect("joined");
+        }
+    }
+}
+
+impl Drop for StoppableNode {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// How many connections Redis has subscribed to the restaurant's channel.
+async fn bus_subscribers(redis: &RedisServer, restaurant: &str) -> i64 {
+    let client = redis::Client::open(redis.url()).expect("Redis URL");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let (_, count): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(format!("orderhub:restaurant:{restaurant}"))
+        .query_async(&mut connection)
+        .await
+        .expect("PUBSUB NUMSUB");
+    count
+}
+
+/// Restarts of bus connection actors that failed, in this process (every in-process node
+/// records into one registry; only this test makes one fail).
+async fn failed_bus_restarts(api: &Api) -> f64 {
+    let exposition = api.metrics().await;
+    metric_value(
+        &exposition,
+        "orderhub_bus_restarts_total{reason=\"failure\"}",
+    )
+    .expect("the bus restart counter")
+}
+
+/// Waits (at most 10 s) until `total` failed bus connection actors were restarted, and no more.
+async fn wait_for_failed_bus_restarts(api: &Api, total: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let restarts = failed_bus_restarts(api).await;
+        assert!(restarts <= total, "{restarts} restarts, expected {total}");
+        if restarts == total {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{restarts} restarts, expected {total}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The connection actor of a node's Redis bus panics on an event: its supervisor starts a new
+/// one, which subscribes again and tells the channel to catch up. Two nodes share SQLite and
+/// Redis; orders go in on one, the kitchen watches the other, whose channels check the store
+/// only once a minute: the event the actor died on arrives by that catch-up, the ones placed
+/// while it was down or right after by the catch-up or the new connection, each once and in
+/// order, and the bus is live again afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_bus_connection_is_restarted_and_its_channels_catch_up() {
+    let redis = RedisServer::start();
+    let (database, redis_url) = (sqlite_url("bus-restart"), redis.url());
+    let flags = [
+        "--redis-url",
+        &redis_url,
+        "--catch-up-interval",
+        "60s",
+        "--shutdown-timeout",
+        "5s",
+    ];
+    let writer = StoppableNode::start(&database, &flags);
+    let reader = StoppableNode::start(&database, &flags);
+    let f = writer.api.fixture().await;
+    let mut kitchen = WsClient::ready(&reader.api, TRANSPORT_WS, &f.staff).await;
+    kitchen
+        .subscribe("k", SEQS, json!({"r": f.restaurant, "after": 0}))
+        .await;
+    // The reader's channel is live once Redis has its SUBSCRIBE; once a first event has come
+    // through, the catch-up that follows the SUBSCRIBE is behind it too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bus_subscribers(&redis, &f.restaurant).await < 1 {
+        assert!(Instant::now() < deadline, "the reader never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f.place(&writer.api, "live").await;
+    assert_eq!(next(&mut kitchen, "k").await, Ok(1));
+    let failures = failed_bus_restarts(&reader.api).await;
+
+    // Alone: nothing but the new connection's catch-up can bring it.
+    let started = Instant::now();
+    panic_next(Target::BusConnection, &restaurant(&f));
+    f.place(&writer.api, "the-actor-dies-on-it").await;
+    assert_eq!(next(&mut kitchen, "k").await, Ok(2));
+    eprintln!(
+        "the event the actor died on arrived after {:?}",
+        started.elapsed()
+    );
+    wait_for_failed_bus_restarts(&reader.api, failures + 1.0).await;
+
+    // Again, with more orders right behind it: some published while no connection listens.
+    panic_next(Target::BusConnection, &restaurant(&f));
+    for i in 0..4 {
+        f.place(&writer.api, &format!("right-after-{i}")).await;
+    }
+    let mut seqs = Vec::new();
+    for _ in 0..4 {
+        seqs.push(next(&mut kitchen, "k").await);
+    }
+    assert_eq!(seqs, [Ok(3), Ok(4), Ok(5), Ok(6)]);
+    wait_for_failed_bus_restarts(&reader.api, failures + 2.0).await;
+
+    // Live again, and nothing came twice: the next message is the next event.
+    f.place(&writer.api, "live-again").await;
+    assert_eq!(next(&mut kitchen, "k").await, Ok(7));
+    eprintln!("both restarts and catch-ups took {:?}", started.elapsed());
+
+    kitchen.close().await;
+    writer.stop().await;
+    reader.stop().await;
 }
