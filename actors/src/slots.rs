@@ -7,7 +7,9 @@ use ractor::{ActorId, ActorRef, Message};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// Tokio's clock, which tests can pause and move; the same as std's otherwise.
+use tokio::time::Instant;
 
 use crate::domain::RestaurantId;
 
