@@ -7,7 +7,9 @@ use ractor::{ActorId, ActorRef, Message};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// Tokio's clock, which tests can pause and move; the same as std's otherwise.
+use tokio::time::Instant;
 
 use crate::domain::RestaurantId;
 
@@ -108,5 +110,33 @@ impl<M: Message, E: Clone> Slots<M, E> {
 
     pub fn len(&self) -> usize {
         self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // The slots' other uses are tested through the registries (actors/tests): an actor to put
+    // in a slot is spawned only there, in the documented actor tree.
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_panic_while_the_map_is_locked_leaves_the_slots_usable() {
+        let slots: Arc<Slots<(), u8>> = Arc::new(Slots::new());
+        let poisoner = slots.clone();
+        let panicked = std::thread::spawn(move || {
+            let _map = poisoner.lock();
+            panic!("a panic with the map locked");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(slots.map.is_poisoned());
+
+        let key = RestaurantId::generate();
+        assert!(slots.lookup(&key).is_none());
+        assert_eq!(slots.len(), 0);
+        assert!(slots.extras().is_empty());
+        assert!(slots.take_idle(Duration::ZERO).is_empty());
+        assert!(slots.take_all().is_empty());
     }
 }

@@ -1,159 +1,33 @@
-//! The RestaurantRegistry and its RestaurantActors against in-memory ports: idempotent
-//! orders, gap-free seqs published after commit, versions, store failures, idle stops.
+//! The RestaurantRegistry and its RestaurantActors against in-memory ports, in paused time:
+//! idempotent orders, gap-free seqs published after commit, versions, store failures and the
+//! fail-fast pause after one, idle stops.
 
 mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{eventually_real, seed, Seeded};
-use orderhub_actors::domain::{
-    DomainError, Event, LineRequest, Order, OrderId, OrderStatus, PlaceOrderRequest, Principal,
-    Role, Timestamp,
-};
-use orderhub_actors::ports::{Bus, BusSignal, OrderQuery, Store};
-use orderhub_actors::restaurant::{Deps, RegistryConfig, RestaurantMsg, RestaurantRegistry};
-use orderhub_actors::shutdown::ShutdownSignal;
-use orderhub_actors::testing::{FailOn, ManualClock, MemoryBus, MemoryStore};
+use common::{eventually, let_pass, seqs, RestaurantFixture as Fixture, STORE_RETRY_AFTER};
+use orderhub_actors::domain::{DomainError, Order, OrderStatus};
+use orderhub_actors::ports::{Bus, BusSignal};
+use orderhub_actors::restaurant::RegistryConfig;
+use orderhub_actors::testing::FailOn;
 use orderhub_actors::{CommandError, StoreError};
 
 const DAY: Duration = Duration::from_secs(86_400);
-/// Noon UTC, well inside a business day (they turn at 04:00 local).
-const NOON: Timestamp = Timestamp(20_000 * 86_400_000 + 12 * 3_600_000);
-
-struct Fixture {
-    store: Arc<MemoryStore>,
-    bus: Arc<MemoryBus>,
-    clock: Arc<ManualClock>,
-    registry: RestaurantRegistry,
-    seeded: Seeded,
-    /// Keeps the registry's idle sweeper running for the test's length.
-    _shutdown: ShutdownSignal,
-}
-
-impl Fixture {
-    async fn new(config: RegistryConfig) -> Self {
-        let store = Arc::new(MemoryStore::new());
-        let bus = Arc::new(MemoryBus::new());
-        let clock = Arc::new(ManualClock::new(NOON));
-        let seeded = seed(&store).await;
-        let deps = Deps {
-            store: store.clone(),
-            sink: bus.clone(),
-            clock: clock.clone(),
-        };
-        let shutdown = ShutdownSignal::new();
-        let registry = RestaurantRegistry::new(deps, config, shutdown.shutdown());
-        Self {
-            store,
-            bus,
-            clock,
-            registry,
-            seeded,
-            _shutdown: shutdown,
-        }
-    }
-
-    fn customer(&self) -> Principal {
-        Principal::new(
-            "guest".into(),
-            Role::Customer,
-            Some(self.seeded.id().clone()),
-            Some(self.seeded.table.id.clone()),
-        )
-        .expect("a customer principal")
-    }
-
-    fn staff(&self) -> Principal {
-        Principal::new(
-            "kitchen".into(),
-            Role::Staff,
-            Some(self.seeded.id().clone()),
-            None,
-        )
-        .expect("a staff principal")
-    }
-
-    fn request(&self, key: &str, quantity: i64) -> PlaceOrderRequest {
-        PlaceOrderRequest {
-            restaurant_id: self.seeded.id().clone(),
-            table_id: self.seeded.table.id.clone(),
-            items: vec![LineRequest {
-                menu_item_id: self.seeded.item.id.clone(),
-                quantity,
-                note: None,
-            }],
-            note: None,
-            idempotency_key: key.into(),
-        }
-    }
-
-    async fn place(&self, request: PlaceOrderRequest) -> Result<Order, CommandError> {
-        let by = self.customer();
-        self.registry
-            .call(self.seeded.id(), |reply| RestaurantMsg::PlaceOrder {
-                by: by.clone(),
-                request: request.clone(),
-                reply,
-            })
-            .await
-    }
-
-    async fn advance(
-        &self,
-        order_id: &OrderId,
-        to: OrderStatus,
-        expected_version: Option<i64>,
-    ) -> Result<Order, CommandError> {
-        let by = self.staff();
-        self.registry
-            .call(self.seeded.id(), |reply| RestaurantMsg::AdvanceOrder {
-                by: by.clone(),
-                order_id: order_id.clone(),
-                to,
-                expected_version,
-                reply,
-            })
-            .await
-    }
-
-    /// Committed orders, newest first.
-    async fn orders(&self) -> Vec<Order> {
-        let query = OrderQuery {
-            restaurant_id: self.seeded.id().clone(),
-            statuses: Vec::new(),
-            limit: 100,
-            before: None,
-        };
-        self.store.orders(&query).await.expect("read the orders")
-    }
-
-    async fn event_seqs(&self) -> Vec<i64> {
-        let events = self
-            .store
-            .events(self.seeded.id(), 0, 100)
-            .await
-            .expect("read the events");
-        seqs(&events)
-    }
-
-    fn published_seqs(&self) -> Vec<i64> {
-        seqs(&self.bus.published())
-    }
-}
 
 /// An event's seq, and the restaurant's committed last seq when the event was published.
 type Published = (i64, Option<i64>);
-
-fn seqs(events: &[Event]) -> Vec<i64> {
-    events.iter().map(|e| e.seq).collect()
-}
 
 fn is_conflict(result: &Result<Order, CommandError>) -> bool {
     matches!(result, Err(CommandError::Domain(DomainError::Conflict(_))))
 }
 
-#[tokio::test]
+fn is_unavailable<T>(result: &Result<T, CommandError>) -> bool {
+    matches!(result, Err(CommandError::Store(StoreError::Unavailable(_))))
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_retried_order_answers_the_first_one_and_writes_nothing() {
     let f = Fixture::new(RegistryConfig::default()).await;
     let first = f.place(f.request("key-1", 2)).await.expect("place");
@@ -170,7 +44,7 @@ async fn a_retried_order_answers_the_first_one_and_writes_nothing() {
     assert_eq!(f.event_seqs().await, [1, 2]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_key_reused_with_other_content_is_a_conflict() {
     let f = Fixture::new(RegistryConfig::default()).await;
     let first = f.place(f.request("key-1", 1)).await.expect("place");
@@ -187,7 +61,7 @@ async fn a_key_reused_with_other_content_is_a_conflict() {
     assert_eq!(f.published_seqs(), [1]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn each_change_gets_the_next_seq_and_version_and_is_published_after_commit() {
     let f = Fixture::new(RegistryConfig::default()).await;
     // At each publication, what the store has committed: a published event must be in it.
@@ -247,19 +121,19 @@ async fn each_change_gets_the_next_seq_and_version_and_is_published_after_commit
     assert_eq!(f.orders().await[0].version, 3);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn ticket_numbers_start_again_each_business_day() {
     let f = Fixture::new(RegistryConfig::default()).await;
     let a = f.place(f.request("a", 1)).await.expect("place a");
     let b = f.place(f.request("b", 1)).await.expect("place b");
-    f.clock.advance(DAY);
+    f.clock.manual.advance(DAY);
     let c = f.place(f.request("c", 1)).await.expect("place c");
 
     assert_eq!([a.number, b.number, c.number], [1, 2, 1]);
     assert_eq!(f.event_seqs().await, [1, 2, 3], "seq must not restart");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_store_lost_at_commit_is_unavailable_and_leaves_nothing_half_written() {
     let f = Fixture::new(RegistryConfig::default()).await;
     let first = f.place(f.request("key-1", 1)).await.expect("place");
@@ -276,26 +150,25 @@ async fn a_store_lost_at_commit_is_unavailable_and_leaves_nothing_half_written()
     assert_eq!(f.published_seqs(), [1], "a rolled-back event was published");
     assert_eq!(f.registry.active(), 1, "the actor died of a store failure");
 
-    // Once the store is back (after the actor's fail-fast pause, kept on std time) the same
-    // request goes through, with the seq and ticket the failed attempt did not use up.
+    // Once the store is back the same request goes through, with the seq and ticket the failed
+    // attempt did not use up; not before the actor's fail-fast pause is over.
     f.store.heal();
-    let mut retried = f.place(f.request("key-2", 1)).await;
-    let until = std::time::Instant::now() + Duration::from_secs(5);
-    while matches!(
-        retried,
-        Err(CommandError::Store(StoreError::Unavailable(_)))
-    ) && std::time::Instant::now() < until
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        retried = f.place(f.request("key-2", 1)).await;
-    }
-    let second = retried.expect("the store is back");
+    let paused = f.place(f.request("key-2", 1)).await;
+    assert!(
+        matches!(paused, Err(CommandError::Store(StoreError::Unavailable(_)))),
+        "{paused:?}"
+    );
+    let_pass(STORE_RETRY_AFTER).await;
+    let second = f
+        .place(f.request("key-2", 1))
+        .await
+        .expect("the store is back");
     assert_eq!(second.number, 2);
     assert_eq!(f.event_seqs().await, [1, 2]);
     assert_eq!(f.published_seqs(), [1, 2]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_store_that_is_down_refuses_before_any_write() {
     let f = Fixture::new(RegistryConfig::default()).await;
     f.store
@@ -311,11 +184,76 @@ async fn a_store_that_is_down_refuses_before_any_write() {
     assert!(f.bus.published().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
+async fn after_finding_the_store_away_the_actor_fails_fast_for_a_while_then_tries_again() {
+    let f = Fixture::new(RegistryConfig::default()).await;
+    f.store
+        .fail(FailOn::Everything, StoreError::Unavailable("test".into()));
+    assert!(is_unavailable(&f.place(f.request("key-1", 1)).await));
+
+    // The store is back, but the actor does not try it again until the pause is over.
+    f.store.heal();
+    let_pass(STORE_RETRY_AFTER - Duration::from_millis(1)).await;
+    assert!(is_unavailable(&f.place(f.request("key-1", 1)).await));
+    let_pass(Duration::from_millis(1)).await;
+    let order = f.place(f.request("key-1", 1)).await.expect("place");
+
+    // A probe that fails starts the pause again.
+    f.store
+        .fail(FailOn::Everything, StoreError::Unavailable("test".into()));
+    let cancel = f.cancel_as(&f.customer(), &order.id, "gone").await;
+    assert!(is_unavailable(&cancel));
+    f.store.heal();
+    let cancel = f.cancel_as(&f.customer(), &order.id, "gone").await;
+    assert!(is_unavailable(&cancel));
+    let_pass(STORE_RETRY_AFTER).await;
+    f.cancel_as(&f.customer(), &order.id, "gone")
+        .await
+        .expect("cancel");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_command_refused_before_it_reaches_the_store_does_not_end_the_pause() {
+    let f = Fixture::new(RegistryConfig::default()).await;
+    f.store
+        .fail(FailOn::Everything, StoreError::Unavailable("test".into()));
+    assert!(is_unavailable(&f.place(f.request("key-1", 1)).await));
+    f.store.heal();
+
+    // Refused on its content alone: it says nothing about the store.
+    let invalid = f.place(f.request("key-1", 0)).await;
+    assert!(
+        matches!(invalid, Err(CommandError::Domain(DomainError::BadInput(_)))),
+        "{invalid:?}"
+    );
+    assert!(
+        is_unavailable(&f.place(f.request("key-1", 1)).await),
+        "the pause ended before STORE_RETRY_AFTER"
+    );
+
+    let_pass(STORE_RETRY_AFTER).await;
+    f.place(f.request("key-1", 1)).await.expect("place");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_failure_other_than_unavailable_does_not_pause_the_actor() {
+    let f = Fixture::new(RegistryConfig::default()).await;
+    f.store
+        .fail(FailOn::Commit, StoreError::Internal("test".into()));
+    let failed = f.place(f.request("key-1", 1)).await;
+    assert!(
+        matches!(failed, Err(CommandError::Store(StoreError::Internal(_)))),
+        "{failed:?}"
+    );
+    f.store.heal();
+    let order = f.place(f.request("key-1", 1)).await.expect("place at once");
+    assert_eq!(order.number, 1);
+    assert_eq!(f.event_seqs().await, [1]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_idle_actor_stops_after_idle_after_and_a_new_one_takes_over() {
-    // Real time: the registry measures idleness with std::time::Instant, which paused tokio
-    // time does not move.
-    const IDLE_AFTER: Duration = Duration::from_millis(100);
+    const IDLE_AFTER: Duration = Duration::from_secs(60);
     let f = Fixture::new(RegistryConfig {
         idle_after: IDLE_AFTER,
         ..RegistryConfig::default()
@@ -324,16 +262,21 @@ async fn an_idle_actor_stops_after_idle_after_and_a_new_one_takes_over() {
     // The actor's state holds the store: its count of holders tells whether the actor lives.
     let without_actor = Arc::strong_count(&f.store);
 
-    let sent = std::time::Instant::now();
     f.place(f.request("key-1", 1)).await.expect("place");
     assert_eq!(f.registry.active(), 1);
     assert_eq!(Arc::strong_count(&f.store), without_actor + 1);
 
-    eventually_real("the idle actor stops", Duration::from_secs(5), || {
+    // The sweeper looks every idle_after / 2: at 30 s the actor is not idle long enough yet.
+    let_pass(IDLE_AFTER - Duration::from_millis(1)).await;
+    assert_eq!(f.registry.active(), 1, "stopped before idle_after");
+    assert_eq!(Arc::strong_count(&f.store), without_actor + 1);
+
+    // At 60 s it is.
+    let_pass(Duration::from_millis(1)).await;
+    eventually("the idle actor stops", || {
         f.registry.active() == 0 && Arc::strong_count(&f.store) == without_actor
     })
     .await;
-    assert!(sent.elapsed() >= IDLE_AFTER, "stopped before idle_after");
 
     let next = f.place(f.request("key-2", 1)).await.expect("a fresh actor");
     assert_eq!(next.number, 2);

@@ -1,7 +1,9 @@
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
+// Tokio's clock, which tests can pause and move; the same as std's otherwise.
+use tokio::time::Instant;
 
 use super::Deps;
 use crate::domain::{
@@ -162,11 +164,11 @@ impl Actor for RestaurantActor {
             }
         };
         let now = Instant::now();
-        if !store_unavailable {
-            state.store_down_until = None;
-        } else if state.store_down_until.is_none_or(|until| now >= until) {
-            // A probe failed (not a command refused without trying): wait again.
-            state.store_down_until = Some(now + STORE_RETRY_AFTER);
+        // While the pause lasts no command reaches the store (see `begin`): no outcome then, not
+        // even a refusal of the command's content, says that the store is back.
+        if state.store_down_until.is_none_or(|until| now >= until) {
+            // Pause again if this command found the store away.
+            state.store_down_until = store_unavailable.then(|| now + STORE_RETRY_AFTER);
         }
         Ok(())
     }

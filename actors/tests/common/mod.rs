@@ -1,18 +1,25 @@
-//! What the actor tests share: a seeded restaurant in a [`MemoryStore`], committed events, and
-//! waiting for a condition instead of for a guessed time.
+//! What the actor tests share: a seeded restaurant in a [`MemoryStore`], committed events, a
+//! restaurant registry over in-memory ports, and waiting for a condition instead of for a
+//! guessed time.
 
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use orderhub_actors::channel::Subscription;
 use orderhub_actors::domain::{
-    Currency, Event, EventKind, MenuItem, MenuItemId, Money, Restaurant, RestaurantId, StaffCall,
-    Table, TableId, Timestamp,
+    Currency, Event, EventKind, LineRequest, MenuItem, MenuItemId, Money, Order, OrderId,
+    OrderStatus, PlaceOrderRequest, Principal, Restaurant, RestaurantId, Role, StaffCall, Table,
+    TableId, Timestamp,
 };
-use orderhub_actors::ports::{EventSink, Store};
-use orderhub_actors::testing::{MemoryBus, MemoryStore};
+use orderhub_actors::ports::{Clock, EventSink, OrderQuery, Store};
+use orderhub_actors::restaurant::{Deps, RegistryConfig, Reply, RestaurantMsg, RestaurantRegistry};
+use orderhub_actors::shutdown::ShutdownSignal;
+use orderhub_actors::testing::{ManualClock, MemoryBus, MemoryStore};
+use orderhub_actors::CommandError;
 
 /// A restaurant with one table and one menu item, committed.
 pub struct Seeded {
@@ -112,14 +119,227 @@ pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     panic!("never happened: {what}");
 }
 
-/// As [`eventually`], in real time, for the parts of the actors that read `std::time`.
-pub async fn eventually_real(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let until = std::time::Instant::now() + within;
-    while std::time::Instant::now() < until {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+/// Lets `span` of paused time pass, every timer due on the way firing in order (unlike
+/// `tokio::time::advance`, which fires all of them at the end).
+pub async fn let_pass(span: Duration) {
+    tokio::time::sleep(span).await;
+}
+
+/// How long a restaurant actor fails fast after finding the store unavailable (README: 500 ms).
+pub const STORE_RETRY_AFTER: Duration = Duration::from_millis(500);
+
+/// Noon UTC, well inside a business day (they turn at 04:00 local).
+pub const NOON: Timestamp = Timestamp(20_000 * 86_400_000 + 12 * 3_600_000);
+
+/// What the restaurant actors see as the time: a [`ManualClock`] that can be told to panic at
+/// its next reading, to make an actor fail in the middle of a command.
+pub struct TripClock {
+    pub manual: ManualClock,
+    armed: AtomicBool,
+}
+
+impl TripClock {
+    /// The next reading panics (once).
+    pub fn trip(&self) {
+        self.armed.store(true, Ordering::SeqCst);
     }
-    assert!(done(), "not within {within:?}: {what}");
+}
+
+impl Clock for TripClock {
+    fn now(&self) -> Timestamp {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            panic!("the clock was tripped");
+        }
+        self.manual.now()
+    }
+}
+
+/// A restaurant registry over in-memory ports, with the seeded restaurant.
+pub struct RestaurantFixture {
+    pub store: Arc<MemoryStore>,
+    pub bus: Arc<MemoryBus>,
+    pub clock: Arc<TripClock>,
+    pub registry: RestaurantRegistry,
+    pub seeded: Seeded,
+    /// Keeps the registry's idle sweeper running for the test's length.
+    pub shutdown: ShutdownSignal,
+}
+
+impl RestaurantFixture {
+    pub async fn new(config: RegistryConfig) -> Self {
+        let store = Arc::new(MemoryStore::new());
+        let bus = Arc::new(MemoryBus::new());
+        let clock = Arc::new(TripClock {
+            manual: ManualClock::new(NOON),
+            armed: AtomicBool::new(false),
+        });
+        let seeded = seed(&store).await;
+        let deps = Deps {
+            store: store.clone(),
+            sink: bus.clone(),
+            clock: clock.clone(),
+        };
+        let shutdown = ShutdownSignal::new();
+        let registry = RestaurantRegistry::new(deps, config, shutdown.shutdown());
+        Self {
+            store,
+            bus,
+            clock,
+            registry,
+            seeded,
+            shutdown,
+        }
+    }
+
+    pub fn id(&self) -> &RestaurantId {
+        self.seeded.id()
+    }
+
+    /// The customer at the seeded table.
+    pub fn customer(&self) -> Principal {
+        self.customer_at(&self.seeded.table.id)
+    }
+
+    pub fn customer_at(&self, table: &TableId) -> Principal {
+        Principal::new(
+            "guest".into(),
+            Role::Customer,
+            Some(self.id().clone()),
+            Some(table.clone()),
+        )
+        .expect("a customer principal")
+    }
+
+    pub fn staff(&self) -> Principal {
+        staff_of(self.id())
+    }
+
+    pub fn admin(&self) -> Principal {
+        Principal::admin("operator")
+    }
+
+    /// One line of the seeded item, for the seeded table.
+    pub fn request(&self, key: &str, quantity: i64) -> PlaceOrderRequest {
+        PlaceOrderRequest {
+            restaurant_id: self.id().clone(),
+            table_id: self.seeded.table.id.clone(),
+            items: vec![LineRequest {
+                menu_item_id: self.seeded.item.id.clone(),
+                quantity,
+                note: None,
+            }],
+            note: None,
+            idempotency_key: key.into(),
+        }
+    }
+
+    /// Sends a command to the seeded restaurant's actor.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        message: impl Fn(Reply<T>) -> RestaurantMsg,
+    ) -> Result<T, CommandError> {
+        self.registry.call(self.id(), message).await
+    }
+
+    /// Places `request` as the seeded table's customer.
+    pub async fn place(&self, request: PlaceOrderRequest) -> Result<Order, CommandError> {
+        self.place_as(&self.customer(), request).await
+    }
+
+    pub async fn place_as(
+        &self,
+        by: &Principal,
+        request: PlaceOrderRequest,
+    ) -> Result<Order, CommandError> {
+        self.call(|reply| RestaurantMsg::PlaceOrder {
+            by: by.clone(),
+            request: request.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Advances an order as the restaurant's staff.
+    pub async fn advance(
+        &self,
+        order_id: &OrderId,
+        to: OrderStatus,
+        expected_version: Option<i64>,
+    ) -> Result<Order, CommandError> {
+        self.advance_as(&self.staff(), order_id, to, expected_version)
+            .await
+    }
+
+    pub async fn advance_as(
+        &self,
+        by: &Principal,
+        order_id: &OrderId,
+        to: OrderStatus,
+        expected_version: Option<i64>,
+    ) -> Result<Order, CommandError> {
+        self.call(|reply| RestaurantMsg::AdvanceOrder {
+            by: by.clone(),
+            order_id: order_id.clone(),
+            to,
+            expected_version,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn cancel_as(
+        &self,
+        by: &Principal,
+        order_id: &OrderId,
+        reason: &str,
+    ) -> Result<Order, CommandError> {
+        self.call(|reply| RestaurantMsg::CancelOrder {
+            by: by.clone(),
+            order_id: order_id.clone(),
+            reason: reason.into(),
+            reply,
+        })
+        .await
+    }
+
+    /// Committed orders, newest first.
+    pub async fn orders(&self) -> Vec<Order> {
+        let query = OrderQuery {
+            restaurant_id: self.id().clone(),
+            statuses: Vec::new(),
+            limit: 100,
+            before: None,
+        };
+        self.store.orders(&query).await.expect("read the orders")
+    }
+
+    /// Committed events.
+    pub async fn events(&self) -> Vec<Event> {
+        self.store
+            .events(self.id(), 0, 100)
+            .await
+            .expect("read the events")
+    }
+
+    pub async fn event_seqs(&self) -> Vec<i64> {
+        seqs(&self.events().await)
+    }
+
+    pub fn published_seqs(&self) -> Vec<i64> {
+        seqs(&self.bus.published())
+    }
+}
+
+pub fn staff_of(restaurant: &RestaurantId) -> Principal {
+    Principal::new(
+        "kitchen".into(),
+        Role::Staff,
+        Some(restaurant.clone()),
+        None,
+    )
+    .expect("a staff principal")
+}
+
+pub fn seqs(events: &[Event]) -> Vec<i64> {
+    events.iter().map(|e| e.seq).collect()
 }

@@ -1,0 +1,67 @@
+//! The small parts of the ports that adapters rely on: which history covers a resume point,
+//! a listener's guard, and the defaults a bus and a clock get.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use orderhub_actors::domain::Timestamp;
+use orderhub_actors::ports::{Bus, Clock, History, Listening, SystemClock};
+use orderhub_actors::testing::MemoryBus;
+
+#[test]
+fn a_history_covers_a_resume_point_only_if_nothing_after_it_was_pruned() {
+    let retained = |first, last_seq| History {
+        first_retained: Some(first),
+        last_seq,
+    };
+    // Events 5..=10 retained: resuming after 4 (next is 5) works, after 3 would miss 4.
+    assert!(retained(5, 10).covers(4));
+    assert!(retained(5, 10).covers(7));
+    assert!(!retained(5, 10).covers(3));
+    assert!(!retained(5, 10).covers(0));
+    // Caught up, or ahead: nothing to replay, whatever was pruned.
+    assert!(retained(5, 10).covers(10));
+    let pruned_all = History {
+        first_retained: None,
+        last_seq: 10,
+    };
+    assert!(pruned_all.covers(10));
+    assert!(pruned_all.covers(11));
+    assert!(!pruned_all.covers(9));
+    let fresh = History {
+        first_retained: None,
+        last_seq: 0,
+    };
+    assert!(fresh.covers(0));
+}
+
+#[test]
+fn a_listening_guard_stops_once_when_dropped_and_not_before() {
+    let stops = Arc::new(AtomicUsize::new(0));
+    let guard = {
+        let stops = stops.clone();
+        Listening::new(move || {
+            stops.fetch_add(1, Ordering::SeqCst);
+        })
+    };
+    assert_eq!(stops.load(Ordering::SeqCst), 0);
+    drop(guard);
+    assert_eq!(stops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_bus_counts_as_connected_unless_it_says_otherwise() {
+    // MemoryBus keeps the trait's default.
+    assert!(MemoryBus::new().connected());
+}
+
+#[test]
+fn the_system_clock_reads_the_system_time() {
+    let before = Timestamp::now();
+    let now = SystemClock.now();
+    let after = Timestamp::now();
+    assert!(
+        before <= now && now <= after,
+        "{before:?} {now:?} {after:?}"
+    );
+}
