@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::{Tokens, WeakSecret};
 use crate::bus::{LocalBus, RedisBus};
+use crate::config::WsConfig;
 use crate::config::{LogFormat, ServeArgs, StoreArgs};
 use crate::graphql::{self, Services};
 use crate::http::server::ServerLimits;
@@ -24,7 +25,7 @@ use crate::http::{self, HttpState};
 use crate::rate_limit::RateLimiter;
 use crate::store::routing::ReadRouting;
 use crate::store::{self, ConnectError};
-use crate::ws::{Cohorts, OpenConnections, WsConfig, WsServices};
+use crate::ws::{Cohorts, OpenConnections, WsServices};
 
 /// Why the server could not start; one line each, for the operator.
 #[derive(Debug, thiserror::Error)]

@@ -215,6 +215,34 @@ impl From<RoleArg> for Role {
     }
 }
 
+/// The WebSocket settings of a node (`ServeArgs` fills them in `app::Settings::new`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsConfig {
+    /// A connection that sends no `connection_init` within this time is closed with 4408.
+    pub init_timeout: Duration,
+    /// The server pings this often, and closes (4504) a connection silent for twice as long.
+    pub keepalive: Duration,
+    /// A socket write stuck this long closes the connection (4508): the client reconnects and
+    /// resumes with `after`.
+    pub write_timeout: Duration,
+    /// Subscriptions (operations) running at once on one connection.
+    pub max_subscriptions: usize,
+    /// Frames queued for the writer; a cohort member that would overflow it is cut as slow.
+    pub outbox: usize,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self {
+            init_timeout: Duration::from_secs(3),
+            keepalive: Duration::from_secs(15),
+            write_timeout: Duration::from_secs(5),
+            max_subscriptions: 100,
+            outbox: 256,
+        }
+    }
+}
+
 /// A duration such as `90s`, `30m`, `12h` or `7d`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();

@@ -241,39 +241,6 @@ impl Drop for QueryTimer {
     }
 }
 
-/// The event a subscription's next message carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Delivering {
-    pub seq: i64,
-    pub committed_at_ms: i64,
-}
-
-tokio::task_local! {
-    /// The event whose message the current operation task produces next.
-    static DELIVERING: std::cell::Cell<Option<Delivering>>;
-}
-
-/// Runs an operation task with room to note which event it is delivering.
-pub async fn deliveries<F: std::future::Future>(operation: F) -> F::Output {
-    DELIVERING
-        .scope(std::cell::Cell::new(None), operation)
-        .await
-}
-
-/// Called by a subscription as it hands out an event (in the operation task's scope).
-pub fn delivering(seq: i64, committed_at_ms: i64) {
-    let event = Delivering {
-        seq,
-        committed_at_ms,
-    };
-    let _ = DELIVERING.try_with(|slot| slot.set(Some(event)));
-}
-
-/// The event the response just produced carries, if any.
-pub fn delivered_event() -> Option<Delivering> {
-    DELIVERING.try_with(|slot| slot.take()).ok().flatten()
-}
-
 /// After a message carrying an event was written to a client's socket.
 pub fn event_written(committed_at_ms: i64) {
     // Once per delivery, at 100k a second: look the handles up once, not per call.

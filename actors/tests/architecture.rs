@@ -358,3 +358,74 @@ fn every_path_and_test_named_in_architecture_md_exists() {
         "only {paths} paths and {tests} tests found"
     );
 }
+
+/// Code lines (comments and SQL aside) of the workspace's non-test sources that compare a seq.
+fn seq_comparisons() -> Vec<(String, String)> {
+    let repo = repo_dir();
+    let mut found = Vec::new();
+    for dir in ["src", "actors/src"] {
+        for file in rust_files(&repo.join(dir)) {
+            let name = file
+                .strip_prefix(&repo)
+                .expect("in the repo")
+                .display()
+                .to_string();
+            if name.ends_with("testing.rs") {
+                continue;
+            }
+            let text = read(&file);
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for line in code.lines().map(str::trim) {
+                let compares = ["seq <", "seq >", "seq, _| *seq >"]
+                    .iter()
+                    .any(|pattern| line.contains(pattern));
+                if compares && !line.starts_with("//") && !line.contains("WHERE") {
+                    found.push((name.clone(), line.to_owned()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Invariant: seq is checked in one place. A channel puts its restaurant's events in order
+/// (`ChannelState::accept`, `release_pending`); a subscription drops what it has seen
+/// (`SubscriberState::deliver`); a replay reads a bounded range. Nothing else compares seqs.
+#[test]
+fn seq_is_checked_in_one_place() {
+    let allowed = [
+        "actors/src/channel/actor.rs",
+        "actors/src/channel/subscriber.rs",
+        "src/graphql/live.rs",
+    ];
+    let found = seq_comparisons();
+    let elsewhere: Vec<_> = found
+        .iter()
+        .filter(|(file, _)| !allowed.contains(&file.as_str()))
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "seq compared outside its place: {elsewhere:?}"
+    );
+    let per_file = |file: &str| found.iter().filter(|(f, _)| f == file).count();
+    assert_eq!(per_file("actors/src/channel/subscriber.rs"), 1, "{found:?}");
+    assert_eq!(
+        per_file("src/graphql/live.rs"),
+        1,
+        "only the replay's bound: {found:?}"
+    );
+}
+
+/// Invariant: `src/ws` has no import circle. The outbox (with the types it queues) imports
+/// neither the cohort nor the connection; the cohort does not import the connection.
+#[test]
+fn the_websocket_modules_import_one_way() {
+    let ws = repo_dir().join("src/ws");
+    let imports = |file: &str, module: &str| {
+        let text = read(&ws.join(file));
+        text.contains(&format!("super::{module}")) || text.contains(&format!("ws::{module}"))
+    };
+    assert!(!imports("outbox.rs", "connection") && !imports("outbox.rs", "cohort"));
+    assert!(!imports("cohort.rs", "connection"));
+    assert!(imports("connection.rs", "cohort") && imports("cohort.rs", "outbox"));
+}

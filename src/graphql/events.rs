@@ -7,8 +7,10 @@ use orderhub_actors::domain::{self, OrderId, RestaurantId};
 use orderhub_actors::ports::Owned;
 use orderhub_actors::ErrorCode;
 
+use super::live::{self, Rendered};
 use super::types::{DateTime, MenuItem, Order, OrderStatus, StaffCall};
-use super::{live, owner, parse_id, principal, services, ApiError};
+use super::{owner, parse_id, principal, services, ApiError};
+use std::sync::Arc;
 
 pub struct Subscription;
 
@@ -61,6 +63,7 @@ impl Subscription {
             let events = live::replay(
                 services.store.clone(),
                 restaurant,
+                ctx.data_opt::<Arc<Rendered>>().cloned(),
                 after.unwrap_or(*until),
                 *until,
             );
@@ -88,6 +91,7 @@ impl Subscription {
             "restaurantEvents",
             services.store.clone(),
             restaurant,
+            ctx.data_opt::<Arc<Rendered>>().cloned(),
             subscription,
             after,
             shared.is_none(),
@@ -125,6 +129,7 @@ impl Subscription {
             "orderUpdated",
             services.store.clone(),
             restaurant,
+            ctx.data_opt::<Arc<Rendered>>().cloned(),
             subscription,
             None,
             true,

@@ -16,10 +16,43 @@ use crate::metrics::{Raised, BUFFER_DEPTH, SUBSCRIPTIONS};
 /// Events read from the store per round trip when replaying.
 const REPLAY_PAGE: usize = 200;
 
+/// The event a subscription response was rendered from. async-graphql turns each item of a
+/// subscription's stream into a response and keeps nothing else of it, so whoever executes a
+/// subscription puts a `Rendered` in the request's data, and the stream notes each event in
+/// it as it hands the event over. async-graphql renders one item at a time, in order (a
+/// subscription has one root field: GraphQL spec, "Single root field"), so after each
+/// response `take` gives the event that response carries, or `None` for one that carries
+/// none (`orderUpdated`'s current state, an error).
+#[derive(Debug, Default)]
+pub struct Rendered(std::sync::Mutex<Option<Tag>>);
+
+/// Which event: its seq and commit time (milliseconds since the Unix epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tag {
+    pub seq: i64,
+    pub committed_at_ms: i64,
+}
+
+impl Rendered {
+    fn note(&self, event: &Event) {
+        let tag = Tag {
+            seq: event.seq,
+            committed_at_ms: event.at.millis(),
+        };
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(tag);
+    }
+
+    /// The event the response just rendered carries.
+    pub fn take(&self) -> Option<Tag> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 /// Stored events of one restaurant with seq in (sent, until], page by page.
 struct Replay {
     store: Arc<dyn Store>,
     restaurant: RestaurantId,
+    rendered: Option<Arc<Rendered>>,
     /// The last seq handed out.
     sent: i64,
     until: i64,
@@ -31,7 +64,9 @@ impl Replay {
         while self.sent < self.until {
             if let Some(event) = self.backlog.pop_front() {
                 self.sent = event.seq;
-                crate::metrics::delivering(event.seq, event.at.millis());
+                if let Some(rendered) = &self.rendered {
+                    rendered.note(&event);
+                }
                 return Some(Ok(event));
             }
             match self
@@ -56,12 +91,14 @@ impl Replay {
 pub fn replay(
     store: Arc<dyn Store>,
     restaurant: RestaurantId,
+    rendered: Option<Arc<Rendered>>,
     after: i64,
     until: i64,
 ) -> impl Stream<Item = Result<Arc<Event>, ApiError>> + Send + 'static {
     let replay = Replay {
         store,
         restaurant,
+        rendered,
         sent: after,
         until,
         backlog: VecDeque::new(),
@@ -93,6 +130,7 @@ pub fn events(
     field: &'static str,
     store: Arc<dyn Store>,
     restaurant: RestaurantId,
+    rendered: Option<Arc<Rendered>>,
     subscription: Subscription,
     after: Option<i64>,
     counted: bool,
@@ -101,6 +139,7 @@ pub fn events(
         replay: Replay {
             store,
             restaurant,
+            rendered,
             sent: after.unwrap_or(subscription.live_after),
             until: subscription.live_after,
             backlog: VecDeque::new(),
@@ -158,7 +197,9 @@ impl Feed {
         match (received, self.subscription.ended()) {
             (Some(event), None) => {
                 self.replay.sent = event.seq;
-                crate::metrics::delivering(event.seq, event.at.millis());
+                if let Some(rendered) = &self.replay.rendered {
+                    rendered.note(&event);
+                }
                 Some(Ok(event))
             }
             (_, reason) => self.end(ending(reason)),

@@ -21,7 +21,7 @@ use std::sync::Arc;
 pub use document::{nesting, MAX_NESTING};
 pub use error::{ApiError, ApiResult};
 pub use events::{CatchUpTo, SharedExecution};
-pub use live::{ending, expires_in};
+pub use live::{ending, expires_in, Rendered, Tag};
 
 use crate::auth::AuthError;
 

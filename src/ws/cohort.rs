@@ -31,7 +31,7 @@ use tokio::task::AbortHandle;
 
 use super::outbox::{Notice, Out, Outbox, Refused as Full};
 use super::protocol::{self, NextEnvelope, Payload, Protocol};
-use crate::graphql::{ApiError, AppSchema, Caller, SharedExecution};
+use crate::graphql::{ApiError, AppSchema, Caller, Rendered, SharedExecution};
 use orderhub_actors::ErrorCode;
 
 /// Same key, same bytes: the document, the operation, the variables but `after`, and the
@@ -276,11 +276,11 @@ impl Cohorts {
         if let Some(name) = &payload.operation_name {
             request = request.operation_name(name.clone());
         }
-        let task = tokio::spawn(crate::metrics::deliveries(lead(
+        let task = tokio::spawn(lead(
             Arc::downgrade(&cohort),
             self.inner.schema.clone(),
             request,
-        )));
+        ));
         lock(&cohort.state).leader = Some(task.abort_handle());
         cohort
     }
@@ -289,7 +289,8 @@ impl Cohorts {
 /// The shared execution: resolves and serializes each event once and sends it out.
 async fn lead(cohort: Weak<Cohort>, schema: AppSchema, request: async_graphql::Request) {
     use async_graphql::futures_util::StreamExt;
-    let mut responses = schema.execute_stream(request);
+    let rendered = Arc::new(Rendered::default());
+    let mut responses = schema.execute_stream(request.data(rendered.clone()));
     while let Some(response) = responses.next().await {
         let Some(cohort) = cohort.upgrade() else {
             return;
@@ -299,8 +300,17 @@ async fn lead(cohort: Weak<Cohort>, schema: AppSchema, request: async_graphql::R
             cohort.end(Some(Arc::new(errors)));
             return;
         }
-        let Some(event) = crate::metrics::delivered_event() else {
-            continue;
+        // Every response of `restaurantEvents` carries an event: one that does not is a
+        // fault here, and the members resume rather than miss it.
+        let Some(event) = rendered.take() else {
+            tracing::error!("a shared execution rendered a response without its event");
+            let error = ApiError::new(
+                ErrorCode::Internal,
+                "the subscription lost its place; resubscribe with after: lastSeq",
+            );
+            let errors = errors_of(error.with_last_seq(0));
+            cohort.end(Some(Arc::new(errors)));
+            return;
         };
         let payload = match serde_json::to_string(&response) {
             Ok(payload) => payload.into_boxed_str(),

@@ -11,39 +11,13 @@ use super::cohort::{self, ending_message, errors_of, Cohorts, Eligible, Ending, 
 use super::outbox::{Notice, OpenConnections, Out, Outbox};
 use super::protocol::{self, close, ClientMessage, Payload, Protocol};
 use crate::auth::Tokens;
-use crate::graphql::{ApiError, CatchUpTo};
+use crate::config::WsConfig;
+use crate::graphql::{ApiError, CatchUpTo, Rendered};
 use crate::graphql::{AppSchema, Caller};
 use crate::metrics::{Raised, RATE_LIMITED, SLOW_CONSUMER_CUTS, SUBSCRIPTIONS, WS_CONNECTIONS};
 use crate::rate_limit::RateLimiter;
 use orderhub_actors::channel::Subscriber;
 use orderhub_actors::ErrorCode;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WsConfig {
-    /// A connection that sends no `connection_init` within this time is closed with 4408.
-    pub init_timeout: Duration,
-    /// The server pings this often, and closes (4504) a connection silent for twice as long.
-    pub keepalive: Duration,
-    /// A socket write stuck this long closes the connection (4508): the client reconnects and
-    /// resumes with `after`.
-    pub write_timeout: Duration,
-    /// Subscriptions (operations) running at once on one connection.
-    pub max_subscriptions: usize,
-    /// Frames queued for the writer; a cohort member that would overflow it is cut as slow.
-    pub outbox: usize,
-}
-
-impl Default for WsConfig {
-    fn default() -> Self {
-        Self {
-            init_timeout: Duration::from_secs(3),
-            keepalive: Duration::from_secs(15),
-            write_timeout: Duration::from_secs(5),
-            max_subscriptions: 100,
-            outbox: 256,
-        }
-    }
-}
 
 /// What every WebSocket connection of a node shares.
 #[derive(Clone)]
@@ -511,7 +485,7 @@ impl Connection {
             let eligible = cohort::eligible(&payload, &operation.caller)?;
             Some((cohorts.clone(), eligible))
         });
-        let task = tokio::spawn(crate::metrics::deliveries(async move {
+        let task = tokio::spawn(async move {
             // Boxed: a subscription on its own keeps its task as long as it runs.
             match cohort {
                 Some((cohorts, eligible)) => {
@@ -520,7 +494,7 @@ impl Connection {
                 None => Box::pin(operation.run(payload)).await,
             }
             operation.out.notify(Notice::Finished(operation.key));
-        }));
+        });
         self.operations
             .insert(id, (key, Running::Task(task.abort_handle())));
         Flow::Continue
@@ -574,16 +548,15 @@ impl Operation {
     async fn run(&self, payload: Payload) {
         // Boxed, stream and all: the task of every subscription would otherwise carry their
         // size (the stream is kilobytes).
-        let responses = Box::pin(self.forward(self.schema.execute_stream(self.request(payload))));
-        if let Forwarded::Ended(_) = responses.await {
+        if let Forwarded::Ended(_) = Box::pin(self.forward(self.request(payload))).await {
             self.complete().await;
         }
     }
 
-    async fn forward(
-        &self,
-        mut responses: impl async_graphql::futures_util::Stream<Item = async_graphql::Response> + Unpin,
-    ) -> Forwarded {
+    /// Executes `request` and sends each response, with the event it carries, to the client.
+    async fn forward(&self, request: async_graphql::Request) -> Forwarded {
+        let rendered = Arc::new(Rendered::default());
+        let mut responses = self.schema.execute_stream(request.data(rendered.clone()));
         let mut last_event = None;
         while let Some(response) = responses.next().await {
             let whole = response.data == async_graphql::Value::Null && !response.errors.is_empty();
@@ -595,7 +568,7 @@ impl Operation {
                     return Forwarded::Failed;
                 }
             };
-            let event = crate::metrics::delivered_event();
+            let event = rendered.take();
             if !self.send(text, event.map(|e| e.committed_at_ms)).await {
                 return Forwarded::Gone;
             }
@@ -645,7 +618,7 @@ impl Operation {
         if let Some(request) = catch_up {
             // Meanwhile the member's actor holds the frames after `live_after`.
             let request = request.data(CatchUpTo(live_after));
-            match Box::pin(self.forward(self.schema.execute_stream(request))).await {
+            match Box::pin(self.forward(request)).await {
                 Forwarded::Ended(replayed) => {
                     let after = after.unwrap_or(0);
                     subscriber.caught_up(replayed.unwrap_or(after).max(after).max(live_after));
