@@ -3,14 +3,15 @@
 //! what the client needs to carry on, and the next use of the restaurant gets a fresh actor. The
 //! Redis bus's connection actor is restarted by its supervisor, and its channels catch up.
 
-use orderhub::app::App;
 use orderhub_actors::domain::RestaurantId;
 use orderhub_actors::faults::{panic_next, Target};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 use crate::harness::redis::RedisServer;
-use crate::support::{metric_value, sqlite_url, test_settings, Api, Fixture, TestServer, PLACE};
+use crate::support::{
+    metric_value, sqlite_url, test_settings, Api, Fixture, NodeThread, TestServer, PLACE,
+};
 use crate::ws_client::{WsClient, RESTAURANT_EVENTS, TRANSPORT_WS};
 
 const SEQS: &str = "subscription($r: ID!, $after: Int) { \
@@ -174,69 +175,6 @@ async fn a_panicking_channel_actor_ends_its_subscriptions_with_last_seq_and_come
     assert_eq!(next(&mut kitchen, "again").await, Ok(3), "live again");
 }
 
-/// An in-process node on a runtime of its own that, unlike a [`TestServer`], stops: on
-/// [`StoppableNode::stop`], or when dropped.
-struct StoppableNode {
-    api: Api,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl StoppableNode {
-    fn start(database_url: &str, extra: &[&str]) -> StoppableNode {
-        let settings = test_settings(database_url, extra);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("node runtime");
-            runtime.block_on(async move {
-                let app = App::build(&settings).await.expect("orderhub starts");
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                ready_tx
-                    .send(listener.local_addr().expect("address"))
-                    .expect("ready");
-                let stopped = async move {
-                    let _ = stopped.await;
-                };
-                app.serve(listener, stopped).await.expect("serve");
-            });
-        });
-        let addr = ready_rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("orderhub did not start within 60 s");
-        StoppableNode {
-            api: Api::at(&format!("http://{addr}")),
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops the node and waits until its runtime is gone.
-    async fn stop(mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            tokio::task::spawn_blocking(move || thread.join().expect("the node stopped"))
-                .await
-                .expect("joined");
-        }
-    }
-}
-
-impl Drop for StoppableNode {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// How many connections Redis has subscribed to the restaurant's channel.
 async fn bus_subscribers(redis: &RedisServer, restaurant: &str) -> i64 {
     let client = redis::Client::open(redis.url()).expect("Redis URL");
@@ -299,8 +237,8 @@ async fn a_panicking_bus_connection_is_restarted_and_its_channels_catch_up() {
         "--shutdown-timeout",
         "5s",
     ];
-    let writer = StoppableNode::start(&database, &flags);
-    let reader = StoppableNode::start(&database, &flags);
+    let writer = NodeThread::start(test_settings(&database, &flags), || async {});
+    let reader = NodeThread::start(test_settings(&database, &flags), || async {});
     let f = writer.api.fixture().await;
     let mut kitchen = WsClient::ready(&reader.api, TRANSPORT_WS, &f.staff).await;
     kitchen

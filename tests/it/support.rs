@@ -88,16 +88,55 @@ pub fn node_script(
 }
 
 impl TestServer {
-    /// Starts an in-process node on a free loopback port; `extra` are more `serve` flags.
+    /// Starts an in-process node on a free loopback port; `extra` are more `serve` flags. It
+    /// serves until the test process ends.
     pub fn start(database_url: &str, extra: &[&str]) -> TestServer {
-        let settings = test_settings(database_url, extra);
+        let node = NodeThread::start(test_settings(database_url, extra), || async {});
+        let (registry, channels) = node.registries();
+        TestServer {
+            api: node.api.clone(),
+            database_url: database_url.to_owned(),
+            registry,
+            channels,
+        }
+        .keeping(node)
+    }
+
+    fn keeping(self, mut node: NodeThread) -> TestServer {
+        // Never stopped: its stop signal is kept for good and its thread left to run.
+        std::mem::forget(node.stop.take());
+        drop(node.thread.take());
+        self
+    }
+}
+
+/// An in-process node on a runtime of its own, in a thread (a `#[tokio::test]` runtime ends
+/// with its test, and a node's tasks can then be counted apart from the test's). It serves
+/// until `stop` or until dropped; then `after` runs on its runtime, and `stop` returns what
+/// `after` returned.
+pub struct NodeThread<T: Send + 'static = ()> {
+    pub api: Api,
+    /// The node's registries, let go before it stops: a stopped node must end its tasks by
+    /// itself, not because nothing refers to it any more.
+    registries: Option<(RestaurantRegistry, ChannelRegistry)>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<T>>,
+}
+
+impl<T: Send + 'static> NodeThread<T> {
+    pub fn start<F, Fut>(settings: Settings, after: F) -> NodeThread<T>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T>,
+    {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
-                .expect("test runtime");
+                .expect("node runtime");
             runtime.block_on(async move {
                 let app = App::build(&settings).await.expect("orderhub starts");
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -107,19 +146,45 @@ impl TestServer {
                 ready_tx
                     .send((addr, app.registry.clone(), app.channels.clone()))
                     .expect("report readiness");
-                app.serve(listener, std::future::pending())
-                    .await
-                    .expect("serve");
-            });
+                let stopped = async move {
+                    let _ = stopped.await;
+                };
+                app.serve(listener, stopped).await.expect("serve");
+                after().await
+            })
         });
         let (addr, registry, channels) = ready_rx
             .recv_timeout(Duration::from_secs(60))
             .expect("orderhub did not start within 60 s");
-        TestServer {
+        NodeThread {
             api: Api::at(&format!("http://{addr}")),
-            database_url: database_url.to_owned(),
-            registry,
-            channels,
+            registries: Some((registry, channels)),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// The node's restaurant and channel registries.
+    pub fn registries(&self) -> (RestaurantRegistry, ChannelRegistry) {
+        self.registries.clone().expect("running")
+    }
+
+    /// Stops the node and waits until its runtime is gone.
+    pub async fn stop(mut self) -> T {
+        self.registries = None;
+        drop(self.stop.take());
+        let thread = self.thread.take().expect("not stopped yet");
+        tokio::task::spawn_blocking(move || thread.join().expect("the node stopped"))
+            .await
+            .expect("joined")
+    }
+}
+
+impl<T: Send + 'static> Drop for NodeThread<T> {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }

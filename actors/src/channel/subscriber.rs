@@ -160,6 +160,8 @@ pub struct SubscriberState {
     mailbox: Arc<Mailbox>,
     outlet: Box<dyn Outlet>,
     ended: bool,
+    /// The timer of its token's expiry: a task of its own, stopped with the actor.
+    expiry: Option<tokio::task::AbortHandle>,
     inner: Arc<ChannelInner>,
 }
 
@@ -174,9 +176,11 @@ impl Actor for SubscriptionActor {
         myself: ActorRef<Self::Msg>,
         (joining, restaurant, live_after, mailbox, inner): Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        if let Some(expires_in) = joining.expires_in {
-            myself.send_after(expires_in, || SubscriberMsg::Expired);
-        }
+        let expiry = joining.expires_in.map(|expires_in| {
+            myself
+                .send_after(expires_in, || SubscriberMsg::Expired)
+                .abort_handle()
+        });
         Ok(SubscriberState {
             restaurant,
             shared: joining.shared,
@@ -186,6 +190,7 @@ impl Actor for SubscriptionActor {
             mailbox,
             outlet: joining.outlet,
             ended: false,
+            expiry,
             inner,
         })
     }
@@ -272,6 +277,9 @@ impl SubscriberState {
 /// `post_stop`), its subscriber hears of it unless it ended already.
 impl Drop for SubscriberState {
     fn drop(&mut self) {
+        if let Some(expiry) = &self.expiry {
+            expiry.abort();
+        }
         if !self.ended {
             self.outlet.end(EndReason::Interrupted, self.position);
         }
