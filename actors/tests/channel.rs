@@ -3,13 +3,12 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{arrives_within, emit, eventually, next_seq, seed, Seeded};
-use orderhub_actors::channel::{ChannelConfig, ChannelRegistry, EndReason, Filter, Subscription};
+use common::{arrives_within, emit, eventually, next_seq, Channels};
+use orderhub_actors::channel::{ChannelConfig, EndReason, Filter, Subscription};
 use orderhub_actors::ports::EventSink;
-use orderhub_actors::testing::{FailOn, MemoryBus, MemoryStore};
+use orderhub_actors::testing::FailOn;
 use orderhub_actors::StoreError;
 use tokio::time::Instant;
 
@@ -19,25 +18,19 @@ const CATCH_UP_EVERY: Duration = Duration::from_secs(2);
 /// "at once", and far below every timer of the channel.
 const AT_ONCE: Duration = Duration::from_millis(1);
 
-struct Fixture {
-    store: Arc<MemoryStore>,
-    bus: Arc<MemoryBus>,
-    channels: ChannelRegistry,
-    seeded: Seeded,
+/// A seeded restaurant and a channel registry over in-memory ports.
+struct Fixture(Channels);
+
+impl std::ops::Deref for Fixture {
+    type Target = Channels;
+    fn deref(&self) -> &Channels {
+        &self.0
+    }
 }
 
 impl Fixture {
     async fn new(config: ChannelConfig) -> Self {
-        let store = Arc::new(MemoryStore::new());
-        let bus = Arc::new(MemoryBus::new());
-        let seeded = seed(&store).await;
-        let channels = ChannelRegistry::new(store.clone(), bus.clone(), config);
-        Self {
-            store,
-            bus,
-            channels,
-            seeded,
-        }
+        Fixture(Channels::new(config).await)
     }
 
     async fn join(&self) -> Subscription {

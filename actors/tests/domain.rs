@@ -1,6 +1,10 @@
 //! The domain's rules and its types' public forms (as stored, sent and shown), through the
 //! crate's public API: access, events, ids, menus, money, orders and time.
 
+mod common;
+
+use common::staff_of;
+
 use orderhub_actors::domain::{
     advance, build_order, cancel, fingerprint, next_ticket, validate_menu_item, validate_request,
     validate_restaurant, validate_table_name, BusinessDay, CancelRule, Currency, DomainError,
@@ -77,16 +81,6 @@ fn customer(table: &Table) -> Principal {
     .expect("a customer principal")
 }
 
-fn staff(restaurant: &RestaurantId) -> Principal {
-    Principal::new(
-        "kitchen".into(),
-        Role::Staff,
-        Some(restaurant.clone()),
-        None,
-    )
-    .expect("a staff principal")
-}
-
 fn is_bad_input<T>(result: &Result<T, DomainError>) -> bool {
     matches!(result, Err(DomainError::BadInput(_)))
 }
@@ -147,7 +141,7 @@ fn a_refusal_to_operate_says_why() {
         Err(DomainError::Forbidden("staff only".into()))
     );
     assert_eq!(
-        staff(&RestaurantId::generate()).may_operate(&r.id),
+        staff_of(&RestaurantId::generate()).may_operate(&r.id),
         Err(DomainError::Forbidden(
             "this token is not for that restaurant".into()
         ))
@@ -167,8 +161,8 @@ fn an_order_is_seen_at_its_table_by_its_restaurants_staff_and_by_admins_only() {
 
     assert!(customer(&t1).may_see_order(&order));
     assert!(!customer(&t2).may_see_order(&order));
-    assert!(staff(&r.id).may_see_order(&order));
-    assert!(!staff(&other.id).may_see_order(&order));
+    assert!(staff_of(&r.id).may_see_order(&order));
+    assert!(!staff_of(&other.id).may_see_order(&order));
     assert!(Principal::admin("operator").may_see_order(&order));
     // A table id of this restaurant in a token for another one sees nothing.
     let forged = Principal::new(
@@ -510,7 +504,10 @@ fn the_cancel_rule_follows_the_role() {
         CancelRule::for_principal(&customer(&t)),
         CancelRule::Customer
     );
-    assert_eq!(CancelRule::for_principal(&staff(&r.id)), CancelRule::Staff);
+    assert_eq!(
+        CancelRule::for_principal(&staff_of(&r.id)),
+        CancelRule::Staff
+    );
     assert_eq!(
         CancelRule::for_principal(&Principal::admin("operator")),
         CancelRule::Staff

@@ -7,39 +7,30 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{emit, eventually, next_seq, seed, Seeded};
+use common::{emit, eventually, next_seq, Channels};
 use orderhub_actors::channel::{
-    ChannelConfig, ChannelRegistry, Delivery, EndReason, Filter, Frame, Joining, Outlet, Refused,
-    Source, Subscriber,
+    ChannelConfig, Delivery, EndReason, Filter, Frame, Joining, Outlet, Refused, Source, Subscriber,
 };
-use orderhub_actors::testing::{MemoryBus, MemoryStore};
 
 const AT_ONCE: Duration = Duration::from_millis(1);
 
-struct Fixture {
-    store: Arc<MemoryStore>,
-    bus: Arc<MemoryBus>,
-    channels: ChannelRegistry,
-    seeded: Seeded,
+struct Fixture(Channels);
+
+impl std::ops::Deref for Fixture {
+    type Target = Channels;
+    fn deref(&self) -> &Channels {
+        &self.0
+    }
 }
 
 impl Fixture {
     async fn new(buffer: usize) -> Self {
-        let store = Arc::new(MemoryStore::new());
-        let bus = Arc::new(MemoryBus::new());
-        let seeded = seed(&store).await;
         let config = ChannelConfig {
             buffer,
             catch_up_every: Duration::from_secs(3600),
             ..ChannelConfig::default()
         };
-        let channels = ChannelRegistry::new(store.clone(), bus.clone(), config);
-        Self {
-            store,
-            bus,
-            channels,
-            seeded,
-        }
+        Fixture(Channels::new(config).await)
     }
 
     /// A cohort member whose outlet takes `room` frames and records what happens.

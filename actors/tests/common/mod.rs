@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderhub_actors::channel::Subscription;
+use orderhub_actors::channel::{ChannelConfig, ChannelRegistry, Subscription};
 use orderhub_actors::domain::{
     Currency, Event, EventKind, LineRequest, MenuItem, MenuItemId, Money, Order, OrderId,
     OrderStatus, PlaceOrderRequest, Principal, Restaurant, RestaurantId, Role, StaffCall, Table,
@@ -342,4 +342,27 @@ pub fn staff_of(restaurant: &RestaurantId) -> Principal {
 
 pub fn seqs(events: &[Event]) -> Vec<i64> {
     events.iter().map(|e| e.seq).collect()
+}
+
+/// A seeded restaurant and a channel registry, over in-memory ports.
+pub struct Channels {
+    pub store: Arc<MemoryStore>,
+    pub bus: Arc<MemoryBus>,
+    pub channels: ChannelRegistry,
+    pub seeded: Seeded,
+}
+
+impl Channels {
+    pub async fn new(config: ChannelConfig) -> Self {
+        let store = Arc::new(MemoryStore::new());
+        let bus = Arc::new(MemoryBus::new());
+        let seeded = seed(&store).await;
+        let channels = ChannelRegistry::new(store.clone(), bus.clone(), config);
+        Self {
+            store,
+            bus,
+            channels,
+            seeded,
+        }
+    }
 }
