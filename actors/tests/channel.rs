@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{arrives_within, emit, eventually, next_seq, Channels};
-use orderhub_actors::channel::{ChannelConfig, EndReason, Filter, Subscription};
+use common::{arrives_within, eventually, next_seq, Channels};
+use orderhub_actors::channel::{ChannelConfig, EndReason};
 use orderhub_actors::ports::EventSink;
 use orderhub_actors::testing::FailOn;
 use orderhub_actors::StoreError;
@@ -18,38 +18,7 @@ const CATCH_UP_EVERY: Duration = Duration::from_secs(2);
 /// "at once", and far below every timer of the channel.
 const AT_ONCE: Duration = Duration::from_millis(1);
 
-/// A seeded restaurant and a channel registry over in-memory ports.
-struct Fixture(Channels);
-
-impl std::ops::Deref for Fixture {
-    type Target = Channels;
-    fn deref(&self) -> &Channels {
-        &self.0
-    }
-}
-
-impl Fixture {
-    async fn new(config: ChannelConfig) -> Self {
-        Fixture(Channels::new(config).await)
-    }
-
-    async fn join(&self) -> Subscription {
-        self.channels
-            .join(self.seeded.id(), Filter::All, None)
-            .await
-            .expect("join the channel")
-    }
-
-    async fn emit(&self) -> i64 {
-        emit(&self.store, &self.bus, &self.seeded).await.seq
-    }
-
-    /// Commits an event whose publication the bus loses.
-    async fn emit_lost(&self) -> i64 {
-        self.bus.lose_next(1);
-        self.emit().await
-    }
-}
+type Fixture = Channels;
 
 fn config() -> ChannelConfig {
     ChannelConfig {

@@ -7,54 +7,50 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{emit, eventually, next_seq, Channels};
+use common::{eventually, next_seq, Channels};
 use orderhub_actors::channel::{
     ChannelConfig, Delivery, EndReason, Filter, Frame, Joining, Outlet, Refused, Source, Subscriber,
 };
 
 const AT_ONCE: Duration = Duration::from_millis(1);
 
-struct Fixture(Channels);
+type Fixture = Channels;
 
-impl std::ops::Deref for Fixture {
-    type Target = Channels;
-    fn deref(&self) -> &Channels {
-        &self.0
-    }
+async fn fixture(buffer: usize) -> Fixture {
+    let config = ChannelConfig {
+        buffer,
+        catch_up_every: Duration::from_secs(3600),
+        ..ChannelConfig::default()
+    };
+    Channels::new(config).await
 }
 
-impl Fixture {
-    async fn new(buffer: usize) -> Self {
-        let config = ChannelConfig {
-            buffer,
-            catch_up_every: Duration::from_secs(3600),
-            ..ChannelConfig::default()
-        };
-        Fixture(Channels::new(config).await)
-    }
-
-    /// A cohort member whose outlet takes `room` frames and records what happens.
-    async fn member(&self, room: usize, position: i64, catching_up: bool) -> (Subscriber, Record) {
-        let record = Record::default();
-        let outlet = Recording {
-            record: record.clone(),
-            room,
-        };
-        let mut outlet = Some(outlet);
-        let subscriber = self
-            .channels
-            .start_subscriber(self.seeded.id(), || Joining {
-                source: Source::Cohort,
-                outlet: Box::new(outlet.take().expect("joined once")),
-                expires_in: None,
-                position: Some(position),
-                catching_up,
-                shared: false,
-            })
-            .await
-            .expect("start a member");
-        (subscriber, record)
-    }
+/// A cohort member whose outlet takes `room` frames and records what happens.
+async fn join_member(
+    f: &Fixture,
+    room: usize,
+    position: i64,
+    catching_up: bool,
+) -> (Subscriber, Record) {
+    let record = Record::default();
+    let outlet = Recording {
+        record: record.clone(),
+        room,
+    };
+    let mut outlet = Some(outlet);
+    let subscriber = f
+        .channels
+        .start_subscriber(f.seeded.id(), || Joining {
+            source: Source::Cohort,
+            outlet: Box::new(outlet.take().expect("joined once")),
+            expires_in: None,
+            position: Some(position),
+            catching_up,
+            shared: false,
+        })
+        .await
+        .expect("start a member");
+    (subscriber, record)
 }
 
 /// What a member's outlet saw: the seqs it took, and how it ended.
@@ -109,7 +105,7 @@ fn frame(seq: i64) -> Delivery {
 
 #[tokio::test(start_paused = true)]
 async fn a_token_expiry_ends_that_subscription_alone() {
-    let f = Fixture::new(16).await;
+    let f = fixture(16).await;
     let id = f.seeded.id();
     let mut expiring = f
         .channels
@@ -117,7 +113,7 @@ async fn a_token_expiry_ends_that_subscription_alone() {
         .await
         .expect("join");
     let mut staying = f.channels.join(id, Filter::All, None).await.expect("join");
-    emit(&f.store, &f.bus, &f.seeded).await;
+    f.emit().await;
     assert_eq!(next_seq(&mut expiring, AT_ONCE).await, 1);
     assert_eq!(next_seq(&mut staying, AT_ONCE).await, 1);
 
@@ -131,7 +127,7 @@ async fn a_token_expiry_ends_that_subscription_alone() {
     );
     assert_eq!(expiring.ended(), Some(EndReason::TokenExpired));
 
-    emit(&f.store, &f.bus, &f.seeded).await;
+    f.emit().await;
     assert_eq!(next_seq(&mut staying, AT_ONCE).await, 2);
     assert_eq!(f.channels.subscribers_alive(), 1);
     assert_eq!(f.channels.slow_consumer_cuts(), 0, "an expiry is not a cut");
@@ -139,8 +135,8 @@ async fn a_token_expiry_ends_that_subscription_alone() {
 
 #[tokio::test(start_paused = true)]
 async fn a_member_holds_frames_while_it_catches_up_then_skips_what_it_replayed() {
-    let f = Fixture::new(16).await;
-    let (member, record) = f.member(usize::MAX, 0, true).await;
+    let f = fixture(16).await;
+    let (member, record) = join_member(&f, usize::MAX, 0, true).await;
     let feeder = member.feeder();
     for seq in 3..=5 {
         assert!(feeder.send(frame(seq)));
@@ -162,9 +158,9 @@ async fn a_member_holds_frames_while_it_catches_up_then_skips_what_it_replayed()
 
 #[tokio::test(start_paused = true)]
 async fn a_full_mailbox_cuts_that_member_with_its_last_seq() {
-    let f = Fixture::new(2).await;
-    let (member, record) = f.member(usize::MAX, 0, false).await;
-    let (other, other_record) = f.member(usize::MAX, 0, false).await;
+    let f = fixture(2).await;
+    let (member, record) = join_member(&f, usize::MAX, 0, false).await;
+    let (other, other_record) = join_member(&f, usize::MAX, 0, false).await;
     let (feeder, other_feeder) = (member.feeder(), other.feeder());
     // Sent without yielding: the actor has taken nothing out yet.
     for seq in 1..=5 {
@@ -188,15 +184,15 @@ async fn a_full_mailbox_cuts_that_member_with_its_last_seq() {
 
 #[tokio::test(start_paused = true)]
 async fn a_full_outlet_cuts_the_member_and_held_frames_count_against_its_buffer() {
-    let f = Fixture::new(2).await;
-    let (member, record) = f.member(1, 0, false).await;
+    let f = fixture(2).await;
+    let (member, record) = join_member(&f, 1, 0, false).await;
     member.feeder().send(frame(1));
     member.feeder().send(frame(2));
     eventually("cut at the full outlet", || record.ended().is_some()).await;
     assert_eq!(record.ended(), Some((EndReason::SlowConsumer, 1)));
 
     // Catching up from 7, it may hold its buffer's worth and no more.
-    let (catching_up, record) = f.member(usize::MAX, 7, true).await;
+    let (catching_up, record) = join_member(&f, usize::MAX, 7, true).await;
     let feeder = catching_up.feeder();
     for seq in 10..=11 {
         feeder.send(frame(seq));
@@ -214,8 +210,8 @@ async fn a_full_outlet_cuts_the_member_and_held_frames_count_against_its_buffer(
 
 #[tokio::test(start_paused = true)]
 async fn a_member_ends_once_when_its_source_ends_or_when_it_is_dropped() {
-    let f = Fixture::new(16).await;
-    let (member, record) = f.member(usize::MAX, 3, false).await;
+    let f = fixture(16).await;
+    let (member, record) = join_member(&f, usize::MAX, 3, false).await;
     member.feeder().send(frame(4));
     member.feeder().source_ended();
     eventually("ended", || record.ended().is_some()).await;
@@ -224,7 +220,7 @@ async fn a_member_ends_once_when_its_source_ends_or_when_it_is_dropped() {
 
     // Stopped without an end of its own (its channel failed, or its holder let go): the
     // outlet hears it was interrupted, with where it was.
-    let (dropped, record) = f.member(usize::MAX, 9, false).await;
+    let (dropped, record) = join_member(&f, usize::MAX, 9, false).await;
     drop(dropped);
     eventually("told on stopping", || record.ended().is_some()).await;
     assert_eq!(record.ended(), Some((EndReason::Interrupted, 9)));
@@ -233,9 +229,9 @@ async fn a_member_ends_once_when_its_source_ends_or_when_it_is_dropped() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cohort_feed_is_counted_apart_from_subscribers() {
-    let f = Fixture::new(16).await;
+    let f = fixture(16).await;
     let shared = f.channels.join_shared(f.seeded.id()).await.expect("join");
-    let (member, _) = f.member(usize::MAX, 0, false).await;
+    let (member, _) = join_member(&f, usize::MAX, 0, false).await;
     assert_eq!(f.channels.shared_alive(), 1);
     assert_eq!(
         f.channels.subscribers_alive(),

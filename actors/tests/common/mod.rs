@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderhub_actors::channel::{ChannelConfig, ChannelRegistry, Subscription};
+use orderhub_actors::channel::{ChannelConfig, ChannelRegistry, Filter, Subscription};
 use orderhub_actors::domain::{
     Currency, Event, EventKind, LineRequest, MenuItem, MenuItemId, Money, Order, OrderId,
     OrderStatus, PlaceOrderRequest, Principal, Restaurant, RestaurantId, Role, StaffCall, Table,
@@ -364,5 +364,24 @@ impl Channels {
             channels,
             seeded,
         }
+    }
+
+    /// A subscription to every event, from where the channel is.
+    pub async fn join(&self) -> Subscription {
+        self.channels
+            .join(self.seeded.id(), Filter::All, None)
+            .await
+            .expect("join the channel")
+    }
+
+    /// Commits an event and publishes it; its seq.
+    pub async fn emit(&self) -> i64 {
+        emit(&self.store, &self.bus, &self.seeded).await.seq
+    }
+
+    /// Commits an event whose publication the bus loses.
+    pub async fn emit_lost(&self) -> i64 {
+        self.bus.lose_next(1);
+        self.emit().await
     }
 }
