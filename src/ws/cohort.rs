@@ -400,7 +400,14 @@ impl Cohort {
             }
             drop(state);
             self.forget(&mut cohorts);
-            self.phase.send_replace(Phase::Ended(None));
+            // Unless it ended already: how it ended stays for whoever reads it still.
+            self.phase.send_if_modified(|phase| {
+                let ending = !matches!(phase, Phase::Ended(_));
+                if ending {
+                    *phase = Phase::Ended(None);
+                }
+                ending
+            });
         }
     }
 
