@@ -12,6 +12,7 @@ use orderhub_actors::channel::{
     ChannelConfig, ChannelRegistry, Delivery, EndReason, Filter, Frame, Joining, Outlet, Refused,
     Source, Subscriber,
 };
+use orderhub_actors::shutdown::ShutdownSignal;
 use orderhub_actors::testing::{MemoryBus, MemoryStore};
 
 const AT_ONCE: Duration = Duration::from_millis(1);
@@ -21,6 +22,8 @@ struct Fixture {
     bus: Arc<MemoryBus>,
     channels: ChannelRegistry,
     seeded: Seeded,
+    /// Keeps the registry's supervisor running for the test's length.
+    _shutdown: ShutdownSignal,
 }
 
 impl Fixture {
@@ -33,12 +36,15 @@ impl Fixture {
             catch_up_every: Duration::from_secs(3600),
             ..ChannelConfig::default()
         };
-        let channels = ChannelRegistry::new(store.clone(), bus.clone(), config);
+        let shutdown = ShutdownSignal::new();
+        let channels =
+            ChannelRegistry::new(store.clone(), bus.clone(), config, shutdown.shutdown());
         Self {
             store,
             bus,
             channels,
             seeded,
+            _shutdown: shutdown,
         }
     }
 
