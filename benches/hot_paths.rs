@@ -95,6 +95,8 @@ fn event(restaurant: &Restaurant, menu: &[MenuItem], seq: i64) -> Event {
 }
 
 struct Node {
+    /// Held for as long as the node is used.
+    signal: ShutdownSignal,
     bus: Arc<LocalBus>,
     channels: ChannelRegistry,
     services: Services,
@@ -105,12 +107,13 @@ async fn node(buffer: usize) -> (Node, Restaurant, Vec<MenuItem>) {
     let dir = std::env::temp_dir().join(format!("orderhub-hot-paths-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let url = format!("sqlite://{}/bench-{buffer}.db", dir.display());
-    // Dropped at once: samplers and the idle sweeper play no part in these benches.
-    let signal = ShutdownSignal::new();
-    let store = orderhub::store::connect(&url, None, signal.shutdown())
+    // The store's samplers play no part in these benches: their signal is dropped at once.
+    let store = orderhub::store::connect(&url, None, ShutdownSignal::new().shutdown())
         .await
         .expect("store");
     let bus = Arc::new(LocalBus::new());
+    // Kept with the node: the registries' supervisors stop, and their actors, when it drops.
+    let signal = ShutdownSignal::new();
     let channels = ChannelRegistry::new(
         store.clone(),
         bus.clone() as Arc<dyn Bus>,
@@ -120,6 +123,7 @@ async fn node(buffer: usize) -> (Node, Restaurant, Vec<MenuItem>) {
             catch_up_every: Duration::from_secs(3600),
             ..ChannelConfig::default()
         },
+        signal.shutdown(),
     );
     let registry = RestaurantRegistry::new(
         Deps {
@@ -146,6 +150,7 @@ async fn node(buffer: usize) -> (Node, Restaurant, Vec<MenuItem>) {
         .expect("restaurant");
     let menu = menu(&restaurant);
     let node = Node {
+        signal,
         bus,
         channels,
         services,
@@ -155,7 +160,7 @@ async fn node(buffer: usize) -> (Node, Restaurant, Vec<MenuItem>) {
 
 fn event_to_frame(c: &mut Criterion) {
     let rt = runtime();
-    let (bus, menu, restaurant, mut stream) = rt.block_on(async {
+    let (_signal, bus, menu, restaurant, mut stream) = rt.block_on(async {
         let (node, restaurant, menu) = node(256).await;
         let schema = graphql::build(Some(node.services));
         let staff = Principal::new(
@@ -175,7 +180,7 @@ fn event_to_frame(c: &mut Criterion) {
         ))
         .data(Caller::Authenticated(staff));
         let stream = schema.execute_stream(request);
-        (node.bus, menu, restaurant, stream)
+        (node.signal, node.bus, menu, restaurant, stream)
     });
     // The subscription joins its channel on its first poll; then events flow from seq 1.
     let idle = rt
@@ -208,7 +213,7 @@ fn event_to_frame(c: &mut Criterion) {
 
 fn fan_out(c: &mut Criterion) {
     let rt = runtime();
-    let (bus, restaurant, menu, mut subscriptions, _channels) = rt.block_on(async {
+    let (_signal, bus, restaurant, menu, mut subscriptions, _channels) = rt.block_on(async {
         let (node, restaurant, menu) = node(256).await;
         let mut subscriptions = Vec::with_capacity(FANOUT);
         for _ in 0..FANOUT {
@@ -219,7 +224,14 @@ fn fan_out(c: &mut Criterion) {
                 .expect("joins");
             subscriptions.push(joined);
         }
-        (node.bus, restaurant, menu, subscriptions, node.channels)
+        (
+            node.signal,
+            node.bus,
+            restaurant,
+            menu,
+            subscriptions,
+            node.channels,
+        )
     });
     let mut seq = subscriptions[0].live_after;
     let mut group = c.benchmark_group("fan-out");

@@ -269,7 +269,12 @@ impl App {
             settings.restaurants,
             signal.shutdown(),
         );
-        let channels = ChannelRegistry::new(store.clone(), bus.clone(), settings.channels);
+        let channels = ChannelRegistry::new(
+            store.clone(),
+            bus.clone(),
+            settings.channels,
+            signal.shutdown(),
+        );
         let schema = graphql::build_with(
             Some(Services {
                 store: store.clone(),
@@ -423,6 +428,7 @@ async fn sample_actors(
         metrics::counter!(ACTOR_FAILURES, "kind" => "subscription")
             .absolute(channels.failed_subscribers());
         metrics::counter!(ACTOR_FAILURES, "kind" => "restaurant").absolute(registry.failures());
+        metrics::counter!(ACTOR_FAILURES, "kind" => "channel").absolute(channels.failed_channels());
         metrics::counter!(EVENTS_RECEIVED, "source" => "store")
             .absolute(channels.events_caught_up());
         metrics::gauge!(BUS_CONNECTED).set(if bus.connected() { 1.0 } else { 0.0 });

@@ -12,6 +12,7 @@ pub mod ports;
 pub mod restaurant;
 pub mod shutdown;
 mod slots;
+pub mod supervisor;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -90,6 +90,23 @@ impl<M: Message, E: Clone> Slots<M, E> {
         }
     }
 
+    /// Removes the entry that names `actor`, whichever restaurant it serves, and says which
+    /// that was; `None` if no entry names it (it was taken out, or replaced, already).
+    pub fn forget_actor(&self, actor: ActorId) -> Option<RestaurantId> {
+        let mut map = self.lock();
+        let key = map
+            .iter()
+            .find(|(_, slot)| slot.actor.get_id() == actor)
+            .map(|(key, _)| key.clone())?;
+        map.remove(&key);
+        Some(key)
+    }
+
+    /// Whether an actor serves the restaurant (without counting as a use of it).
+    pub fn contains(&self, key: &RestaurantId) -> bool {
+        self.lock().contains_key(key)
+    }
+
     /// Removes and returns the actors unused for `idle_after`.
     pub fn take_idle(&self, idle_after: Duration) -> Vec<ActorRef<M>> {
         let now = Instant::now();
@@ -138,5 +155,7 @@ mod tests {
         assert!(slots.extras().is_empty());
         assert!(slots.take_idle(Duration::ZERO).is_empty());
         assert!(slots.take_all().is_empty());
+        assert!(!slots.contains(&key));
+        assert_eq!(slots.forget_actor(ActorId::Local(1)), None);
     }
 }

@@ -50,6 +50,7 @@ struct Shared {
     settings: Mutex<HashMap<String, String>>,
     failure: Mutex<Option<(FailOn, StoreError)>>,
     event_reads: AtomicUsize,
+    history_reads: AtomicUsize,
 }
 
 impl Shared {
@@ -109,6 +110,11 @@ impl MemoryStore {
     /// How many times `Store::events` was called: the channels' catch-up reads.
     pub fn event_reads(&self) -> usize {
         self.shared.event_reads.load(Ordering::SeqCst)
+    }
+
+    /// How many times `Store::history` was called: once by each channel that starts.
+    pub fn history_reads(&self) -> usize {
+        self.shared.history_reads.load(Ordering::SeqCst)
     }
 
     /// The restaurant's last committed seq, readable from sync code such as a bus listener
@@ -281,6 +287,7 @@ impl Store for MemoryStore {
     }
 
     async fn history(&self, restaurant: &RestaurantId) -> Result<Option<History>, StoreError> {
+        self.shared.history_reads.fetch_add(1, Ordering::SeqCst);
         self.shared.check(false)?;
         Ok(self.read(restaurant, |data| History {
             first_retained: data.events.first().map(|e| e.seq),

@@ -167,26 +167,49 @@ fn no_core_source_names_an_adapter() {
     }
 }
 
-/// Invariant "the actor tree": restaurant and channel actors are spawned without a parent by
-/// their registries, subscription actors linked under their channel; in the adapters, the Redis
-/// bus's supervisor and its connection actor linked under it; nothing else spawns an actor.
+/// Invariant "the actor tree": each registry starts one supervisor, with no parent; restaurant
+/// and channel actors are spawned linked under their registry's supervisor, subscription actors
+/// under their channel; in the adapters, the Redis bus's supervisor and its connection actor
+/// linked under it; nothing else spawns an actor.
 #[test]
 fn the_actor_tree_is_the_documented_one() {
     let actors = actors_dir().join("src");
+    // The one supervisor, generic over its registry; both registries start it.
     let spawns = [
         (
-            "restaurant/registry.rs",
-            "Actor::spawn(None,RestaurantActor,",
+            "supervisor.rs",
+            "ActorRuntime::spawn_instant(None,Supervisor::<R>::new(),registry)",
         ),
-        ("channel/registry.rs", "Actor::spawn(None,ChannelActor,"),
+        (
+            "restaurant/registry.rs",
+            "Actor::spawn_linked(None,RestaurantActor,(restaurant.clone(),self.inner.deps.clone()),self.inner.supervisor.get_cell(),)",
+        ),
+        (
+            "channel/registry.rs",
+            "Actor::spawn_linked(None,ChannelActor,arguments,supervisor)",
+        ),
         (
             "channel/actor.rs",
-            "Actor::spawn_linked(None,SubscriptionActor,",
+            "Actor::spawn_linked(None,SubscriptionActor,arguments,myself.get_cell())",
         ),
     ];
     for (file, call) in spawns {
         let text = squeezed(&read(&actors.join(file)));
         assert_eq!(text.matches(call).count(), 1, "{file}: {call}");
+    }
+    let channel_registry = squeezed(&read(&actors.join("channel/registry.rs")));
+    assert!(
+        channel_registry.contains("letsupervisor=self.inner.supervisor.get_cell();"),
+        "a channel's parent is not its registry's supervisor"
+    );
+    for registry in ["restaurant/registry.rs", "channel/registry.rs"] {
+        let text = squeezed(&read(&actors.join(registry)));
+        assert_eq!(
+            text.matches("supervisor::start(registry.clone(),shutdown")
+                .count(),
+            1,
+            "{registry} does not start its supervisor"
+        );
     }
     // The one actor tree in the adapters: the node's Redis pub/sub connection, supervised.
     let adapters = repo_dir().join("src");
@@ -204,7 +227,14 @@ fn the_actor_tree_is_the_documented_one() {
         .iter()
         .map(|file| {
             let text = squeezed(&read(file));
-            text.matches("Actor::spawn(").count() + text.matches("Actor::spawn_linked(").count()
+            [
+                "Actor::spawn(",
+                "Actor::spawn_linked(",
+                "ActorRuntime::spawn",
+            ]
+            .iter()
+            .map(|call| text.matches(call).count())
+            .sum::<usize>()
         })
         .sum();
     assert_eq!(

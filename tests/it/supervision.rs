@@ -1,6 +1,7 @@
 //! What a failing actor costs: panics injected into a restaurant, channel or subscription actor
 //! (`orderhub_actors::faults`, compiled into test builds only) end exactly what they must, with
-//! what the client needs to carry on, and the next use of the restaurant gets a fresh actor. The
+//! what the client needs to carry on; a failed restaurant or channel actor is restarted at once
+//! by its registry's supervisor, so the next use of the restaurant finds a fresh one ready. The
 //! Redis bus's connection actor is restarted by its supervisor, and its channels catch up.
 
 use orderhub_actors::domain::RestaurantId;
@@ -42,6 +43,15 @@ async fn next(client: &mut WsClient, id: &str) -> Result<i64, Value> {
     }
 }
 
+/// Waits (at most 10 s) until `done` holds, looking every 10 ms.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn assert_ended_with_last_seq(error: &Value, last: i64) {
     assert_eq!(error["type"], "error", "{error}");
     let extensions = &error["payload"][0]["extensions"];
@@ -49,20 +59,30 @@ fn assert_ended_with_last_seq(error: &Value, last: i64) {
     assert_eq!(extensions["lastSeq"], last, "{error}");
 }
 
-/// The command in flight is answered UNAVAILABLE and its transaction rolled back; the next
-/// command of the restaurant runs on a fresh actor, with the next seq and ticket number.
+/// The command in flight is answered UNAVAILABLE and its transaction rolled back; the actor's
+/// supervisor puts a fresh one in its place before any next command, which runs on it, with the
+/// next seq and ticket number.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_restaurant_actor_fails_its_command_and_nothing_is_half_written() {
     let server = node();
     let f = server.fixture().await;
-    let failures = server.registry.failures();
+    // Only this test makes restaurant actors fail on this node.
+    let (failures, restarts) = (server.registry.failures(), server.registry.restarts());
     panic_next(Target::Restaurant, &restaurant(&f));
     let input = f.order_input("panics", &[(0, 1)]);
     server
         .gql(Some(&f.customer), PLACE, json!({"i": input}))
         .await
         .expect_code("UNAVAILABLE");
+    wait_until("the supervisor restarts the restaurant actor", || {
+        server.registry.restarts() == restarts + 1
+    })
+    .await;
     assert_eq!(server.registry.failures(), failures + 1);
+    assert!(
+        server.registry.has_actor(&restaurant(&f)),
+        "no actor waits for the restaurant's next command"
+    );
 
     let mut kitchen = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
     let variables = json!({"r": f.restaurant, "after": 0});
@@ -85,6 +105,7 @@ async fn a_panicking_restaurant_actor_fails_its_command_and_nothing_is_half_writ
         .gql(Some(&f.customer), PLACE, json!({"i": input}))
         .await;
     assert_eq!(retried.ok().int("placeOrder.number"), 2);
+    assert_eq!(server.registry.restarts(), restarts + 1);
 }
 
 /// One subscription's actor fails: that subscription ends with UNAVAILABLE and its lastSeq,
@@ -148,12 +169,18 @@ async fn a_panicking_subscription_actor_ends_that_subscription_alone() {
 }
 
 /// The restaurant's channel fails: its subscriptions end with UNAVAILABLE and their lastSeq (the
-/// channel's state is gone, so they do not continue silently), their clients resume with
-/// `after`, and the next subscription starts a fresh channel that hears the bus again.
+/// channel's state is gone, so they do not continue silently), and their clients resume with
+/// `after`. The channel's supervisor has started a fresh one meanwhile, which hears the bus:
+/// the resumed subscription joins it and is live again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_channel_actor_ends_its_subscriptions_with_last_seq_and_comes_back() {
     let server = node();
     let f = server.fixture().await;
+    // Only this test makes channels fail on this node.
+    let (failures, restarts) = (
+        server.channels.failed_channels(),
+        server.channels.restarts(),
+    );
     let mut kitchen = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
     kitchen
         .subscribe("k", SEQS, json!({"r": f.restaurant, "after": 0}))
@@ -166,6 +193,15 @@ async fn a_panicking_channel_actor_ends_its_subscriptions_with_last_seq_and_come
         .await
         .expect_err("the subscription ends");
     assert_ended_with_last_seq(&ended, 1);
+    wait_until("the supervisor restarts the channel", || {
+        server.channels.restarts() == restarts + 1
+    })
+    .await;
+    assert_eq!(server.channels.failed_channels(), failures + 1);
+    assert!(
+        server.channels.has_channel(&restaurant(&f)),
+        "no channel waits for the resubscription"
+    );
 
     kitchen
         .subscribe("again", SEQS, json!({"r": f.restaurant, "after": 1}))
@@ -173,6 +209,12 @@ async fn a_panicking_channel_actor_ends_its_subscriptions_with_last_seq_and_come
     assert_eq!(next(&mut kitchen, "again").await, Ok(2));
     f.place(server, "third").await;
     assert_eq!(next(&mut kitchen, "again").await, Ok(3), "live again");
+    assert_eq!(
+        server.channels.restarts(),
+        restarts + 1,
+        "the channel failed again"
+    );
+    assert!(server.channels.has_channel(&restaurant(&f)));
 }
 
 /// How many connections Redis has subscribed to the restaurant's channel.

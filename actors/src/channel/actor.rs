@@ -1,3 +1,4 @@
+use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -23,6 +24,9 @@ pub enum ChannelMsg {
     /// Read what the store has past the last event fanned out: fills gaps, and delivers events
     /// whose publication was lost (a node died between commit and publish, the bus was down).
     CatchUp,
+    /// `ChannelConfig::linger` has passed since the channel started: it stops unless someone
+    /// joined.
+    Unwatched,
 }
 
 /// One restaurant's live events on this node: puts them in seq order, fills gaps from the
@@ -30,8 +34,6 @@ pub enum ChannelMsg {
 pub struct ChannelActor;
 
 pub struct ChannelState {
-    /// This actor, for the registry to forget when it ends.
-    id: ActorId,
     /// Bus events on their way in.
     inflow: Arc<Mailbox>,
     restaurant: RestaurantId,
@@ -45,6 +47,20 @@ pub struct ChannelState {
     /// serves a cohort's shared execution rather than one subscriber.
     subscribers: HashMap<ActorId, (Option<Feeder>, bool)>,
     _listening: Listening,
+    /// The periodic catch-up's timer.
+    _catching_up: Timer<()>,
+    /// Sends `Unwatched` unless a subscriber joins first.
+    linger: Option<Timer<Result<(), ractor::MessagingErr<ChannelMsg>>>>,
+}
+
+/// A timer task of the channel's, cancelled when dropped: with the channel's state, however
+/// the channel ends, so that none outlives it.
+struct Timer<T>(JoinHandle<T>);
+
+impl<T> Drop for Timer<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Actor for ChannelActor {
@@ -85,9 +101,11 @@ impl Actor for ChannelActor {
             .history(&restaurant)
             .await?
             .map_or(0, |h| h.last_seq);
-        myself.send_interval(inner.config.catch_up_every, || ChannelMsg::CatchUp);
+        let catching_up = myself.send_interval(inner.config.catch_up_every, || ChannelMsg::CatchUp);
+        // A channel started for a join has it at once; one restarted after a failure waits
+        // for its subscribers to come back, and no longer than this.
+        let linger = myself.send_after(inner.config.linger, || ChannelMsg::Unwatched);
         Ok(ChannelState {
-            id: myself.get_id(),
             inflow,
             restaurant,
             inner,
@@ -96,6 +114,8 @@ impl Actor for ChannelActor {
             gap_check_scheduled: false,
             subscribers: HashMap::new(),
             _listening: listening,
+            _catching_up: Timer(catching_up),
+            linger: Some(Timer(linger)),
         })
     }
 
@@ -118,6 +138,8 @@ impl Actor for ChannelActor {
             ChannelMsg::Join { joining, reply } => {
                 let _ = reply.send(state.join(joining, &myself).await);
             }
+            ChannelMsg::Unwatched if state.subscribers.is_empty() => state.stop(&myself),
+            ChannelMsg::Unwatched => {}
         }
         Ok(())
     }
@@ -147,22 +169,18 @@ impl Actor for ChannelActor {
                 .fetch_sub(1, Ordering::Relaxed);
         }
         if state.subscribers.is_empty() {
-            // Out of the registry first: a join racing with this stop gets a fresh channel.
-            state
-                .inner
-                .channels
-                .forget(&state.restaurant, myself.get_id());
-            myself.stop(None);
+            state.stop(&myself);
         }
         Ok(())
     }
 }
 
-/// However the channel ends (stopped, or failed, when ractor skips `post_stop`): out of the
-/// registry, and its subscriptions no longer counted (ractor stops them with it).
+/// However the channel ends (stopped, or failed, when ractor skips `post_stop`), its
+/// subscriptions are no longer counted (ractor stops them with it), and its timers stop. It
+/// left the registry before it stopped (`ChannelState::stop`); one that failed is taken out by
+/// its supervisor, which must find it there to restart it.
 impl Drop for ChannelState {
     fn drop(&mut self) {
-        self.inner.channels.forget(&self.restaurant, self.id);
         for (_, shared) in self.subscribers.values() {
             self.inner
                 .stats
@@ -173,6 +191,15 @@ impl Drop for ChannelState {
 }
 
 impl ChannelState {
+    /// Stops the channel, out of the registry first: a join racing with this stop gets a fresh
+    /// channel.
+    fn stop(&self, myself: &ActorRef<ChannelMsg>) {
+        self.inner
+            .channels
+            .forget(&self.restaurant, myself.get_id());
+        myself.stop(None);
+    }
+
     async fn join(
         &mut self,
         joining: Joining,
@@ -196,6 +223,8 @@ impl ChannelState {
             .await
             .map_err(|e| CommandError::ActorUnavailable(e.to_string()))?;
         let subscriber = Subscriber::new(self.last_seq, child.clone(), mailbox);
+        // From now on the channel stops when its last subscriber leaves.
+        self.linger = None;
         let feeder = fed.then(|| subscriber.feeder());
         self.subscribers.insert(child.get_id(), (feeder, shared));
         self.inner

@@ -1,7 +1,8 @@
 //! Live events: one ChannelActor per restaurant that someone on this node watches, holding
-//! the node's subscription to that restaurant on the bus, and one SubscriptionActor per
-//! subscription, a supervised child of its channel, with its own bounded mailbox, seq position,
-//! token expiry and slow-consumer cut.
+//! the node's subscription to that restaurant on the bus, a child of the registry's supervisor
+//! (which restarts it when it fails), and one SubscriptionActor per subscription, a supervised
+//! child of its channel, with its own bounded mailbox, seq position, token expiry and
+//! slow-consumer cut.
 
 mod actor;
 mod registry;

@@ -1,5 +1,5 @@
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorRef, MessagingErr};
+use ractor::{Actor, ActorId, ActorRef, MessagingErr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,9 @@ use super::subscriber::{Filter, Joining, Subscriber, Subscription};
 use crate::domain::RestaurantId;
 use crate::mailbox::Mailbox;
 use crate::ports::{Bus, Store};
+use crate::shutdown::Shutdown;
 use crate::slots::Slots;
+use crate::supervisor::{self, Supervised};
 use crate::CommandError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,9 @@ pub struct ChannelConfig {
     /// Bus events waiting in a channel's mailbox; past it they are dropped and the channel
     /// reads the store instead, so nothing is lost and the mailbox stays bounded.
     pub inflow: usize,
+    /// How long a channel that nobody has joined lives: one its supervisor restarted after a
+    /// failure waits this long for its subscribers to resubscribe, then stops.
+    pub linger: Duration,
 }
 
 impl Default for ChannelConfig {
@@ -36,6 +41,7 @@ impl Default for ChannelConfig {
             catch_up_every: Duration::from_secs(2),
             call_timeout: Duration::from_secs(10),
             inflow: 1024,
+            linger: Duration::from_secs(10),
         }
     }
 }
@@ -44,6 +50,10 @@ impl Default for ChannelConfig {
 #[derive(Debug, Default)]
 pub(crate) struct ChannelStats {
     pub subscribers_failed: AtomicU64,
+    /// Channel actors that failed (panicked), counted by the supervisor.
+    pub channels_failed: AtomicU64,
+    /// Failed channels the supervisor replaced.
+    pub channels_restarted: AtomicU64,
     pub events_caught_up: AtomicU64,
     /// Subscription actors of subscribers alive now.
     pub subscribers_alive: AtomicU64,
@@ -77,27 +87,72 @@ pub struct ChannelInner {
     /// one channel instead of each starting their own.
     starting: tokio::sync::Mutex<()>,
     pub(crate) stats: ChannelStats,
+    /// The parent of every channel here.
+    supervisor: ActorRef<()>,
 }
 
-/// Finds or starts this node's channel of a restaurant and joins subscriptions to it.
+/// The registry and every channel are gone: the supervisor stops.
+impl Drop for ChannelInner {
+    fn drop(&mut self) {
+        self.supervisor.stop(None);
+    }
+}
+
+impl Supervised for ChannelInner {
+    const KIND: &'static str = "channel";
+
+    fn failed(&self, child: ActorId) -> Option<RestaurantId> {
+        let restaurant = self.channels.forget_actor(child);
+        // After the slot is cleared: whoever sees the count sees the slot empty or replaced.
+        self.stats.channels_failed.fetch_add(1, Ordering::Relaxed);
+        restaurant
+    }
+
+    fn killed(&self, child: ActorId) {
+        self.channels.forget_actor(child);
+    }
+
+    fn clear(&self) {
+        self.channels.take_all();
+    }
+
+    async fn restart(self: Arc<Self>, restaurant: RestaurantId) -> Result<(), CommandError> {
+        let registry = ChannelRegistry { inner: self };
+        registry.start(&restaurant).await?;
+        let restarted = &registry.inner.stats.channels_restarted;
+        restarted.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Finds or starts this node's channel of a restaurant and joins subscriptions to it. Its
+/// channels are linked under its supervisor (`crate::supervisor`), which restarts one that
+/// fails.
 #[derive(Clone)]
 pub struct ChannelRegistry {
     inner: Arc<ChannelInner>,
 }
 
 impl ChannelRegistry {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, config: ChannelConfig) -> Self {
-        let inner = ChannelInner {
+    /// Must be called inside a Tokio runtime: it starts the supervisor, which ends when
+    /// `shutdown` says so (its channels with it) or once the registry and its channels are
+    /// gone.
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        config: ChannelConfig,
+        shutdown: Shutdown,
+    ) -> Self {
+        let inner = Arc::new_cyclic(|registry| ChannelInner {
             store,
             bus,
             config,
             channels: Slots::new(),
             starting: tokio::sync::Mutex::new(()),
             stats: ChannelStats::default(),
-        };
-        Self {
-            inner: Arc::new(inner),
-        }
+            supervisor: supervisor::start(registry.clone(), shutdown),
+        });
+        Self { inner }
     }
 
     /// A new subscription to the restaurant's live events that match `filter`, read from a
@@ -180,7 +235,8 @@ impl ChannelRegistry {
         ))
     }
 
-    /// The restaurant's channel, started unless another join started it meanwhile.
+    /// The restaurant's channel, started unless another join (or its supervisor) started it
+    /// meanwhile.
     async fn start(&self, restaurant: &RestaurantId) -> Result<ActorRef<ChannelMsg>, CommandError> {
         let _starting = self.inner.starting.lock().await;
         if let Some((channel, _)) = self.inner.channels.lookup(restaurant) {
@@ -188,7 +244,8 @@ impl ChannelRegistry {
         }
         let inflow = Arc::new(Mailbox::new(self.inner.config.inflow));
         let arguments = (restaurant.clone(), self.inner.clone(), inflow.clone());
-        let (spawned, _) = Actor::spawn(None, ChannelActor, arguments)
+        let supervisor = self.inner.supervisor.get_cell();
+        let (spawned, _) = Actor::spawn_linked(None, ChannelActor, arguments, supervisor)
             .await
             .map_err(|e| CommandError::ActorUnavailable(e.to_string()))?;
         Ok(self
@@ -203,6 +260,22 @@ impl ChannelRegistry {
         self.inner.channels.len()
     }
 
+    /// Whether the restaurant has a channel on this node.
+    pub fn has_channel(&self, restaurant: &RestaurantId) -> bool {
+        self.inner.channels.contains(restaurant)
+    }
+
+    /// Channel actors that failed (panicked) so far.
+    pub fn failed_channels(&self) -> u64 {
+        self.inner.stats.channels_failed.load(Ordering::Relaxed)
+    }
+
+    /// Failed channels that their supervisor replaced at once, so far.
+    pub fn restarts(&self) -> u64 {
+        self.inner.stats.channels_restarted.load(Ordering::Relaxed)
+    }
+
+    /// Subscription actors that failed (panicked) so far.
     pub fn failed_subscribers(&self) -> u64 {
         self.inner.stats.subscribers_failed.load(Ordering::Relaxed)
     }

@@ -1,4 +1,5 @@
-//! The restaurant actors: one per restaurant per node, spawned on first use, stopped when idle.
+//! The restaurant actors: one per restaurant per node, spawned on first use, stopped when idle,
+//! restarted by the registry's supervisor when one fails.
 
 mod actor;
 mod registry;

@@ -1,5 +1,5 @@
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorRef, MessagingErr};
+use ractor::{Actor, ActorId, ActorRef, MessagingErr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -11,6 +11,7 @@ use crate::domain::RestaurantId;
 use crate::ports::{Clock, EventSink, Store};
 use crate::shutdown::Shutdown;
 use crate::slots::Slots;
+use crate::supervisor::{self, Supervised};
 use crate::CommandError;
 
 /// What a restaurant actor needs from the outside.
@@ -46,7 +47,8 @@ impl Default for RegistryConfig {
 /// a second unless the store is stuck, and then the retry meets the store's own error.
 const QUEUE_FULL_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Finds or spawns the actor of a restaurant on this node, and stops actors that sit idle.
+/// Finds or spawns the actor of a restaurant on this node, and stops actors that sit idle. Its
+/// actors are linked under its supervisor (`crate::supervisor`), which restarts one that fails.
 #[derive(Clone)]
 pub struct RestaurantRegistry {
     inner: Arc<Inner>,
@@ -59,20 +61,59 @@ struct Inner {
     actors: Slots<Queued, Arc<Semaphore>>,
     /// Commands refused because their restaurant's queue was full.
     refused: AtomicU64,
-    /// Actors that failed (panicked) while handling a command.
+    /// Actors that failed (panicked), counted by the supervisor.
     failed: AtomicU64,
+    /// Failed actors the supervisor replaced.
+    restarted: AtomicU64,
+    /// The parent of every actor here.
+    supervisor: ActorRef<()>,
+}
+
+/// The registry is gone: its supervisor stops, and its actors with it.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.supervisor.stop(None);
+    }
+}
+
+impl Supervised for Inner {
+    const KIND: &'static str = "restaurant";
+
+    fn failed(&self, child: ActorId) -> Option<RestaurantId> {
+        let restaurant = self.actors.forget_actor(child);
+        // After the slot is cleared: whoever sees the count sees the slot empty or replaced.
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        restaurant
+    }
+
+    fn killed(&self, child: ActorId) {
+        self.actors.forget_actor(child);
+    }
+
+    fn clear(&self) {
+        self.actors.take_all();
+    }
+
+    async fn restart(self: Arc<Self>, restaurant: RestaurantId) -> Result<(), CommandError> {
+        let registry = RestaurantRegistry { inner: self };
+        registry.actor_for(&restaurant).await?;
+        registry.inner.restarted.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 impl RestaurantRegistry {
-    /// Must be called inside a Tokio runtime: it starts the idle sweeper, which ends when
-    /// `shutdown` says so or once the registry is dropped.
+    /// Must be called inside a Tokio runtime: it starts the supervisor and the idle sweeper,
+    /// which end when `shutdown` says so or once the registry is dropped.
     pub fn new(deps: Deps, config: RegistryConfig, shutdown: Shutdown) -> Self {
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|registry| Inner {
             deps,
             config,
             actors: Slots::new(),
             refused: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            restarted: AtomicU64::new(0),
+            supervisor: supervisor::start(registry.clone(), shutdown.clone()),
         });
         tokio::spawn(sweep_idle(
             Arc::downgrade(&inner),
@@ -112,11 +153,9 @@ impl RestaurantRegistry {
             match actor.call(queued, Some(timeout)).instrument(span).await {
                 Ok(CallResult::Success(result)) => return result,
                 Ok(CallResult::Timeout) => return Err(CommandError::Timeout(timeout)),
-                // The actor failed with the command: its transaction was rolled back, and
-                // the next command of the restaurant starts a fresh actor.
+                // The actor failed with the command: its transaction was rolled back, and its
+                // supervisor counts the failure and puts a fresh actor in its place.
                 Ok(CallResult::SenderError) => {
-                    self.inner.failed.fetch_add(1, Ordering::Relaxed);
-                    self.inner.actors.forget(restaurant, actor.get_id());
                     return Err(CommandError::ActorUnavailable(
                         "the restaurant actor stopped while handling the command".into(),
                     ));
@@ -142,9 +181,19 @@ impl RestaurantRegistry {
             .sum()
     }
 
-    /// Restaurant actors that failed while handling a command, so far.
+    /// Restaurant actors that failed (panicked) so far, with a command or without.
     pub fn failures(&self) -> u64 {
         self.inner.failed.load(Ordering::Relaxed)
+    }
+
+    /// Failed restaurant actors that their supervisor replaced at once, so far.
+    pub fn restarts(&self) -> u64 {
+        self.inner.restarted.load(Ordering::Relaxed)
+    }
+
+    /// Whether an actor of the restaurant runs on this node (asking does not count as a use).
+    pub fn has_actor(&self, restaurant: &RestaurantId) -> bool {
+        self.inner.actors.contains(restaurant)
     }
 
     /// Commands refused so far because their restaurant's queue was full.
@@ -158,7 +207,8 @@ impl RestaurantRegistry {
     }
 
     /// Stops every actor after it has finished the commands already queued (and published
-    /// their events), waiting at most `deadline` for all of them.
+    /// their events), waiting at most `deadline` for all of them. One still busy then goes on
+    /// until the node's `Shutdown` stops the supervisor, which kills it.
     pub async fn shutdown(&self, deadline: Duration) {
         let actors = self.inner.actors.take_all();
         for actor in &actors {
@@ -180,10 +230,11 @@ impl RestaurantRegistry {
         if let Some(found) = self.inner.actors.lookup(restaurant) {
             return Ok(found);
         }
-        let (spawned, _) = Actor::spawn(
+        let (spawned, _) = Actor::spawn_linked(
             None,
             RestaurantActor,
             (restaurant.clone(), self.inner.deps.clone()),
+            self.inner.supervisor.get_cell(),
         )
         .await
         .map_err(|e| CommandError::ActorUnavailable(e.to_string()))?;

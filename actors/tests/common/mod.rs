@@ -350,6 +350,8 @@ pub struct Channels {
     pub bus: Arc<MemoryBus>,
     pub channels: ChannelRegistry,
     pub seeded: Seeded,
+    /// Keeps the registry's supervisor running for the test's length.
+    pub shutdown: ShutdownSignal,
 }
 
 impl Channels {
@@ -357,12 +359,15 @@ impl Channels {
         let store = Arc::new(MemoryStore::new());
         let bus = Arc::new(MemoryBus::new());
         let seeded = seed(&store).await;
-        let channels = ChannelRegistry::new(store.clone(), bus.clone(), config);
+        let shutdown = ShutdownSignal::new();
+        let channels =
+            ChannelRegistry::new(store.clone(), bus.clone(), config, shutdown.shutdown());
         Self {
             store,
             bus,
             channels,
             seeded,
+            shutdown,
         }
     }
 
