@@ -409,8 +409,8 @@ async fn sample_actors(
     mut shutdown: Shutdown,
 ) {
     use crate::metrics::{
-        ACTORS, ACTOR_FAILURES, BUS_CONNECTED, COHORTS, EVENTS_RECEIVED, MAILBOX_DEPTH,
-        MAILBOX_REFUSED, SLOW_CONSUMER_CUTS,
+        ACTORS, ACTOR_FAILURES, ACTOR_RESTARTS, BUS_CONNECTED, COHORTS, EVENTS_RECEIVED,
+        MAILBOX_DEPTH, MAILBOX_REFUSED, SLOW_CONSUMER_CUTS,
     };
     loop {
         metrics::gauge!(MAILBOX_DEPTH, "kind" => "restaurant").set(registry.queued() as f64);
@@ -429,6 +429,8 @@ async fn sample_actors(
             .absolute(channels.failed_subscribers());
         metrics::counter!(ACTOR_FAILURES, "kind" => "restaurant").absolute(registry.failures());
         metrics::counter!(ACTOR_FAILURES, "kind" => "channel").absolute(channels.failed_channels());
+        metrics::counter!(ACTOR_RESTARTS, "kind" => "restaurant").absolute(registry.restarts());
+        metrics::counter!(ACTOR_RESTARTS, "kind" => "channel").absolute(channels.restarts());
         metrics::counter!(EVENTS_RECEIVED, "source" => "store")
             .absolute(channels.events_caught_up());
         metrics::gauge!(BUS_CONNECTED).set(if bus.connected() { 1.0 } else { 0.0 });

@@ -27,6 +27,7 @@ pub const BUS_RESTARTS: &str = "orderhub_bus_restarts_total";
 pub const BUS_CONNECTED: &str = "orderhub_bus_connected";
 pub const ACTORS: &str = "orderhub_actors";
 pub const ACTOR_FAILURES: &str = "orderhub_actor_failures_total";
+pub const ACTOR_RESTARTS: &str = "orderhub_actor_restarts_total";
 pub const MAILBOX_DEPTH: &str = "orderhub_mailbox_depth";
 pub const MAILBOX_REFUSED: &str = "orderhub_mailbox_refused_total";
 pub const STORE_QUERY_DURATION: &str = "orderhub_db_query_duration_seconds";
@@ -168,6 +169,10 @@ fn describe() {
         ACTOR_FAILURES,
         "Actors that failed (panicked) and were cleaned up by their supervisor, by kind."
     );
+    describe_counter!(
+        ACTOR_RESTARTS,
+        "Failed actors their supervisor restarted at once, by kind (restaurant, channel)."
+    );
     describe_histogram!(
         STORE_QUERY_DURATION,
         Unit::Seconds,
@@ -207,6 +212,10 @@ fn zero() {
         metrics::counter!(RATE_LIMITED, "transport" => transport).absolute(0);
     }
     metrics::counter!(ACTOR_FAILURES, "kind" => "subscription").absolute(0);
+    for kind in ["restaurant", "channel"] {
+        metrics::counter!(ACTOR_FAILURES, "kind" => kind).absolute(0);
+        metrics::counter!(ACTOR_RESTARTS, "kind" => kind).absolute(0);
+    }
     metrics::counter!(EVENTS_PUBLISHED).absolute(0);
     metrics::counter!(EVENTS_DELIVERED).absolute(0);
     metrics::counter!(BUS_RECONNECTS).absolute(0);
