@@ -121,6 +121,8 @@ struct TwoNodes {
     on_b: Api,
     f: Arc<Fixture>,
     kitchen: WsClient,
+    /// The kitchen's board, with the warm-up order on it.
+    board: Board,
 }
 
 impl TwoNodes {
@@ -133,7 +135,7 @@ impl TwoNodes {
         let b = NodeProcess::start(scratch(), &env);
         let (on_a, on_b) = (a.api(), b.api());
         let f = Arc::new(on_b.fixture().await);
-        let kitchen = kitchen_on(&on_a, &f).await;
+        let (kitchen, board) = kitchen_on(&on_a, &on_b, &f).await;
         TwoNodes {
             _redis: redis,
             a,
@@ -142,6 +144,7 @@ impl TwoNodes {
             on_b,
             f,
             kitchen,
+            board,
         }
     }
 }
@@ -162,13 +165,25 @@ fn scratch() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
 }
 
-/// A kitchen subscribed on `api`, before any order.
-async fn kitchen_on(api: &Api, f: &Fixture) -> WsClient {
+/// A kitchen subscribed on `api` from the first event, and its board once the subscription is
+/// live: a warm-up order placed on `via` (for two nodes, the other one) has reached it. The
+/// order has two lines and a total of 1,800, as every order must in the PostgreSQL restart.
+async fn kitchen_on(api: &Api, via: &Api, f: &Fixture) -> (WsClient, Board) {
     let mut kitchen = WsClient::ready(api, TRANSPORT_WS, &f.staff).await;
-    Board::default().subscribe(&mut kitchen, f).await;
-    // The subscription is live once its channel has joined the bus.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    kitchen
+    let mut board = Board::default();
+    board.subscribe(&mut kitchen, f).await;
+    let input = f.order_input("warm-up", &[(0, 1), (1, 2)]);
+    via.gql(Some(&f.customer), PLACE, json!({"i": input}))
+        .await
+        .ok();
+    let ended = board
+        .follow(&mut kitchen, f, 1, Duration::from_secs(30))
+        .await;
+    assert!(
+        ended.is_none(),
+        "the warm-up order never arrived: {ended:?}"
+    );
+    (kitchen, board)
 }
 
 /// Places orders with keys `{prefix}-{i}` on `api` until it stops answering; every call must
@@ -206,6 +221,7 @@ async fn sigterm_mid_burst_loses_nothing() {
         on_b,
         f,
         mut kitchen,
+        mut board,
     } = TwoNodes::start(db).await;
 
     let writers: Vec<_> = (0..8)
@@ -217,10 +233,10 @@ async fn sigterm_mid_burst_loses_nothing() {
             ))
         })
         .collect();
-    let mut board = Board::default();
-    // Some orders first, so that the signal lands in the middle of the burst.
+    // Some orders first (40 after the warm-up), so that the signal lands in the middle of the
+    // burst.
     assert!(board
-        .follow(&mut kitchen, &f, 40, Duration::from_secs(30))
+        .follow(&mut kitchen, &f, 41, Duration::from_secs(30))
         .await
         .is_none());
     let signalled = Instant::now();
@@ -283,6 +299,7 @@ async fn a_killed_node_loses_no_order_and_no_event() {
         on_b,
         f,
         mut kitchen,
+        mut board,
     } = TwoNodes::start(db).await;
 
     const PER_WRITER: usize = 30;
@@ -306,14 +323,14 @@ async fn a_killed_node_loses_no_order_and_no_event() {
                             }
                         }
                     }
+                    // A pace, not a wait: orders keep coming while the node dies.
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             })
         })
         .collect();
-    let mut board = Board::default();
     assert!(board
-        .follow(&mut kitchen, &f, 40, Duration::from_secs(30))
+        .follow(&mut kitchen, &f, 41, Duration::from_secs(30))
         .await
         .is_none());
     a.kill();
@@ -328,8 +345,8 @@ async fn a_killed_node_loses_no_order_and_no_event() {
     let (orders, events) = stored(postgres_server(), db, &f);
     assert_eq!(
         orders.len(),
-        6 * PER_WRITER,
-        "every order placed exactly once"
+        1 + 6 * PER_WRITER,
+        "the warm-up and every order placed exactly once"
     );
     board.resume_on(&on_b, &f, events).await;
     board.assert_complete(events, &orders);
@@ -374,11 +391,10 @@ async fn redis_down_for_ten_seconds_loses_nothing() {
     let reader = NodeProcess::start(scratch(), &env);
     let (on_writer, on_reader) = (writer.api(), reader.api());
     let f = on_writer.fixture().await;
-    let mut kitchen = kitchen_on(&on_reader, &f).await;
-    let mut board = Board::default();
+    let (mut kitchen, mut board) = kitchen_on(&on_reader, &on_writer, &f).await;
     place_orders(&on_writer, &f, "before", 10).await;
     assert!(board
-        .follow(&mut kitchen, &f, 10, Duration::from_secs(10))
+        .follow(&mut kitchen, &f, 11, Duration::from_secs(10))
         .await
         .is_none());
 
@@ -390,6 +406,7 @@ async fn redis_down_for_ten_seconds_loses_nothing() {
     while outage.elapsed() < Duration::from_secs(10) {
         f.place(&on_writer, &format!("during-{during}")).await;
         during += 1;
+        // A pace, not a wait: orders keep coming through the whole outage.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(readiness(&on_writer).await["status"], "ready");
@@ -399,7 +416,11 @@ async fn redis_down_for_ten_seconds_loses_nothing() {
     place_orders(&on_writer, &f, "after", 10).await;
 
     let (orders, events) = stored(postgres_server(), db, &f);
-    assert_eq!(orders.len(), 20 + during, "every order was taken");
+    assert_eq!(
+        orders.len(),
+        1 + 20 + during,
+        "every order was taken, the warm-up too"
+    );
     let ended = board
         .follow(&mut kitchen, &f, events as usize, Duration::from_secs(30))
         .await;
@@ -438,7 +459,7 @@ async fn postgres_restart_mid_burst_fails_fast_and_recovers() {
     );
     let api = node.api();
     let f = Arc::new(api.fixture().await);
-    let mut kitchen = kitchen_on(&api, &f).await;
+    let (mut kitchen, mut board) = kitchen_on(&api, &api, &f).await;
 
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let restarted = Arc::new(Mutex::new(None::<Instant>));
@@ -472,11 +493,14 @@ async fn postgres_restart_mid_burst_fails_fast_and_recovers() {
                         .lock()
                         .expect("lock")
                         .push((Instant::now(), outcome));
+                    // A pace, not a wait: a steady stream across the outage.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             })
         })
         .collect();
+    // A second of orders before the outage, and four seconds of outage: the scenario's
+    // durations, not waits for anything.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let server = pg.clone();
     let back = tokio::task::spawn_blocking(move || {
@@ -537,7 +561,6 @@ async fn postgres_restart_mid_burst_fails_fast_and_recovers() {
     let confirmed = outcomes.iter().filter(|(_, o)| o.error.is_none()).count();
     assert!(orders.len() >= confirmed, "a confirmed order is missing");
     assert_eq!(events as usize, orders.len(), "one event per order");
-    let mut board = Board::default();
     let ended = board
         .follow(&mut kitchen, &f, events as usize, Duration::from_secs(30))
         .await;

@@ -7,7 +7,8 @@ use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::support::{
-    metric_value, postgres_server, postgres_url, sqlite_url, Api, NodeProcess, TestServer, SECRET,
+    eventually, metric_value, postgres_server, postgres_url, sqlite_url, Api, NodeProcess,
+    TestServer, SECRET,
 };
 use crate::ws_client::{WsClient, RESTAURANT_EVENTS, TRANSPORT_WS};
 
@@ -50,14 +51,12 @@ async fn websocket_connections_are_capped() {
         .ok();
     // A place frees up when one closes.
     open.pop().expect("one").close().await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while upgrade(&server).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "no place after a connection closed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "a place is free after a connection closed",
+        Duration::from_secs(5),
+        async || upgrade(&server).await.is_ok(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,11 +84,19 @@ async fn subscriptions_per_connection_are_capped() {
         refused["payload"][0]["extensions"]["code"],
         "TOO_MANY_SUBSCRIPTIONS"
     );
+    // A subscription is live once its actor has joined the channel; the node is this test's
+    // own, so its count of them is these subscriptions'.
+    let alive = async |n: u64| {
+        let what = format!("{n} subscriptions are live");
+        let alive = async || server.channels.subscribers_alive() == n;
+        eventually(&what, Duration::from_secs(10), alive).await;
+    };
+    alive(2).await;
     // The connection stays; ending one subscription makes room for another.
     kitchen.send(json!({"type": "complete", "id": "a"})).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    alive(1).await;
     kitchen.subscribe("d", RESTAURANT_EVENTS, variables).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    alive(2).await;
     f.place(&server, "one").await;
     let mut got = Vec::new();
     for _ in 0..2 {
@@ -151,7 +158,7 @@ async fn a_token_over_its_rate_is_refused() {
         refused["payload"][0]["extensions"]["code"], "RATE_LIMITED",
         "{refused}"
     );
-    // The bucket refills at 5 a second.
+    // The bucket refills at 5 a second: time has to pass, there is nothing else to wait for.
     tokio::time::sleep(Duration::from_millis(500)).await;
     server
         .gql(Some(&f.staff), ORDERS, json!({"r": f.restaurant}))
@@ -172,13 +179,12 @@ async fn slow_queries_time_out() {
             "BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;",
         )
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
     let locked = "SELECT count(*) FROM pg_locks WHERE relation = 'orders'::regclass \
                   AND mode = 'AccessExclusiveLock' AND granted";
-    while postgres_server().psql(db, locked) != "1" {
-        assert!(Instant::now() < deadline, "the lock was not taken");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the lock is taken", Duration::from_secs(10), async || {
+        postgres_server().psql(db, locked) == "1"
+    })
+    .await;
     let started = Instant::now();
     let stuck = server
         .gql(Some(&f.staff), ORDERS, json!({"r": f.restaurant}))
@@ -211,12 +217,11 @@ async fn a_full_command_queue_refuses_at_once() {
         f.restaurant
     );
     let lock = tokio::task::spawn_blocking(move || postgres_server().psql(db, &hold));
-    let deadline = Instant::now() + Duration::from_secs(10);
     let locked = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'";
-    while postgres_server().psql(db, locked) != "1" {
-        assert!(Instant::now() < deadline, "the lock was not taken");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the lock is taken", Duration::from_secs(10), async || {
+        postgres_server().psql(db, locked) == "1"
+    })
+    .await;
     let refused_before = server.registry.refused();
     let started = Instant::now();
     let calls = (0..6).map(|i| {
@@ -310,19 +315,19 @@ async fn a_flood_of_silent_connections_is_bounded() {
                 .expect("the kernel accepts the connection"),
         );
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let files_during = open_files(pid);
-    assert!(
-        files_during <= files_before + 300 + 10,
-        "{files_during} descriptors open with a limit of 300 (before: {files_before})"
-    );
-    // The last ones were over the limit: closed by the node at once.
+    // The last ones were over the limit: closed by the node at once. The node accepts in
+    // order, so once it has closed the last one it has taken in the whole flood.
     let mut byte = [0u8; 1];
     let last = silent.last_mut().expect("a connection");
     let read = tokio::time::timeout(Duration::from_secs(1), last.read(&mut byte)).await;
     assert!(
         matches!(read, Ok(Ok(0)) | Ok(Err(_))),
         "not closed: {read:?}"
+    );
+    let files_during = open_files(pid);
+    assert!(
+        files_during <= files_before + 300 + 10,
+        "{files_during} descriptors open with a limit of 300 (before: {files_before})"
     );
 
     // The timeouts clear the silent ones, though the flood holds on to its end.

@@ -162,6 +162,8 @@ async fn join_at_once(api: &Api, form: Form, size: usize) {
         );
         f.place(api, &format!("warm-up-{placed}")).await;
         placed += 1;
+        // A pace, not the wait: the loop waits for every subscriber to have had an event,
+        // giving each warm-up 100 ms before the next.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for i in 0..ORDERS {
@@ -228,6 +230,7 @@ async fn twenty_stock_graphql_ws_clients_joining_together_are_live() {
     }
     for i in 0..10 {
         f.place(&api, &format!("order-{i}")).await;
+        // A pace, not a wait: orders 100 ms apart, as in the report.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let last: i64 = placed + 10;

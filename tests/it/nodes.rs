@@ -6,7 +6,7 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::support::{postgres_url, sqlite_url, TestServer, ADVANCE, PLACE};
+use crate::support::{eventually, postgres_url, sqlite_url, TestServer, ADVANCE, PLACE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_postgres_never_corrupt_seq_number_or_version() {
@@ -85,14 +85,12 @@ async fn idle_restaurant_actors_stop_and_come_back() {
     let server = TestServer::start(&sqlite_url("idle"), &["--actor-idle", "200ms"]);
     let f = server.fixture().await;
     f.place(&server, "before-idle").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while server.registry.active() > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the idle actor was never stopped"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the idle actor is stopped",
+        Duration::from_secs(10),
+        async || server.registry.active() == 0,
+    )
+    .await;
     let again = server
         .gql(
             Some(&f.customer),

@@ -8,7 +8,7 @@ use crate::harness::prometheus::PrometheusServer;
 use crate::harness::redis::RedisServer;
 use crate::realtime::{place_orders_steadily, seqs};
 use crate::support::{
-    metric_value, replicated_urls, sqlite_url, Api, NodeProcess, TestServer, SECRET,
+    eventually, metric_value, replicated_urls, sqlite_url, Api, NodeProcess, TestServer, SECRET,
 };
 use crate::ws_client::{Incoming, WsClient, RESTAURANT_EVENTS, TRANSPORT_WS};
 
@@ -44,10 +44,14 @@ async fn traffic(api: &Api) {
     const EVENTS: usize = 100;
     let f = api.fixture().await;
     let mut kitchen = WsClient::ready(api, TRANSPORT_WS, &f.staff).await;
+    // From the start: every order reaches it whether its channel has joined yet or not.
     kitchen
-        .subscribe("k", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+        .subscribe(
+            "k",
+            RESTAURANT_EVENTS,
+            json!({"r": f.restaurant, "after": 0}),
+        )
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let menu = api
         .gql(
             Some(&f.customer),
@@ -83,10 +87,14 @@ async fn stall(api: &Api) {
     let f = api.fixture().await;
     let mut stalled = WsClient::connect_small(api, TRANSPORT_WS).await;
     stalled.init(&f.staff).await;
+    // From the start: every order is due to it whether its channel has joined yet or not.
     stalled
-        .subscribe("s", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+        .subscribe(
+            "s",
+            RESTAURANT_EVENTS,
+            json!({"r": f.restaurant, "after": 0}),
+        )
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     place_orders_steadily(api, &f, "stalling", 200).await;
     loop {
         match stalled.recv().await {
@@ -131,9 +139,23 @@ async fn metrics_cover_operations_resolvers_realtime_and_store() {
         ],
     );
     stall(&tight).await;
-    // Gauges sampled every 2 s, histograms drained every 5 s.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let exposition = server.metrics().await;
+    // Cut by its full buffer, or by its stuck socket, whichever came first; the buffer cuts are
+    // sampled every 2 s (histograms are drained whenever the metrics are rendered).
+    let cuts = |exposition: &str| {
+        let value = |series: &str| metric_value(exposition, series).unwrap_or(0.0);
+        value(r#"orderhub_slow_consumer_cuts_total{reason="buffer"}"#)
+            + value(r#"orderhub_slow_consumer_cuts_total{reason="socket"}"#)
+    };
+    let mut exposition = String::new();
+    eventually(
+        "the metrics count the stalled subscriber's cut",
+        Duration::from_secs(10),
+        async || {
+            exposition = server.metrics().await;
+            cuts(&exposition) >= 1.0
+        },
+    )
+    .await;
     let present = families(&exposition);
     let missing: Vec<&&str> = FAMILIES.iter().filter(|f| !present.contains(**f)).collect();
     assert!(missing.is_empty(), "missing metric families: {missing:?}");
@@ -165,10 +187,10 @@ async fn metrics_cover_operations_resolvers_realtime_and_store() {
         r#"orderhub_http_requests_total{method="POST",route="/graphql",status="200"}"#
     ));
     let value = |series: &str| metric_value(&exposition, series).unwrap_or(0.0);
-    // Cut by its full buffer, or by its stuck socket, whichever came first.
-    let cuts = value(r#"orderhub_slow_consumer_cuts_total{reason="buffer"}"#)
-        + value(r#"orderhub_slow_consumer_cuts_total{reason="socket"}"#);
-    assert!(cuts >= 1.0, "the stalled subscriber was counted");
+    assert!(
+        cuts(&exposition) >= 1.0,
+        "the stalled subscriber was counted"
+    );
     assert!(value("orderhub_events_delivered_total") >= 100.0);
     assert!(value("orderhub_event_delivery_seconds_count") >= 100.0);
     assert!(value("orderhub_events_published_total") >= 101.0);
@@ -210,11 +232,26 @@ async fn every_dashboard_panel_has_data_in_a_real_prometheus() {
             response.json::<Value>().await.expect("JSON")
         }
     };
+    // How many times Prometheus has scraped the node so far.
+    let scrapes = async || {
+        let answer = query(r#"count_over_time(up{job="orderhub"}[1h])"#.to_owned()).await;
+        let count = answer["data"]["result"][0]["value"][1].as_str();
+        count.and_then(|n| n.parse::<u64>().ok()).unwrap_or(0)
+    };
+    // Three more scrapes: at least two that began after what came before.
+    let three_more_scrapes = async || {
+        let before = scrapes().await;
+        let what = format!("Prometheus has scraped the node {} times", before + 3);
+        eventually(&what, Duration::from_secs(30), async || {
+            scrapes().await >= before + 3
+        })
+        .await;
+    };
     // Traffic on both sides of a few scrapes, so that rates have two samples to work with.
     traffic(&api).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    three_more_scrapes().await;
     traffic(&api).await;
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    three_more_scrapes().await;
 
     let mut failures = Vec::new();
     let mut checked = 0;

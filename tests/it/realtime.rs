@@ -6,8 +6,8 @@ use serde_json::json;
 use std::time::Duration;
 
 use crate::support::{
-    metric_value, on_every_backend, sqlite, sqlite_url, Api, Fixture, NodeProcess, TestServer,
-    PLACE, SECRET,
+    eventually, metric_value, on_every_backend, sqlite, sqlite_url, Api, Fixture, NodeProcess,
+    TestServer, PLACE, SECRET,
 };
 use crate::ws_client::{
     Incoming, WsClient, LEGACY, ORDER_UPDATED, RESTAURANT_EVENTS, TRANSPORT_WS,
@@ -54,6 +54,29 @@ pub async fn place_orders_steadily(api: &Api, f: &Fixture, prefix: &str, count: 
     }
 }
 
+/// Subscriptions without `after` are live once their channel has joined: places warm-up orders
+/// on `server` until every client has had one, however busy the machine is (at most 40, each
+/// given half a second per client). Returns how many were placed and the seq of the warm-up
+/// each client had last; later events follow it.
+pub async fn warm_up(server: &Api, f: &Fixture, clients: &mut [WsClient]) -> (i64, Vec<i64>) {
+    for placed in 1..=40 {
+        f.place(server, &format!("warm-up-{placed}")).await;
+        let mut firsts = Vec::new();
+        for client in clients.iter_mut() {
+            if let Some(Incoming::Json(message)) =
+                client.recv_within(Duration::from_millis(500)).await
+            {
+                let seq = message["payload"]["data"]["restaurantEvents"]["seq"].as_i64();
+                firsts.push(seq.unwrap_or_else(|| panic!("not an event: {message}")));
+            }
+        }
+        if firsts.len() == clients.len() {
+            return (placed, firsts);
+        }
+    }
+    panic!("not every subscriber had one of 40 warm-up orders");
+}
+
 /// Reads `count` events of subscription `id` and returns their seqs.
 pub async fn seqs(client: &mut WsClient, id: &str, count: usize) -> Vec<i64> {
     let mut seqs = Vec::with_capacity(count);
@@ -79,29 +102,11 @@ async fn events_arrive_in_seq_order_without_gaps(server: &'static TestServer) {
             .await;
         kitchen.push(client);
     }
-    // A subscription without `after` is live once its channel has joined: keep placing a
-    // warm-up order until every client has seen one, however busy the machine is.
-    let mut warm_up = 0;
-    let first = loop {
-        f.place(server, &format!("warm-up-{warm_up}")).await;
-        warm_up += 1;
-        let mut firsts = Vec::new();
-        for client in &mut kitchen {
-            if let Some(Incoming::Json(message)) =
-                client.recv_within(Duration::from_millis(500)).await
-            {
-                firsts.push(message["payload"]["data"]["restaurantEvents"]["seq"].as_i64());
-            }
-        }
-        if firsts.len() == kitchen.len() {
-            break firsts;
-        }
-    };
+    let (warm_ups, first) = warm_up(server, &f, &mut kitchen).await;
     // Each client then gets every later event, from its first one on.
-    let last = warm_up as i64 + 40;
+    let last = warm_ups + 40;
     place_orders(server, &f, "order", 40).await;
     for (client, first) in kitchen.iter_mut().zip(first) {
-        let first = first.expect("a seq");
         let expected: Vec<i64> = (first + 1..=last).collect();
         assert_eq!(seqs(client, "k", expected.len()).await, expected);
     }
@@ -123,10 +128,14 @@ async fn events_arrive_in_seq_order_without_gaps(server: &'static TestServer) {
 async fn resuming_with_after_misses_nothing(server: &'static TestServer) {
     let f = server.fixture().await;
     let mut client = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
+    // From the start: the first orders reach it whether its channel has joined yet or not.
     client
-        .subscribe("a", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
+        .subscribe(
+            "a",
+            RESTAURANT_EVENTS,
+            json!({"r": f.restaurant, "after": 0}),
+        )
         .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     place_orders(server, &f, "before", 5).await;
     assert_eq!(seqs(&mut client, "a", 5).await, [1, 2, 3, 4, 5]);
     client.close().await;
@@ -373,14 +382,27 @@ async fn events_that_were_never_published_still_arrive() {
     kitchen
         .subscribe("k", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
         .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Live once its actor has joined the reader's channel (the reader serves only this test).
+    eventually(
+        "the subscription is live on the reader",
+        Duration::from_secs(10),
+        async || reader.channels.subscribers_alive() == 1,
+    )
+    .await;
     place_orders(&writer, &f, "elsewhere", 3).await;
     assert_eq!(seqs(&mut kitchen, "k", 3).await, [1, 2, 3]);
 }
 
 /// `healthy` subscribers read `events` events placed by 4 writers; returns every delivery's
-/// latency in milliseconds, from the event's commit time to its arrival at the client.
-async fn flood(server: &TestServer, f: &Fixture, healthy: usize, events: usize) -> Vec<i64> {
+/// latency in milliseconds, from the event's commit time to its arrival at the client. The
+/// orders start once the node's subscriptions, these and `others` more, are all live.
+async fn flood(
+    server: &TestServer,
+    f: &Fixture,
+    healthy: usize,
+    events: usize,
+    others: u64,
+) -> Vec<i64> {
     let mut clients = Vec::new();
     for _ in 0..healthy {
         let mut client = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
@@ -389,7 +411,13 @@ async fn flood(server: &TestServer, f: &Fixture, healthy: usize, events: usize) 
             .await;
         clients.push(client);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let subscriptions = healthy as u64 + others;
+    eventually(
+        &format!("{subscriptions} subscriptions are live"),
+        Duration::from_secs(20),
+        async || server.channels.subscribers_alive() == subscriptions,
+    )
+    .await;
     let readers: Vec<_> = clients
         .into_iter()
         .map(|mut client| {
@@ -446,7 +474,14 @@ async fn a_stalled_client_is_cut_alone_and_resumes() {
     const HEALTHY: usize = 20;
     const EVENTS: usize = 2_000;
     let calm = server.fixture().await;
-    let mut without = flood(&server, &calm, HEALTHY, EVENTS).await;
+    let mut without = flood(&server, &calm, HEALTHY, EVENTS, 0).await;
+    // The node's subscriptions are counted: the first flood's must be gone first.
+    eventually(
+        "the first flood's subscriptions have ended",
+        Duration::from_secs(10),
+        async || server.channels.subscribers_alive() == 0,
+    )
+    .await;
 
     let f = server.fixture().await;
     let mut stalled = WsClient::connect_small(&server, TRANSPORT_WS).await;
@@ -454,7 +489,7 @@ async fn a_stalled_client_is_cut_alone_and_resumes() {
     stalled
         .subscribe("s", RESTAURANT_EVENTS, json!({"r": f.restaurant}))
         .await;
-    let mut with = flood(&server, &f, HEALTHY, EVENTS).await;
+    let mut with = flood(&server, &f, HEALTHY, EVENTS, 1).await;
     without.sort_unstable();
     with.sort_unstable();
     // Reported, not asserted: tests check correctness; BENCHMARKS.md holds the figures.
@@ -509,15 +544,23 @@ async fn a_stalled_client_is_cut_alone_and_resumes() {
 /// as browsers and Apollo clients use them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn off_the_shelf_clients_of_both_subprotocols_work() {
-    let server = sqlite();
+    // A node of its own: the script's subscription is the only one it counts.
+    let server = &TestServer::start(&sqlite_url("off-the-shelf"), &[]);
+    let alive = async |n: u64| {
+        let what = format!("the node has {n} live subscriptions");
+        let alive = async || server.channels.subscribers_alive() == n;
+        eventually(&what, Duration::from_secs(10), alive).await;
+    };
     for protocol in [TRANSPORT_WS, LEGACY] {
+        // The previous script's subscription ended with it.
+        alive(0).await;
         let f = server.fixture().await;
         let url = server.base.replace("http://", "ws://") + "/graphql";
         let args = [protocol, &url, &f.staff, &f.restaurant, "5"];
         let (mut child, lines_rx) = crate::support::node_script("subscribe.mjs", &args);
         let first = lines_rx.recv_timeout(Duration::from_secs(30));
         assert_eq!(first.as_deref(), Ok("subscribed"), "{protocol}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        alive(1).await;
         place_orders(server, &f, protocol, 5).await;
         let seqs: Vec<String> = (0..5)
             .map(|_| {
@@ -536,6 +579,7 @@ async fn resuming_before_the_retained_history_is_history_gone() {
     let server = TestServer::start(&sqlite_url("retention"), &["--event-retention", "1s"]);
     let f = server.fixture().await;
     place_orders(&server, &f, "old", 3).await;
+    // The retention window has to pass (and the pruner, every 100 ms, to run): a duration.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut client = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
     client
@@ -550,7 +594,14 @@ async fn resuming_before_the_retained_history_is_history_gone() {
         refused["payload"][0]["extensions"]["code"], "HISTORY_GONE",
         "{refused}"
     );
-    // Up to date needs no history, and goes on live.
+    // Up to date needs no history, and goes on live: the next order comes once it is. The node
+    // is this test's own: once no actor is left from the refused one, the next is this one's.
+    let alive = async |n: u64| {
+        let what = format!("{n} subscriptions are live");
+        let alive = async || server.channels.subscribers_alive() == n;
+        eventually(&what, Duration::from_secs(10), alive).await;
+    };
+    alive(0).await;
     client
         .subscribe(
             "live",
@@ -558,7 +609,7 @@ async fn resuming_before_the_retained_history_is_history_gone() {
             json!({"r": f.restaurant, "after": 3}),
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    alive(1).await;
     f.place(&server, "new").await;
     assert_eq!(seqs(&mut client, "live", 1).await, [4]);
 }
@@ -596,7 +647,18 @@ async fn subscribers_of_the_same_events_share_one_execution() {
     other
         .subscribe("s", just_seqs, json!({"r": f.restaurant}))
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Live once each has its actor and both executions theirs (sampled every 2 s).
+    eventually(
+        "the five subscriptions and both cohorts' feeds are live",
+        Duration::from_secs(10),
+        async || {
+            let exposition = server.metrics().await;
+            let actors = metric_value(&exposition, r#"orderhub_actors{kind="subscription"}"#);
+            let feeds = metric_value(&exposition, r#"orderhub_actors{kind="cohort"}"#);
+            actors == Some(5.0) && feeds == Some(2.0)
+        },
+    )
+    .await;
     let placing = tokio::spawn({
         let api = Api::at(&server.base);
         let f = f.clone();
@@ -605,6 +667,7 @@ async fn subscribers_of_the_same_events_share_one_execution() {
     // Resuming while events stream in: the seam between replay and the cohort moves.
     let mut resumed = Vec::new();
     for after in [0, 3, 7] {
+        // A pace, not a wait: each joins a little further into the stream.
         tokio::time::sleep(Duration::from_millis(15)).await;
         let mut client = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
         let variables = json!({"r": f.restaurant, "after": after});

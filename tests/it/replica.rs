@@ -3,8 +3,9 @@
 use serde_json::json;
 use std::time::{Duration, Instant};
 
+use crate::harness::wait_until;
 use crate::support::{
-    lagging_replica, postgres_server, replica, replicated_urls, TestServer, PLACE,
+    eventually, lagging_replica, postgres_server, replica, replicated_urls, TestServer, PLACE,
 };
 
 #[test]
@@ -28,19 +29,25 @@ fn the_test_replica_really_lags() {
             &format!("SELECT count(*) FROM probe WHERE n = {marker}"),
         )
     };
+    // Nothing may show within 200 ms: an absence is checked after a duration.
     std::thread::sleep(Duration::from_millis(200).saturating_sub(written.elapsed()));
     // The table itself may not have reached the replica yet either.
-    let table_there = replica.psql(
-        "orderhub_lag_probe",
-        "SELECT to_regclass('probe') IS NOT NULL",
-    ) == "t";
-    let early = if table_there { count() } else { "0".to_owned() };
+    let table_there = || {
+        replica.psql(
+            "orderhub_lag_probe",
+            "SELECT to_regclass('probe') IS NOT NULL",
+        ) == "t"
+    };
+    let early = if table_there() {
+        count()
+    } else {
+        "0".to_owned()
+    };
     assert_eq!(early, "0", "visible on the replica 200 ms after the write");
-    std::thread::sleep(Duration::from_millis(1500).saturating_sub(written.elapsed()));
-    assert_eq!(
-        count(),
-        "1",
-        "not visible on the replica 1.5 s after the write"
+    wait_until(
+        "the write is visible on the replica, 1.5 s after it at the latest",
+        Duration::from_millis(1500).saturating_sub(written.elapsed()),
+        || table_there() && count() == "1",
     );
 }
 
@@ -93,8 +100,23 @@ async fn other_clients_read_from_the_replica() {
         Some(&f.restaurant),
         None,
     );
-    // The new restaurant reaches the replica a second after it was written.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The new restaurant reaches the replica a second after it was written (and, on a fresh
+    // database, the schema too).
+    let db = server.database_url.rsplit('/').next().expect("a database");
+    let table_there = "SELECT to_regclass('menu_items') IS NOT NULL";
+    let menu_there = format!(
+        "SELECT count(*) FROM menu_items WHERE restaurant_id = '{}'",
+        f.restaurant
+    );
+    eventually(
+        "the replica has the new restaurant's menu",
+        Duration::from_secs(10),
+        async || {
+            let replica = lagging_replica();
+            replica.psql(db, table_there) == "t" && replica.psql(db, &menu_there) == "3"
+        },
+    )
+    .await;
     let metrics = || async {
         server
             .http()

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::harness::redis::RedisServer;
 use crate::support::{
-    metric_value, sqlite_url, test_settings, Api, Fixture, NodeThread, TestServer, PLACE,
+    eventually, metric_value, sqlite_url, test_settings, Api, Fixture, NodeThread, TestServer,
+    PLACE,
 };
 use crate::ws_client::{WsClient, RESTAURANT_EVENTS, TRANSPORT_WS};
 
@@ -43,15 +44,6 @@ async fn next(client: &mut WsClient, id: &str) -> Result<i64, Value> {
     }
 }
 
-/// Waits (at most 10 s) until `done` holds, looking every 10 ms.
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn assert_ended_with_last_seq(error: &Value, last: i64) {
     assert_eq!(error["type"], "error", "{error}");
     let extensions = &error["payload"][0]["extensions"];
@@ -74,9 +66,11 @@ async fn a_panicking_restaurant_actor_fails_its_command_and_nothing_is_half_writ
         .gql(Some(&f.customer), PLACE, json!({"i": input}))
         .await
         .expect_code("UNAVAILABLE");
-    wait_until("the supervisor restarts the restaurant actor", || {
-        server.registry.restarts() == restarts + 1
-    })
+    eventually(
+        "the supervisor restarts the restaurant actor",
+        Duration::from_secs(10),
+        async || server.registry.restarts() == restarts + 1,
+    )
     .await;
     assert_eq!(server.registry.failures(), failures + 1);
     assert!(
@@ -193,9 +187,11 @@ async fn a_panicking_channel_actor_ends_its_subscriptions_with_last_seq_and_come
         .await
         .expect_err("the subscription ends");
     assert_ended_with_last_seq(&ended, 1);
-    wait_until("the supervisor restarts the channel", || {
-        server.channels.restarts() == restarts + 1
-    })
+    eventually(
+        "the supervisor restarts the channel",
+        Duration::from_secs(10),
+        async || server.channels.restarts() == restarts + 1,
+    )
     .await;
     assert_eq!(server.channels.failed_channels(), failures + 1);
     assert!(
@@ -246,19 +242,13 @@ async fn failed_bus_restarts(api: &Api) -> f64 {
 
 /// Waits (at most 10 s) until `total` failed bus connection actors were restarted, and no more.
 async fn wait_for_failed_bus_restarts(api: &Api, total: f64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = format!("{total} failed bus connections were restarted");
+    eventually(&what, Duration::from_secs(10), async || {
         let restarts = failed_bus_restarts(api).await;
         assert!(restarts <= total, "{restarts} restarts, expected {total}");
-        if restarts == total {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{restarts} restarts, expected {total}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        restarts == total
+    })
+    .await;
 }
 
 /// The connection actor of a node's Redis bus panics on an event: its supervisor starts a new
@@ -288,11 +278,12 @@ async fn a_panicking_bus_connection_is_restarted_and_its_channels_catch_up() {
         .await;
     // The reader's channel is live once Redis has its SUBSCRIBE; once a first event has come
     // through, the catch-up that follows the SUBSCRIBE is behind it too.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while bus_subscribers(&redis, &f.restaurant).await < 1 {
-        assert!(Instant::now() < deadline, "the reader never subscribed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the reader's channel has subscribed on Redis",
+        Duration::from_secs(10),
+        async || bus_subscribers(&redis, &f.restaurant).await >= 1,
+    )
+    .await;
     f.place(&writer.api, "live").await;
     assert_eq!(next(&mut kitchen, "k").await, Ok(1));
     let failures = failed_bus_restarts(&reader.api).await;

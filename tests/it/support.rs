@@ -683,3 +683,17 @@ pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
 }
+
+/// Polls `check` every 20 ms until it holds; fails the test, naming `what`, if it still does not
+/// after `within`. For what a test cannot be told directly: an actor gone, a subscription
+/// joined, a metric sampled, a replica caught up.
+pub async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
