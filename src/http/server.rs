@@ -63,11 +63,11 @@ pub async fn run(
             _open: open.clone(),
         });
         // Each request knows its peer: the rate limit of requests without a valid token.
-        let router = TowerToHyperService::new(router.clone());
+        let routes = TowerToHyperService::new(router.clone());
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
-                hyper::service::Service::call(&router, request)
+                hyper::service::Service::call(&routes, request)
             },
         );
         let mut stopping = stopping.clone();
