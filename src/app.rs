@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::auth::{Tokens, WeakSecret};
+use crate::auth::{ClaimRules, Tokens, WeakSecret};
 use crate::bus::{LocalBus, RedisBus};
 use crate::config::WsConfig;
 use crate::config::{LogFormat, ServeArgs, StoreArgs};
@@ -150,6 +150,8 @@ pub struct App {
 pub struct Settings {
     pub listen: SocketAddr,
     pub store: StoreArgs,
+    /// What every token's `iss` and `aud` must say.
+    pub claims: ClaimRules,
     pub metrics_listen: Option<SocketAddr>,
     pub redis_url: Option<String>,
     pub log_format: LogFormat,
@@ -165,7 +167,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub max_websockets: usize,
     pub query_timeout: Duration,
-    /// Operations per second per token, sustained, and the burst above it; rate 0 is no limit.
+    /// Operations per second per client, sustained, and the burst above it; rate 0 is no limit.
     pub rate_limit: (u32, u32),
 }
 
@@ -174,6 +176,8 @@ impl Settings {
         let ServeArgs {
             listen,
             store,
+            jwt_issuer,
+            jwt_audience,
             metrics_listen,
             redis_url,
             catch_up_interval,
@@ -202,6 +206,10 @@ impl Settings {
         Settings {
             listen,
             store,
+            claims: ClaimRules {
+                issuer: jwt_issuer,
+                audience: jwt_audience,
+            },
             metrics_listen,
             redis_url,
             log_format,
@@ -254,6 +262,7 @@ impl App {
         let store =
             store::connect(&settings.store.database_url, replica, signal.shutdown()).await?;
         let (tokens, secret_source) = token_secret(&settings.store, store.as_ref()).await?;
+        let tokens = tokens.with_rules(settings.claims.clone());
         let bus: Arc<dyn Bus> = match &settings.redis_url {
             Some(url) => {
                 Arc::new(RedisBus::start(url, signal.shutdown()).map_err(StartError::Redis)?)
@@ -511,6 +520,8 @@ mod tests {
             "DATABASE_URL" => "postgres://localhost/orderhub",
             "DATABASE_READ_URL" => "postgres://replica/orderhub",
             "ORDERHUB_JWT_SECRET" => "a-secret-of-at-least-thirty-two-bytes",
+            "ORDERHUB_JWT_ISSUER" => "https://id.example",
+            "ORDERHUB_JWT_AUDIENCE" => "orderhub",
             "REDIS_URL" => "redis://127.0.0.1:6380",
             "ORDERHUB_METRICS_LISTEN" => "127.0.0.1:9100",
             "ORDERHUB_LOG_FORMAT" => "json",

@@ -69,6 +69,16 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
+    /// The issuer every token must name in `iss` (RFC 7519 §4.1.1). Unset, `iss` is not
+    /// checked.
+    #[arg(long, env = "ORDERHUB_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// The audience every token's `aud` must be or contain (RFC 7519 §4.1.3). Unset, `aud` is
+    /// not checked.
+    #[arg(long, env = "ORDERHUB_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
     /// A separate listener for /metrics (then not served on the main listener).
     #[arg(long, env = "ORDERHUB_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -158,12 +168,14 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERHUB_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: Duration,
 
-    /// Operations per second per token (GraphQL requests and subscribe messages), sustained;
-    /// more are refused with RATE_LIMITED (HTTP 429 with Retry-After). 0 turns the limit off.
+    /// Operations per second per client (GraphQL requests and subscribe messages), sustained;
+    /// more are refused with RATE_LIMITED (HTTP 429 with Retry-After). A client is a token's
+    /// subject, role and scope, or the peer's IP address without a valid token. 0 turns the
+    /// limit off.
     #[arg(long, env = "ORDERHUB_RATE_LIMIT", default_value_t = 100)]
     pub rate_limit: u32,
 
-    /// Operations a token may send in a burst above the sustained rate.
+    /// Operations a client may send in a burst above the sustained rate.
     #[arg(long, env = "ORDERHUB_RATE_LIMIT_BURST", default_value_t = 200)]
     pub rate_limit_burst: u32,
 

@@ -7,9 +7,10 @@ pub mod server;
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql_axum::GraphQLResponse;
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{FromRequest, MatchedPath, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -19,6 +20,7 @@ use orderhub_actors::ports::{Bus, Store};
 use orderhub_actors::ErrorCode;
 use rejection::{error_body, GraphQLBody, Rejection};
 use serde_json::json;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -26,7 +28,7 @@ use tracing::Instrument;
 
 use crate::auth::{AuthError, Tokens};
 use crate::graphql::{AppSchema, Caller};
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{Client, RateLimiter};
 use crate::store::routing::ReadRouting;
 use crate::ws::{self, Protocol, WsServices};
 
@@ -109,18 +111,36 @@ pub fn caller(tokens: &Tokens, headers: &HeaderMap) -> Caller {
     }
 }
 
+/// The address a request came from (`ConnectInfo`, set by `server::run`); `None` where the
+/// router is served some other way.
+pub struct Peer(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(Peer(peer.map(|ConnectInfo(address)| address.ip())))
+    }
+}
+
 async fn graphql_post(
     State(state): State<HttpState>,
+    peer: Peer,
     headers: HeaderMap,
     GraphQLBody(request): GraphQLBody,
 ) -> Response {
-    execute(&state, &headers, request).await
+    execute(&state, peer, &headers, request).await
 }
 
 /// Executes a request as its caller, with the caller's read-your-writes requirement in scope:
 /// within the caller's rate limit, and for queries within the query timeout.
 async fn execute(
     state: &HttpState,
+    Peer(peer): Peer,
     headers: &HeaderMap,
     request: async_graphql::Request,
 ) -> Response {
@@ -129,12 +149,14 @@ async fn execute(
         Caller::Authenticated(principal) => Some(principal.subject.clone()),
         _ => None,
     };
-    if let (Some(limiter), Some(_)) = (&state.rate_limit, &client) {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default();
-        if let Err(retry_after) = limiter.check(token) {
+    // A verified token's identity, else the peer: never the header's text, which one
+    // credential can spell many ways.
+    let limited = match &caller {
+        Caller::Authenticated(principal) => Some(Client::Token(principal)),
+        _ => peer.map(Client::Peer),
+    };
+    if let (Some(limiter), Some(limited)) = (&state.rate_limit, limited) {
+        if let Err(retry_after) = limiter.check(limited) {
             return rate_limited(retry_after);
         }
     }
@@ -160,7 +182,7 @@ fn rate_limited(retry_after: Duration) -> Response {
     let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
     let mut body = error_body(
         ErrorCode::RateLimited,
-        "too many requests for this token; retry later",
+        "too many requests from this client; retry later",
     );
     body.0["errors"][0]["extensions"]["retryAfterSeconds"] = json!(seconds);
     (
@@ -187,6 +209,7 @@ fn timed_out(limit: Duration) -> async_graphql::Response {
 /// image tag must never run.
 async fn graphql_get(
     State(state): State<HttpState>,
+    peer: Peer,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     request: Request,
@@ -205,7 +228,7 @@ async fn graphql_get(
         );
         return ([(header::ALLOW, "POST")], refusal).into_response();
     }
-    execute(&state, &headers, request).await
+    execute(&state, peer, &headers, request).await
 }
 
 /// Bytes read from a WebSocket at a time.
@@ -243,15 +266,11 @@ fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -
     };
     // A token on the upgrade request counts unless connection_init brings one.
     let upgrade_caller = caller(&state.tokens, headers);
-    let upgrade_token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
     let services = state.ws;
     upgrade.on_upgrade(move |socket| async move {
         let delivery = services.delivery.clone();
         // Made here, not in the block: the block would keep its own copy of the arguments.
-        let session = ws::serve(socket, protocol, upgrade_caller, upgrade_token, services);
+        let session = ws::serve(socket, protocol, upgrade_caller, services);
         let connection = async move {
             session.await;
             drop(permit);

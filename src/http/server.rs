@@ -2,6 +2,7 @@
 //! graceful stop. axum's own `serve` has neither a connection limit nor a header timeout, so
 //! a flood of connections that never send a byte would hold file descriptors forever.
 
+use axum::extract::connect_info::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -40,8 +41,8 @@ pub async fn run(
             accepted = listener.accept() => accepted,
             _ = stopping.wait_for(|stopping| *stopping) => break,
         };
-        let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors, or a connection reset before it was accepted:
                 // the listener itself is fine. Back off so that EMFILE does not spin.
@@ -61,7 +62,14 @@ pub async fn run(
             _permit: permit,
             _open: open.clone(),
         });
-        let service = TowerToHyperService::new(router.clone());
+        // Each request knows its peer: the rate limit of requests without a valid token.
+        let routes = TowerToHyperService::new(router.clone());
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                hyper::service::Service::call(&routes, request)
+            },
+        );
         let mut stopping = stopping.clone();
         let header_timeout = limits.header_timeout;
         tokio::spawn(async move {

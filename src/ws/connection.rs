@@ -10,12 +10,12 @@ use tokio::time::{sleep_until, timeout, Instant};
 use super::cohort::{self, ending_message, errors_of, Cohorts, Eligible, Ending, Member};
 use super::outbox::{Notice, OpenConnections, Out, Outbox};
 use super::protocol::{self, close, ClientMessage, Payload, Protocol};
-use crate::auth::Tokens;
+use crate::auth::{AuthError, Tokens};
 use crate::config::WsConfig;
 use crate::graphql::{ApiError, CatchUpTo, Rendered};
 use crate::graphql::{AppSchema, Caller};
 use crate::metrics::{Raised, RATE_LIMITED, SLOW_CONSUMER_CUTS, SUBSCRIPTIONS, WS_CONNECTIONS};
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{Client, RateLimiter};
 use orderhub_actors::channel::Subscriber;
 use orderhub_actors::ErrorCode;
 
@@ -57,11 +57,9 @@ struct Connection {
     rate_limit: Option<Arc<RateLimiter>>,
     cohorts: Option<Cohorts>,
     upgrade_caller: Caller,
-    upgrade_token: Option<String>,
-    /// Set by `connection_init`; operations may start once it is.
+    /// Set by `connection_init`, always `Caller::Authenticated`; operations may start once it
+    /// is. Its identity's rate limit applies to subscribe messages.
     caller: Option<Caller>,
-    /// The token the caller authenticated with: its rate limit applies to subscribe messages.
-    token: Option<String>,
     init_received: bool,
     /// By the client's id; the key tells one operation from a later one with the same id.
     operations: HashMap<String, (u64, Running)>,
@@ -105,7 +103,6 @@ pub fn serve(
     socket: WebSocket,
     protocol: Protocol,
     upgrade_caller: Caller,
-    upgrade_token: Option<String>,
     services: WsServices,
 ) -> impl std::future::Future<Output = ()> + Send {
     let WsServices {
@@ -128,9 +125,7 @@ pub fn serve(
         rate_limit,
         cohorts,
         upgrade_caller,
-        upgrade_token,
         caller: None,
-        token: None,
         init_received: false,
         operations: HashMap::new(),
         next_key: 0,
@@ -419,15 +414,19 @@ impl Connection {
             );
         }
         self.init_received = true;
-        let (caller, token) = match payload.as_ref().and_then(protocol::authorization) {
+        let caller = match payload.as_ref().and_then(protocol::authorization) {
             Some(header) => match self.tokens.verify_header(header) {
-                Ok(principal) => (Caller::Authenticated(principal), Some(header.to_owned())),
-                Err(error) => (Caller::Rejected(error), None),
+                Ok(principal) => Caller::Authenticated(principal),
+                Err(error) => Caller::Rejected(error),
             },
-            None => (self.upgrade_caller.clone(), self.upgrade_token.take()),
+            None => std::mem::replace(&mut self.upgrade_caller, Caller::Anonymous),
         };
-        // Kept only to find its rate limit.
-        self.token = token.filter(|_| self.rate_limit.is_some());
+        // A socket without a credential could run nothing: every operation would be refused,
+        // so it would only hold a place. It is refused as a bad token is.
+        let caller = match caller {
+            Caller::Anonymous => Caller::Rejected(AuthError::Missing),
+            caller => caller,
+        };
         if let Caller::Rejected(error) = &caller {
             if self.protocol == Protocol::Legacy {
                 self.say(protocol::connection_error(&error.to_string()));
@@ -460,13 +459,17 @@ impl Connection {
             self.refuse(&id, ErrorCode::TooManySubscriptions, &message);
             return Flow::Continue;
         }
-        if let (Some(limiter), Some(token)) = (&self.rate_limit, &self.token) {
-            if limiter.check(token).is_err() {
+        let client = match &caller {
+            Caller::Authenticated(principal) => Some(Client::Token(principal)),
+            _ => None,
+        };
+        if let (Some(limiter), Some(client)) = (&self.rate_limit, client) {
+            if limiter.check(client).is_err() {
                 metrics::counter!(RATE_LIMITED, "transport" => "ws").increment(1);
                 self.refuse(
                     &id,
                     ErrorCode::RateLimited,
-                    "too many requests for this token; retry later",
+                    "too many requests from this client; retry later",
                 );
                 return Flow::Continue;
             }

@@ -2,7 +2,10 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{on_every_backend, Fixture, Gql, TestServer, ADVANCE, CANCEL, PLACE};
+use crate::support::{
+    on_every_backend, sqlite_url, Api, Fixture, Gql, TestServer, ADVANCE, CANCEL, PLACE, SECRET,
+};
+use crate::ws_client::{Incoming, WsClient, LEGACY, TRANSPORT_WS};
 
 on_every_backend!(authorization_matrix);
 
@@ -181,4 +184,271 @@ async fn request(server: &TestServer, f: &Fixture, operation: &str) -> (String, 
         other => panic!("no request for {other}"),
     };
     (query.to_owned(), variables)
+}
+
+/// A token whose claims set is exactly `payload`, byte for byte (serde would print whole
+/// numbers as integers), signed with HS256 and the suite's secret.
+pub fn signed(payload: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    let message = format!("{header}.{}", URL_SAFE_NO_PAD.encode(payload));
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+    let signature =
+        jsonwebtoken::crypto::sign(message.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
+            .expect("HS256 signs");
+    format!("{message}.{signature}")
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// How a token fared on one of the ways a token arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Accepted,
+    Refused,
+}
+
+/// The verdict of `token` over HTTP, in the `connection_init` payload and on the WebSocket
+/// upgrade request, in that order. `f.restaurant` is read with it as a staff token.
+async fn verdicts(server: &Api, f: &Fixture, token: &str) -> [Verdict; 3] {
+    let bearer = format!("Bearer {token}");
+    let response = server
+        .gql(
+            Some(token),
+            "query($r: ID!) { restaurant(id: $r) { id } }",
+            json!({"r": f.restaurant}),
+        )
+        .await;
+    let http = match response.code() {
+        None if response.at("restaurant.id") == &json!(f.restaurant) => Verdict::Accepted,
+        Some("UNAUTHENTICATED") => Verdict::Refused,
+        _ => panic!("neither served nor refused: {}", response.0),
+    };
+    let judge = |answer: Incoming| match answer {
+        Incoming::Json(ack) if ack["type"] == "connection_ack" => Verdict::Accepted,
+        Incoming::Closed(Some(4403), _) => Verdict::Refused,
+        other => panic!("neither acknowledged nor refused: {other:?}"),
+    };
+    let mut in_payload = WsClient::connect(server, TRANSPORT_WS).await;
+    let payload = judge(
+        in_payload
+            .init_with(Some(json!({"authorization": bearer})))
+            .await,
+    );
+    let mut on_upgrade = WsClient::connect_authorized(server, TRANSPORT_WS, &bearer).await;
+    let upgrade = judge(on_upgrade.init_with(None).await);
+    [http, payload, upgrade]
+}
+
+/// Each case's token on every way a token arrives; the failures listed together.
+async fn check_claims(server: &Api, f: &Fixture, cases: &[(&str, String, Verdict)]) {
+    let mut failures = Vec::new();
+    for (name, payload, expected) in cases {
+        let got = verdicts(server, f, &signed(payload)).await;
+        for (way, verdict) in ["HTTP", "connection_init", "upgrade header"]
+            .iter()
+            .zip(got)
+        {
+            if verdict != *expected {
+                failures.push(format!(
+                    "{name} over {way}: {verdict:?}, not {expected:?} ({payload})"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// RFC 7519 §2 and §4.1: NumericDates are any JSON number, `iat` is optional, `exp` and
+/// `nbf` hold beyond the 5 s leeway, and `iss` and `aud` are not checked when not configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_claims_are_read_as_rfc_7519_says() {
+    use Verdict::{Accepted, Refused};
+    let server = TestServer::start(&sqlite_url("claims"), &[]);
+    let f = server.fixture().await;
+    let now = now();
+    let staff = |claims: String| {
+        format!(
+            r#"{{"sub":"kitchen-7","role":"staff","restaurant_id":"{}",{claims}}}"#,
+            f.restaurant
+        )
+    };
+    let cases = [
+        (
+            "exp with a fraction",
+            staff(format!(r#""iat":{now},"exp":{}.5"#, now + 3600)),
+            Accepted,
+        ),
+        (
+            "iat with a fraction",
+            staff(format!(r#""iat":{}.25,"exp":{}"#, now - 1, now + 3600)),
+            Accepted,
+        ),
+        (
+            "exp in exponent notation",
+            staff(format!(r#""exp":{:e}"#, (now + 3600) as f64)),
+            Accepted,
+        ),
+        (
+            "exp and nbf in exponent notation, capital E and a sign",
+            staff(format!(
+                r#""exp":{},"nbf":{}"#,
+                format!("{:e}", (now + 3600) as f64).replace('e', "E+"),
+                format!("{:e}", (now - 60) as f64).replace('e', "E")
+            )),
+            Accepted,
+        ),
+        (
+            "exactly the README's claims, no iat",
+            staff(format!(r#""exp":{}"#, now + 3600)),
+            Accepted,
+        ),
+        (
+            "exp 30 s ago",
+            staff(format!(r#""iat":{},"exp":{}"#, now - 3600, now - 30)),
+            Refused,
+        ),
+        (
+            "exp 30.5 s ago, with a fraction",
+            staff(format!(r#""exp":{}.5"#, now - 31)),
+            Refused,
+        ),
+        (
+            "nbf a minute ago",
+            staff(format!(r#""nbf":{},"exp":{}"#, now - 60, now + 3600)),
+            Accepted,
+        ),
+        (
+            "nbf in a minute",
+            staff(format!(r#""nbf":{},"exp":{}"#, now + 60, now + 3600)),
+            Refused,
+        ),
+        (
+            "iss, aud (array) and jti, none configured",
+            staff(format!(
+                r#""iss":"https://id.example","aud":["billing"],"jti":"j-1","exp":{}"#,
+                now + 3600
+            )),
+            Accepted,
+        ),
+        (
+            "aud as a string, not configured",
+            staff(format!(r#""aud":"anyone","exp":{}"#, now + 3600)),
+            Accepted,
+        ),
+        (
+            "iat that is not a number",
+            staff(format!(r#""iat":"today","exp":{}"#, now + 3600)),
+            Refused,
+        ),
+        ("no exp", staff(format!(r#""iat":{now}"#)), Refused),
+    ];
+    check_claims(&server, &f, &cases).await;
+}
+
+/// With `ORDERHUB_JWT_ISSUER` and `ORDERHUB_JWT_AUDIENCE` set, `iss` must equal the one and
+/// `aud` (a string or an array) contain the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_issuer_and_audience_are_required() {
+    use Verdict::{Accepted, Refused};
+    let database = sqlite_url("claims-configured");
+    // The fixture is made through a node that checks neither: the suite's tokens have no
+    // `iss` or `aud`. Both nodes share the database.
+    let open = TestServer::start(&database, &[]);
+    let f = open.fixture().await;
+    let strict = TestServer::start(
+        &database,
+        &[
+            "--jwt-issuer",
+            "https://id.example",
+            "--jwt-audience",
+            "orderhub",
+        ],
+    );
+    let exp = now() + 3600;
+    let staff = |claims: &str| {
+        format!(
+            r#"{{"sub":"kitchen-7","role":"staff","restaurant_id":"{}","exp":{exp},{claims}}}"#,
+            f.restaurant
+        )
+    };
+    let cases = [
+        (
+            "matching iss and aud as a string",
+            staff(r#""iss":"https://id.example","aud":"orderhub""#),
+            Accepted,
+        ),
+        (
+            "matching iss and aud as an array",
+            staff(r#""iss":"https://id.example","aud":["billing","orderhub"]"#),
+            Accepted,
+        ),
+        (
+            "another issuer",
+            staff(r#""iss":"https://evil.example","aud":"orderhub""#),
+            Refused,
+        ),
+        (
+            "the issuer in another case",
+            staff(r#""iss":"HTTPS://ID.EXAMPLE","aud":"orderhub""#),
+            Refused,
+        ),
+        ("no iss", staff(r#""aud":"orderhub""#), Refused),
+        (
+            "another audience",
+            staff(r#""iss":"https://id.example","aud":"billing""#),
+            Refused,
+        ),
+        (
+            "an array without this audience",
+            staff(r#""iss":"https://id.example","aud":["billing","kitchen"]"#),
+            Refused,
+        ),
+        ("no aud", staff(r#""iss":"https://id.example""#), Refused),
+    ];
+    check_claims(&strict, &f, &cases).await;
+    // `orderhub token`'s tokens name no issuer: refused here, accepted where unchecked.
+    assert_eq!(verdicts(&strict, &f, &f.staff).await, [Verdict::Refused; 3]);
+    assert_eq!(verdicts(&open, &f, &f.staff).await, [Verdict::Accepted; 3]);
+}
+
+/// A `connection_init` with no token in its payload nor on the upgrade request is refused
+/// with 4403, on both subprotocols; a token in either place is enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_without_a_credential_is_refused() {
+    let server = crate::support::sqlite();
+    let f = server.fixture().await;
+    for protocol in [TRANSPORT_WS, LEGACY] {
+        for payload in [None, Some(json!({})), Some(json!({"note": "no token"}))] {
+            let mut client = WsClient::connect(server, protocol).await;
+            let message = match &payload {
+                Some(payload) => json!({"type": "connection_init", "payload": payload}),
+                None => json!({"type": "connection_init"}),
+            };
+            client.send(message).await;
+            if protocol == LEGACY {
+                let error = client.recv().await.json();
+                assert_eq!(error["type"], "connection_error", "{protocol}: {error}");
+            }
+            client.expect_close(4403).await;
+        }
+        let bearer = format!("Bearer {}", f.staff);
+        let mut on_upgrade = WsClient::connect_authorized(server, protocol, &bearer).await;
+        let ack = on_upgrade.init_with(None).await;
+        assert!(
+            matches!(&ack, Incoming::Json(ack) if ack["type"] == "connection_ack"),
+            "{protocol}: {ack:?}"
+        );
+        WsClient::ready(server, protocol, &f.staff)
+            .await
+            .close()
+            .await;
+        on_upgrade.close().await;
+    }
 }

@@ -355,3 +355,178 @@ async fn a_flood_of_silent_connections_is_bounded() {
     drop(silent_websockets);
     node.assert_no_panic();
 }
+
+/// A `{ __typename }` POST with `Authorization: <authorization>` (none if `None`): its status.
+async fn typename_over_http(api: &Api, authorization: Option<&str>) -> u16 {
+    let mut request = api
+        .http()
+        .post(format!("{}/graphql", api.base))
+        .json(&json!({"query": "{ __typename }"}));
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    request.send().await.expect("sent").status().as_u16()
+}
+
+/// A `{ __typename }` subscribe message: whether it ran (else it was RATE_LIMITED).
+async fn typename_over_ws(client: &mut WsClient, id: &str) -> bool {
+    client
+        .send(json!({"type": "subscribe", "id": id, "payload": {"query": "{ __typename }"}}))
+        .await;
+    let answer = client.recv().await.json();
+    match answer["type"].as_str() {
+        Some("next") => {
+            assert_eq!(client.recv().await.json()["type"], "complete");
+            true
+        }
+        Some("error") => {
+            assert_eq!(
+                answer["payload"][0]["extensions"]["code"], "RATE_LIMITED",
+                "{answer}"
+            );
+            false
+        }
+        _ => panic!("unexpected {answer}"),
+    }
+}
+
+/// What a bucket of 10 at 1 a second may let through in `elapsed`: the burst, the refill,
+/// and one for a refill landing between two checks.
+fn allowance(elapsed: Duration) -> usize {
+    10 + elapsed.as_secs_f64().ceil() as usize + 1
+}
+
+/// One credential has one bucket, whatever the spelling of its scheme and spaces, whichever
+/// token was issued for its identity, and over either transport; requests without a valid
+/// token share their peer's bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_credential_has_one_bucket_however_it_is_spelled() {
+    use orderhub_actors::domain::Role;
+    let server = TestServer::start(
+        &sqlite_url("rate_limit_identity"),
+        &["--rate-limit", "1", "--rate-limit-burst", "10"],
+    );
+    let f = server.fixture().await;
+
+    // HTTP first: six spellings of one staff identity, the last a token issued again.
+    let token = &f.staff;
+    let reissued = server.token_with_ttl(
+        Role::Staff,
+        Some(&f.restaurant),
+        None,
+        Duration::from_secs(700),
+    );
+    assert_ne!(&reissued, token);
+    let spellings = [
+        format!("Bearer {token}"),
+        format!("bearer {token}"),
+        format!("BEARER {token}"),
+        format!("Bearer  {token}"),
+        format!("bEaReR   {token}"),
+        format!("Bearer {reissued}"),
+    ];
+    let started = Instant::now();
+    let mut refused = [0; 6];
+    let mut served = 0;
+    for i in 0..36 {
+        match typename_over_http(&server, Some(&spellings[i % 6])).await {
+            200 => served += 1,
+            429 => refused[i % 6] += 1,
+            other => panic!("HTTP {other}"),
+        }
+    }
+    assert!(
+        served <= allowance(started.elapsed()),
+        "{served} served: the spellings had buckets of their own"
+    );
+    assert!(
+        refused.iter().all(|&n| n > 0),
+        "a spelling was never limited: {refused:?}"
+    );
+    // The same identity over the WebSocket, its token in the payload or on the upgrade
+    // request and spelled otherwise, finds the bucket empty.
+    let mut sockets = [
+        WsClient::connect_authorized(&server, TRANSPORT_WS, &format!("bearer   {token}")).await,
+        WsClient::connect(&server, TRANSPORT_WS).await,
+        WsClient::connect(&server, TRANSPORT_WS).await,
+    ];
+    for (socket, payload) in sockets.iter_mut().zip([
+        None,
+        Some(json!({"authorization": format!("BEARER  {token}")})),
+        Some(json!({"Authorization": format!("Bearer {reissued}")})),
+    ]) {
+        let ack = socket.init_with(payload).await.json();
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+    }
+    for (n, socket) in sockets.iter_mut().enumerate() {
+        let mut ran = 0;
+        for i in 0..3 {
+            ran += usize::from(typename_over_ws(socket, &format!("{n}-{i}")).await);
+        }
+        assert!(ran < 3, "socket {n} had a bucket of its own");
+    }
+
+    // The WebSocket first: another identity, three sockets spelling its token three ways.
+    let token = server.token_for("ws-first", Role::Staff, Some(&f.restaurant), None);
+    let mut sockets = [
+        WsClient::connect_authorized(&server, TRANSPORT_WS, &format!("BEARER {token}")).await,
+        WsClient::connect(&server, TRANSPORT_WS).await,
+        WsClient::connect(&server, TRANSPORT_WS).await,
+    ];
+    for (socket, payload) in sockets.iter_mut().zip([
+        None,
+        Some(json!({"authorization": format!("Bearer {token}")})),
+        Some(json!({"authorization": format!("bearer  {token}")})),
+    ]) {
+        let ack = socket.init_with(payload).await.json();
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+    }
+    let started = Instant::now();
+    let mut refused = [0; 3];
+    let mut served = 0;
+    for i in 0..30 {
+        if typename_over_ws(&mut sockets[i % 3], &i.to_string()).await {
+            served += 1;
+        } else {
+            refused[i % 3] += 1;
+        }
+    }
+    assert!(
+        served <= allowance(started.elapsed()),
+        "{served} served: the sockets had buckets of their own"
+    );
+    assert!(
+        refused.iter().all(|&n| n > 0),
+        "a socket was never limited: {refused:?}"
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(typename_over_http(&server, Some(&format!("Bearer   {token}"))).await);
+    }
+    assert!(
+        statuses.contains(&429),
+        "HTTP had a bucket of its own: {statuses:?}"
+    );
+
+    // Without a valid token: no header, a forged token, garbage: one bucket, the peer's.
+    let forged = format!("Bearer {}x", f.admin);
+    let anonymous = [None, Some(forged.as_str()), Some("Bearer nonsense")];
+    let started = Instant::now();
+    let mut served = 0;
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let status = typename_over_http(&server, anonymous[i % 3]).await;
+        served += usize::from(status == 200);
+        statuses.push(status);
+    }
+    assert!(
+        served <= allowance(started.elapsed()),
+        "{served} served without a valid token: {statuses:?}"
+    );
+    // The staff identity's bucket is not the peer's.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        typename_over_http(&server, Some(&format!("Bearer {}", f.staff))).await,
+        200
+    );
+}

@@ -37,25 +37,40 @@ impl Incoming {
 
 impl WsClient {
     pub async fn connect(server: &Api, protocol: &'static str) -> WsClient {
-        Self::connect_with(server, protocol, None).await
+        Self::connect_with(server, protocol, None, None).await
+    }
+
+    /// A client whose upgrade request carries `Authorization: <authorization>`.
+    pub async fn connect_authorized(
+        server: &Api,
+        protocol: &'static str,
+        authorization: &str,
+    ) -> WsClient {
+        Self::connect_with(server, protocol, None, Some(authorization)).await
     }
 
     /// A client whose socket takes in only a few kilobytes while it is not read: one that
     /// stops reading is noticed by the server after a handful of events.
     pub async fn connect_small(server: &Api, protocol: &'static str) -> WsClient {
-        Self::connect_with(server, protocol, Some(2048)).await
+        Self::connect_with(server, protocol, Some(2048), None).await
     }
 
     async fn connect_with(
         server: &Api,
         protocol: &'static str,
         receive_buffer: Option<u32>,
+        authorization: Option<&str>,
     ) -> WsClient {
         let url = server.base.replace("http://", "ws://") + "/graphql";
         let mut request = url.into_client_request().expect("request");
         request
             .headers_mut()
             .insert("sec-websocket-protocol", protocol.parse().expect("header"));
+        if let Some(authorization) = authorization {
+            request
+                .headers_mut()
+                .insert("authorization", authorization.parse().expect("header"));
+        }
         let address: std::net::SocketAddr = server
             .base
             .trim_start_matches("http://")
@@ -150,6 +165,21 @@ impl WsClient {
         self.send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}})).await;
         let ack = self.recv().await.json();
         assert_eq!(ack["type"], "connection_ack", "{ack}");
+    }
+
+    /// Sends `connection_init` with `payload` (none if `None`) and returns the answer: the
+    /// acknowledgement, or how the connection was refused (on graphql-ws, the
+    /// `connection_error` that comes before the close is skipped).
+    pub async fn init_with(&mut self, payload: Option<Value>) -> Incoming {
+        let message = match payload {
+            Some(payload) => json!({"type": "connection_init", "payload": payload}),
+            None => json!({"type": "connection_init"}),
+        };
+        self.send(message).await;
+        match self.recv().await {
+            Incoming::Json(error) if error["type"] == "connection_error" => self.recv().await,
+            answer => answer,
+        }
     }
 
     pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
