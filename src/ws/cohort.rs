@@ -174,6 +174,8 @@ struct Cohort {
     state: Mutex<State>,
     phase: watch::Sender<Phase>,
     cohorts: Weak<Inner>,
+    /// Frames that may wait for a member whose actor has not started.
+    buffer: usize,
 }
 
 struct Inner {
@@ -254,6 +256,7 @@ impl Cohorts {
             }),
             phase: watch::Sender::new(Phase::Starting),
             cohorts: Arc::downgrade(&self.inner),
+            buffer: self.inner.buffer,
         });
         let mut variables = payload.variables.clone().unwrap_or(Value::Null);
         if let (Some(name), Some(object)) = (&eligible.after_variable, variables.as_object_mut()) {
@@ -331,12 +334,8 @@ async fn lead(cohort: Weak<Cohort>, schema: AppSchema, request: async_graphql::R
 }
 
 impl Cohort {
-    fn buffer(&self) -> usize {
-        self.cohorts.upgrade().map_or(1, |inner| inner.buffer)
-    }
-
     fn send_out(&self, frame: Arc<Frame>) {
-        let buffer = self.buffer();
+        let buffer = self.buffer;
         let mut state = lock(&self.state);
         state.last_seq = frame.seq;
         let mut gone = Vec::new();
