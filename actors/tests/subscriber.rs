@@ -41,8 +41,7 @@ async fn join_member(
     let subscriber = f
         .channels
         .start_subscriber(f.seeded.id(), || Joining {
-            source: Source::Cohort,
-            outlet: Box::new(outlet.take().expect("joined once")),
+            source: Source::Cohort(Box::new(outlet.take().expect("joined once"))),
             expires_in: None,
             position: Some(position),
             catching_up,
@@ -78,13 +77,13 @@ struct Recording {
     room: usize,
 }
 
-impl Outlet for Recording {
-    fn offer(&mut self, delivery: Delivery) -> Result<(), Refused> {
+impl Outlet<Arc<Frame>> for Recording {
+    fn offer(&mut self, frame: Arc<Frame>) -> Result<(), Refused> {
         let mut seen = self.record.0.lock().expect("record");
         if seen.taken.len() >= self.room {
             return Err(Refused::Full);
         }
-        seen.taken.push(delivery.seq());
+        seen.taken.push(frame.seq);
         Ok(())
     }
 
@@ -243,4 +242,28 @@ async fn a_cohort_feed_is_counted_apart_from_subscribers() {
         f.channels.shared_alive() == 0 && f.channels.subscribers_alive() == 0
     })
     .await;
+}
+
+/// A member takes frames only: an event sent to it is the server's fault, which ends it
+/// `Interrupted` at its position (its client resumes) instead of being skipped silently.
+#[tokio::test(start_paused = true)]
+async fn a_delivery_of_the_wrong_kind_interrupts_the_subscription() {
+    let f = fixture(16).await;
+    let mut events = f
+        .channels
+        .join(f.seeded.id(), Filter::All, None)
+        .await
+        .expect("join");
+    f.emit().await;
+    let event = tokio::time::timeout(AT_ONCE, events.events.recv())
+        .await
+        .expect("an event in time")
+        .expect("an event");
+    let (member, record) = join_member(&f, usize::MAX, 0, false).await;
+    assert_eq!(event.seq, 1);
+    assert!(member.feeder().send(Delivery::Event(event)));
+    eventually("the member ends", || record.ended().is_some()).await;
+    assert_eq!(record.taken(), Vec::<i64>::new());
+    assert_eq!(record.ended(), Some((EndReason::Interrupted, 0)));
+    assert_eq!(f.channels.slow_consumer_cuts(), 0);
 }

@@ -8,6 +8,7 @@ use orderhub_bench::client::Target;
 use orderhub_bench::fanout::{self, FanoutParams, FanoutReport};
 use orderhub_bench::setup::Signer;
 use orderhub_bench::wire::{self, Fault, WireConfig};
+use orderhub_bench::{idle, storm};
 use std::time::Duration;
 
 const SECRET: &str = "generator-tests-secret-0123456789abcdef";
@@ -122,6 +123,51 @@ async fn live_subscribers_get_every_later_event_once_in_order() {
     assert_eq!(report.subscribed, 5, "{report:?}");
     assert!(report.deliveries.is_clean(), "{:?}", report.deliveries);
     assert_eq!(report.complete, 5, "{report:?}");
+}
+
+/// Idle displays, a few of them: each subscribes, and each gets the one event placed once
+/// all are open. The server here is this process, so its memory reading is this process's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_subscriptions_are_open_and_live_in_both_forms() {
+    let base = orderhub().await;
+    let target = Target::new(&base).await.expect("target");
+    let signer = Signer::new(SECRET).expect("signer");
+    for live in [false, true] {
+        let report = idle::run(&target, &signer, 6, 2, &[std::process::id()], live)
+            .await
+            .expect("the idle run completes");
+        assert_eq!((report.subscribed, report.refused), (6, 0), "{report:?}");
+        assert_eq!(report.live, 6, "live: {live}: {report:?}");
+        assert!(report.kib_per_subscription.is_some(), "{report:?}");
+        assert!(report.summary().contains("6 connections subscribed"));
+    }
+}
+
+/// A small storm: every client resumes from `after: 0` at once and gets its restaurant's
+/// whole history, once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_resuming_clients_gets_every_history() {
+    let base = orderhub().await;
+    let target = Target::new(&base).await.expect("target");
+    let signer = Signer::new(SECRET).expect("signer");
+    let report = storm::run(
+        &target,
+        &signer,
+        8,
+        2,
+        5,
+        Duration::from_secs(20),
+        &[std::process::id()],
+    )
+    .await
+    .expect("the storm completes");
+    assert_eq!((report.refused, report.resumed), (0, 8), "{report:?}");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert!(report.deliveries.is_clean(), "{:?}", report.deliveries);
+    assert_eq!(report.deliveries.received, 8 * 5);
+    assert_eq!(report.first_event.count, 8);
+    assert!(report.all_resumed_seconds.is_some(), "{report:?}");
+    assert!(report.summary().contains("8 resumed"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -502,13 +502,12 @@ impl Membership {
         let envelope = Arc::new(NextEnvelope::new(member.protocol, &member.id));
         let subscriber = channels
             .start_subscriber(&restaurant, || Joining {
-                source: Source::Cohort,
-                outlet: Box::new(MemberOutlet {
+                source: Source::Cohort(Box::new(MemberOutlet {
                     member: member.clone(),
                     envelope: envelope.clone(),
                     cohort: self.cohort.clone(),
                     place: self.id,
-                }),
+                })),
                 expires_in,
                 position: Some(resume_after.unwrap_or(live_after)),
                 catching_up: resume_after.is_some(),
@@ -563,11 +562,8 @@ struct MemberOutlet {
     place: u64,
 }
 
-impl Outlet for MemberOutlet {
-    fn offer(&mut self, delivery: Delivery) -> Result<(), Refused> {
-        let Delivery::Frame(frame) = delivery else {
-            return Ok(()); // a member is sent frames only
-        };
+impl Outlet<Arc<Frame>> for MemberOutlet {
+    fn offer(&mut self, frame: Arc<Frame>) -> Result<(), Refused> {
         let event = Out::Event {
             envelope: self.envelope.clone(),
             frame,

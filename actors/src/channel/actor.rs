@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::registry::ChannelInner;
-use super::subscriber::{Delivery, Feeder, Joining, Source, Subscriber, SubscriptionActor};
+use super::subscriber::{Delivery, Feeder, Joining, Subscriber, SubscriptionActor};
 use crate::domain::{Event, RestaurantId};
 use crate::mailbox::{Admission, Mailbox};
 use crate::ports::{BusSignal, Listening};
@@ -205,10 +205,7 @@ impl ChannelState {
         joining: Joining,
         myself: &ActorRef<ChannelMsg>,
     ) -> Result<Subscriber, CommandError> {
-        let fed = match &joining.source {
-            Source::Events(_) => true,
-            Source::Cohort => false,
-        };
+        let fed = joining.source.is_fed_by_channel();
         let shared = joining.shared;
         let mailbox = Arc::new(Mailbox::new(self.inner.config.buffer));
         let restaurant = self.restaurant.clone();

@@ -82,30 +82,43 @@ pub enum Refused {
     Gone,
 }
 
-/// Where a subscription's deliveries go; implemented by whoever serves the subscriber.
-pub trait Outlet: Send + 'static {
+/// Where a subscription's deliveries go, typed by what it takes (`Arc<Event>` or
+/// `Arc<Frame>`); implemented by whoever serves the subscriber.
+pub trait Outlet<T>: Send + 'static {
     /// Hands one delivery on, never waiting.
-    fn offer(&mut self, delivery: Delivery) -> Result<(), Refused>;
+    fn offer(&mut self, item: T) -> Result<(), Refused>;
     /// The subscription ended: why, and the last seq handed on (or, while it caught up, the
     /// one it resumed after). Called once, unless the reader went first.
     fn end(&mut self, reason: EndReason, last_seq: i64);
 }
 
-/// Where a subscription's deliveries come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a subscription's deliveries come from, each with the outlet that takes them.
 pub enum Source {
-    /// The channel's events that match.
-    Events(Filter),
+    /// The channel's events that match the filter, for a subscription that renders its own.
+    Events(Filter, Box<dyn Outlet<Arc<Event>>>),
     /// Its cohort's frames: the cohort sends them (`SubscriberMsg::Deliver`), the channel
     /// only supervises.
-    Cohort,
+    Cohort(Box<dyn Outlet<Arc<Frame>>>),
+}
+
+impl Source {
+    /// Whether the channel feeds it its events.
+    pub fn is_fed_by_channel(&self) -> bool {
+        matches!(self, Source::Events(..))
+    }
+
+    fn end(&mut self, reason: EndReason, last_seq: i64) {
+        match self {
+            Source::Events(_, outlet) => outlet.end(reason, last_seq),
+            Source::Cohort(outlet) => outlet.end(reason, last_seq),
+        }
+    }
 }
 
 /// What a new subscription actor starts with.
 pub struct Joining {
+    /// Where its deliveries come from and go.
     pub source: Source,
-    /// Where its deliveries go.
-    pub outlet: Box<dyn Outlet>,
     /// When its caller's token expires, from now.
     pub expires_in: Option<Duration>,
     /// The subscriber has everything up to here (a cohort member's start; `None`: where the
@@ -120,10 +133,9 @@ pub struct Joining {
 
 impl Joining {
     /// A subscriber of the channel's events that match `filter`, from where the channel is.
-    pub fn events(filter: Filter, outlet: Box<dyn Outlet>) -> Joining {
+    pub fn events(filter: Filter, outlet: Box<dyn Outlet<Arc<Event>>>) -> Joining {
         Joining {
-            source: Source::Events(filter),
-            outlet,
+            source: Source::Events(filter, outlet),
             expires_in: None,
             position: None,
             catching_up: false,
@@ -158,7 +170,6 @@ pub struct SubscriberState {
     /// Deliveries waiting while the subscriber catches up.
     held: Option<VecDeque<Delivery>>,
     mailbox: Arc<Mailbox>,
-    outlet: Box<dyn Outlet>,
     ended: bool,
     /// The timer of its token's expiry: a task of its own, stopped with the actor.
     expiry: Option<tokio::task::AbortHandle>,
@@ -188,7 +199,6 @@ impl Actor for SubscriptionActor {
             position: joining.position.unwrap_or(live_after),
             held: joining.catching_up.then(VecDeque::new),
             mailbox,
-            outlet: joining.outlet,
             ended: false,
             expiry,
             inner,
@@ -233,7 +243,7 @@ impl SubscriberState {
         if self.ended {
             return;
         }
-        if let (Source::Events(filter), Delivery::Event(event)) = (&self.source, &delivery) {
+        if let (Source::Events(filter, _), Delivery::Event(event)) = (&self.source, &delivery) {
             if !filter.matches(event) {
                 return;
             }
@@ -251,7 +261,20 @@ impl SubscriberState {
         if seq <= self.position {
             return;
         }
-        match self.outlet.offer(delivery) {
+        let offered = match (&mut self.source, delivery) {
+            (Source::Events(_, outlet), Delivery::Event(event)) => outlet.offer(event),
+            (Source::Cohort(outlet), Delivery::Frame(frame)) => outlet.offer(frame),
+            (_, delivery) => {
+                // Whoever feeds it sent the wrong kind: a fault of the server's, never
+                // skipped silently. The client resumes from its position.
+                tracing::error!(
+                    seq = delivery.seq(),
+                    "a subscription was sent a delivery of the wrong kind"
+                );
+                return self.end(EndReason::Interrupted);
+            }
+        };
+        match offered {
             Ok(()) => self.position = seq,
             Err(Refused::Full) => self.end(EndReason::SlowConsumer),
             Err(Refused::Gone) => self.ended = true,
@@ -269,7 +292,7 @@ impl SubscriberState {
                 .slow_consumer_cuts
                 .fetch_add(1, Ordering::Relaxed);
         }
-        self.outlet.end(reason, self.position);
+        self.source.end(reason, self.position);
     }
 }
 
@@ -281,7 +304,7 @@ impl Drop for SubscriberState {
             expiry.abort();
         }
         if !self.ended {
-            self.outlet.end(EndReason::Interrupted, self.position);
+            self.source.end(EndReason::Interrupted, self.position);
         }
     }
 }
@@ -373,7 +396,9 @@ impl Subscription {
     }
 
     /// An outlet into a new buffer of `capacity` events, and what its reader keeps.
-    pub(crate) fn buffer(capacity: usize) -> (Box<dyn Outlet>, impl FnOnce(Subscriber) -> Self) {
+    pub(crate) fn buffer(
+        capacity: usize,
+    ) -> (Box<dyn Outlet<Arc<Event>>>, impl FnOnce(Subscriber) -> Self) {
         let (sender, events) = mpsc::channel(capacity.max(1));
         let ended = Arc::new(OnceLock::new());
         let outlet = Box::new(Buffer {
@@ -396,11 +421,8 @@ struct Buffer {
     ended: Arc<OnceLock<EndReason>>,
 }
 
-impl Outlet for Buffer {
-    fn offer(&mut self, delivery: Delivery) -> Result<(), Refused> {
-        let Delivery::Event(event) = delivery else {
-            return Ok(()); // a buffer is fed events only
-        };
+impl Outlet<Arc<Event>> for Buffer {
+    fn offer(&mut self, event: Arc<Event>) -> Result<(), Refused> {
         self.sender.try_send(event).map_err(|error| match error {
             TrySendError::Full(_) => Refused::Full,
             TrySendError::Closed(_) => Refused::Gone,
