@@ -438,7 +438,7 @@ fn notes_and_keys_are_bounded_text() {
     let with = |change: &dyn Fn(&mut PlaceOrderRequest)| {
         let mut request = base.clone();
         change(&mut request);
-        validate_request(&request)
+        validate_request(request)
     };
     assert!(with(&|q| q.items[0].note = Some("x".repeat(200))).is_ok());
     assert!(is_bad_input(&with(

@@ -21,6 +21,7 @@ on_every_backend!(
     restaurant_menu_and_tables,
     staff_calls,
     events_are_numbered_without_gaps,
+    text_counts_and_compares_as_people_read_it,
 );
 
 async fn placing_computes_totals_from_menu_prices(server: &'static TestServer) {
@@ -536,4 +537,50 @@ async fn events_are_numbered_without_gaps(server: &'static TestServer) {
             .map(|e| e.seq),
         Some(3)
     );
+}
+
+/// Text a person cannot tell apart counts, compares and is stored the same: NFC, counted in
+/// grapheme clusters; blank means nothing shows.
+async fn text_counts_and_compares_as_people_read_it(server: &'static TestServer) {
+    let composed = "が".repeat(200);
+    // The same 200 characters as 400 code points: か followed by a combining mark.
+    let decomposed = "か\u{3099}".repeat(200);
+    let f = server.fixture().await;
+    let mut input = f.order_input("nfd-note", &[(0, 1)]);
+    input["items"][0]["note"] = json!(decomposed);
+    let placed = server
+        .gql(Some(&f.customer), PLACE, json!({"i": input}))
+        .await;
+    assert_eq!(placed.ok().str("placeOrder.items.0.note"), composed, "stored composed");
+
+    // The same cart with the other form is a retry, not a different order.
+    input["items"][0]["note"] = json!(composed);
+    let again = server
+        .gql(Some(&f.customer), PLACE, json!({"i": input}))
+        .await;
+    assert_eq!(again.ok().at("placeOrder"), placed.at("placeOrder"));
+
+    let mut longer = f.order_input("nfd-long", &[(0, 1)]);
+    longer["items"][0]["note"] = json!(format!("{decomposed}か\u{3099}"));
+    server
+        .gql(Some(&f.customer), PLACE, json!({"i": longer}))
+        .await
+        .expect_code("BAD_USER_INPUT");
+
+    const CREATE: &str =
+        "mutation($r: ID!, $n: String!) { createTable(restaurantId: $r, name: $n) { name } }";
+    for blank in ["\u{200B}", "\u{3000}\u{FEFF}", " \u{2060} "] {
+        server
+            .gql(Some(&f.admin), CREATE, json!({"r": f.restaurant, "n": blank}))
+            .await
+            .expect_code("BAD_USER_INPUT");
+    }
+    let table = server
+        .gql(
+            Some(&f.admin),
+            CREATE,
+            json!({"r": f.restaurant, "n": "\u{200B}Terrasse\u{301} 1 "}),
+        )
+        .await;
+    assert_eq!(table.ok().str("createTable.name"), "Terrass\u{e9} 1");
 }

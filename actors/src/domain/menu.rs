@@ -49,9 +49,13 @@ impl StaffCall {
         message: Option<String>,
         at: Timestamp,
     ) -> Result<StaffCall, DomainError> {
-        if let Some(message) = &message {
-            check_text("message", message, Self::MAX_MESSAGE_CHARS)?;
-        }
+        let message = match message {
+            Some(mut message) => {
+                check_text("message", &mut message, Self::MAX_MESSAGE_CHARS)?;
+                Some(message)
+            }
+            None => None,
+        };
         Ok(StaffCall {
             id: StaffCallId::generate(),
             restaurant_id: table.restaurant_id.clone(),
@@ -68,19 +72,18 @@ pub struct NewRestaurant {
 }
 
 pub fn validate_restaurant(input: NewRestaurant) -> Result<Restaurant, DomainError> {
-    check_name("name", &input.name, 100)?;
+    let name = check_name("name", &input.name, 100)?;
     let currency = Currency::parse(input.currency.as_deref().unwrap_or(DEFAULT_CURRENCY))?;
     Ok(Restaurant {
         id: RestaurantId::generate(),
-        name: input.name.trim().to_owned(),
+        name,
         currency,
         utc_offset_minutes: 0,
     })
 }
 
 pub fn validate_table_name(name: &str) -> Result<String, DomainError> {
-    check_name("name", name, 50)?;
-    Ok(name.trim().to_owned())
+    check_name("name", name, 50)
 }
 
 pub struct NewMenuItem {
@@ -93,7 +96,7 @@ pub fn validate_menu_item(
     restaurant: &Restaurant,
     input: NewMenuItem,
 ) -> Result<MenuItem, DomainError> {
-    check_name("name", &input.name, 100)?;
+    let name = check_name("name", &input.name, 100)?;
     if !(0..=Money::MAX_AMOUNT).contains(&input.price) {
         return Err(DomainError::BadInput(format!(
             "price must be between 0 and {} minor units",
@@ -103,7 +106,7 @@ pub fn validate_menu_item(
     Ok(MenuItem {
         id: MenuItemId::generate(),
         restaurant_id: restaurant.id.clone(),
-        name: input.name.trim().to_owned(),
+        name,
         price: Money::new(input.price, restaurant.currency.clone()),
         available: input.available.unwrap_or(true),
     })

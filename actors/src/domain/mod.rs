@@ -6,6 +6,7 @@ mod ids;
 mod menu;
 mod money;
 mod order;
+pub mod text;
 mod time;
 
 pub use access::{Principal, PrincipalError, Role};
@@ -20,6 +21,7 @@ pub use order::{
     advance, build_order, cancel, fingerprint, validate_request, CancelRule, LineRequest, Order,
     OrderItem, OrderStatus, PlaceOrderRequest, MAX_LINES, MAX_QUANTITY,
 };
+pub use text::{check_name, check_text};
 pub use time::{next_ticket, BusinessDay, Timestamp};
 
 /// Why a command was refused. Each variant maps to one public error code in the adapter.
@@ -37,30 +39,4 @@ pub enum DomainError {
     InvalidTransition { from: OrderStatus, to: OrderStatus },
     #[error("{0}")]
     Conflict(String),
-}
-
-/// Free text from clients: bounded in length, no control characters except line breaks and tabs.
-pub(crate) fn check_text(field: &str, text: &str, max_chars: usize) -> Result<(), DomainError> {
-    if text.chars().count() > max_chars {
-        return Err(DomainError::BadInput(format!(
-            "{field} is longer than {max_chars} characters"
-        )));
-    }
-    if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(DomainError::BadInput(format!(
-            "{field} contains control characters"
-        )));
-    }
-    Ok(())
-}
-
-/// Names must say something: not blank, bounded, printable.
-pub(crate) fn check_name(field: &str, name: &str, max_chars: usize) -> Result<(), DomainError> {
-    if name.trim().is_empty() {
-        return Err(DomainError::BadInput(format!("{field} must not be empty")));
-    }
-    check_text(field, name, max_chars)
 }

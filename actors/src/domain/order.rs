@@ -3,8 +3,8 @@ use std::collections::HashMap;
 use std::fmt;
 
 use super::{
-    check_text, DomainError, MenuItem, MenuItemId, Money, OrderId, Principal, Restaurant,
-    RestaurantId, Role, TableId, Timestamp,
+    check_name, check_text, DomainError, MenuItem, MenuItemId, Money, OrderId, Principal,
+    Restaurant, RestaurantId, Role, TableId, Timestamp,
 };
 
 pub const MAX_LINES: usize = 100;
@@ -123,9 +123,12 @@ pub struct PlaceOrderRequest {
     pub idempotency_key: String,
 }
 
-/// Checks everything that needs no stored state, so bad requests never reach the store.
-pub fn validate_request(request: &PlaceOrderRequest) -> Result<(), DomainError> {
-    let key_chars = request.idempotency_key.chars().count();
+/// Checks everything that needs no stored state, so bad requests never reach the store, and
+/// returns the request with its texts in NFC (`text`), as they are compared and stored.
+pub fn validate_request(mut request: PlaceOrderRequest) -> Result<PlaceOrderRequest, DomainError> {
+    // Normalized before it is counted, like every text.
+    crate::domain::text::normalize(&mut request.idempotency_key);
+    let key_chars = crate::domain::text::characters(&request.idempotency_key);
     if key_chars == 0 || key_chars > MAX_IDEMPOTENCY_KEY_CHARS {
         return bad(format!(
             "idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"
@@ -133,7 +136,7 @@ pub fn validate_request(request: &PlaceOrderRequest) -> Result<(), DomainError> 
     }
     check_text(
         "idempotencyKey",
-        &request.idempotency_key,
+        &mut request.idempotency_key,
         MAX_IDEMPOTENCY_KEY_CHARS,
     )?;
     if request.items.is_empty() {
@@ -142,18 +145,18 @@ pub fn validate_request(request: &PlaceOrderRequest) -> Result<(), DomainError> 
     if request.items.len() > MAX_LINES {
         return bad(format!("an order has at most {MAX_LINES} lines"));
     }
-    for line in &request.items {
+    for line in &mut request.items {
         if !(1..=MAX_QUANTITY).contains(&line.quantity) {
             return bad(format!("quantity must be 1 to {MAX_QUANTITY}"));
         }
-        if let Some(note) = &line.note {
+        if let Some(note) = &mut line.note {
             check_text("item note", note, MAX_LINE_NOTE_CHARS)?;
         }
     }
-    if let Some(note) = &request.note {
+    if let Some(note) = &mut request.note {
         check_text("note", note, MAX_ORDER_NOTE_CHARS)?;
     }
-    Ok(())
+    Ok(request)
 }
 
 /// What makes two requests with one idempotency key "the same order": everything but the key.
@@ -182,7 +185,8 @@ pub fn build_order(
     number: i64,
     now: Timestamp,
 ) -> Result<Order, DomainError> {
-    validate_request(request)?;
+    // Checked here too, so that no caller builds an order from an unchecked request.
+    let request = &validate_request(request.clone())?;
     let menu: HashMap<&MenuItemId, &MenuItem> = menu
         .iter()
         .filter(|item| item.restaurant_id == restaurant.id)
@@ -287,10 +291,7 @@ pub fn cancel(
     reason: &str,
     now: Timestamp,
 ) -> Result<Order, DomainError> {
-    if reason.trim().is_empty() {
-        return bad("reason must not be empty".into());
-    }
-    check_text("reason", reason, MAX_CANCEL_REASON_CHARS)?;
+    let reason = check_name("reason", reason, MAX_CANCEL_REASON_CHARS)?;
     let staff_may = matches!(
         order.status,
         OrderStatus::Placed | OrderStatus::Accepted | OrderStatus::Preparing
@@ -307,7 +308,7 @@ pub fn cancel(
         ));
     }
     let mut cancelled = changed(order, OrderStatus::Cancelled, now);
-    cancelled.cancel_reason = Some(reason.trim().to_owned());
+    cancelled.cancel_reason = Some(reason);
     Ok(cancelled)
 }
 

@@ -121,7 +121,7 @@ impl Actor for RestaurantActor {
     ) -> Result<(), ActorProcessingErr> {
         let store_unavailable = match message {
             RestaurantMsg::PlaceOrder { by, request, reply } => {
-                answer(reply, state.place_order(&by, &request).await)
+                answer(reply, state.place_order(&by, request).await)
             }
             RestaurantMsg::AdvanceOrder {
                 by,
@@ -234,10 +234,10 @@ impl RestaurantState {
     async fn place_order(
         &self,
         by: &Principal,
-        request: &PlaceOrderRequest,
+        request: PlaceOrderRequest,
     ) -> Result<Order, CommandError> {
         by.may_act_for_table(&request.restaurant_id, &request.table_id)?;
-        validate_request(request)?;
+        let request = &validate_request(request)?;
         let now = self.deps.clock.now();
         let mut tx = self.begin().await?;
         let request_fingerprint = fingerprint(request);
