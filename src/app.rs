@@ -198,6 +198,8 @@ impl Settings {
             max_websockets,
             ws_max_subscriptions,
             header_timeout,
+            body_timeout,
+            body_min_rate,
             rate_limit,
             rate_limit_burst,
             query_timeout,
@@ -236,6 +238,10 @@ impl Settings {
             server: ServerLimits {
                 max_connections,
                 header_timeout,
+                body: crate::http::server::BodyDeadline {
+                    timeout: body_timeout,
+                    min_rate: body_min_rate,
+                },
                 socket_send_buffer,
             },
             schema: graphql::SchemaOptions {
@@ -541,6 +547,8 @@ mod tests {
             "ORDERHUB_MAX_WEBSOCKETS" => "5",
             "ORDERHUB_WS_MAX_SUBSCRIPTIONS" => "3",
             "ORDERHUB_HEADER_TIMEOUT" => "4s",
+            "ORDERHUB_BODY_TIMEOUT" => "11s",
+            "ORDERHUB_BODY_MIN_RATE" => "300",
             "ORDERHUB_RATE_LIMIT" => "7",
             "ORDERHUB_RATE_LIMIT_BURST" => "9",
             "ORDERHUB_QUERY_TIMEOUT" => "6s",

@@ -168,6 +168,17 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERHUB_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: Duration,
 
+    /// A request body gets this long to start arriving, plus one second for every
+    /// ORDERHUB_BODY_MIN_RATE bytes it sends; past that it is answered 408 and the connection
+    /// closed, so that a trickled body cannot hold a connection slot (Apache's defaults).
+    #[arg(long, env = "ORDERHUB_BODY_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Bytes per second a request body must keep up to earn more time; 0: the whole body
+    /// within ORDERHUB_BODY_TIMEOUT.
+    #[arg(long, env = "ORDERHUB_BODY_MIN_RATE", default_value_t = 500)]
+    pub body_min_rate: u64,
+
     /// Operations per second per client (GraphQL requests and subscribe messages), sustained;
     /// more are refused with RATE_LIMITED (HTTP 429 with Retry-After). A client is a token's
     /// subject, role and scope, or the peer's IP address without a valid token. 0 turns the

@@ -1,5 +1,6 @@
 //! HTTP: the GraphQL endpoint, health checks and GraphiQL.
 
+mod framing;
 mod graphiql;
 pub mod rejection;
 mod screens;

@@ -8,6 +8,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -15,12 +16,17 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
+pub use super::framing::BodyDeadline;
+use super::framing::{self, TimedBody};
+use super::rejection::Rejection;
 use crate::metrics::CONNECTIONS_REFUSED;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerLimits {
     pub max_connections: usize,
     pub header_timeout: Duration,
+    /// How long a request body may take to arrive.
+    pub body: BodyDeadline,
     pub socket_send_buffer: usize,
 }
 
@@ -62,14 +68,38 @@ pub async fn run(
             _permit: permit,
             _open: open.clone(),
         });
-        // Each request knows its peer: the rate limit of requests without a valid token.
         let routes = TowerToHyperService::new(router.clone());
-        let service = hyper::service::service_fn(
-            move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                hyper::service::Service::call(&routes, request)
-            },
-        );
+        let body_deadline = limits.body;
+        let service =
+            hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let routes = routes.clone();
+                async move {
+                    if let Err(reason) = framing::check_head(&request) {
+                        return Ok::<_, std::convert::Infallible>(closing(Rejection::bad_request(
+                            reason,
+                        )));
+                    }
+                    let expired = Arc::new(AtomicBool::new(false));
+                    let mut request = request.map(|body| {
+                        let body = axum::body::Body::new(body);
+                        axum::body::Body::new(TimedBody::new(body, body_deadline, expired.clone()))
+                    });
+                    // Each request knows its peer: the rate limit of requests without a
+                    // valid token.
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    let response = hyper::service::Service::call(&routes, request).await?;
+                    if expired.load(Ordering::Acquire) {
+                        metrics::counter!(CONNECTIONS_REFUSED, "reason" => "body_timeout")
+                            .increment(1);
+                        let refusal = Rejection::new(
+                            axum::http::StatusCode::REQUEST_TIMEOUT,
+                            "the request body did not arrive in time",
+                        );
+                        return Ok(closing(refusal));
+                    }
+                    Ok(response)
+                }
+            });
         let mut stopping = stopping.clone();
         let header_timeout = limits.header_timeout;
         tokio::spawn(async move {
@@ -98,6 +128,18 @@ pub async fn run(
     drop(listener);
     drop(open);
     let _ = all_closed.recv().await;
+}
+
+/// A refusal after which the connection cannot be trusted to be in step: answered, then closed
+/// (RFC 9112, section 9.6).
+fn closing(refusal: Rejection) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = refusal.into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// Linux lets a send buffer grow to megabytes; a small one makes a client that stopped

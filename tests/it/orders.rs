@@ -551,7 +551,11 @@ async fn text_counts_and_compares_as_people_read_it(server: &'static TestServer)
     let placed = server
         .gql(Some(&f.customer), PLACE, json!({"i": input}))
         .await;
-    assert_eq!(placed.ok().str("placeOrder.items.0.note"), composed, "stored composed");
+    assert_eq!(
+        placed.ok().str("placeOrder.items.0.note"),
+        composed,
+        "stored composed"
+    );
 
     // The same cart with the other form is a retry, not a different order.
     input["items"][0]["note"] = json!(composed);
@@ -571,7 +575,11 @@ async fn text_counts_and_compares_as_people_read_it(server: &'static TestServer)
         "mutation($r: ID!, $n: String!) { createTable(restaurantId: $r, name: $n) { name } }";
     for blank in ["\u{200B}", "\u{3000}\u{FEFF}", " \u{2060} "] {
         server
-            .gql(Some(&f.admin), CREATE, json!({"r": f.restaurant, "n": blank}))
+            .gql(
+                Some(&f.admin),
+                CREATE,
+                json!({"r": f.restaurant, "n": blank}),
+            )
             .await
             .expect_code("BAD_USER_INPUT");
     }
