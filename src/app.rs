@@ -197,6 +197,7 @@ impl Settings {
             max_connections,
             max_websockets,
             ws_max_subscriptions,
+            ws_max_per_subject,
             header_timeout,
             body_timeout,
             body_min_rate,
@@ -234,6 +235,7 @@ impl Settings {
                 write_timeout: slow_consumer_timeout,
                 max_subscriptions: ws_max_subscriptions,
                 outbox: subscription_buffer.max(64),
+                max_per_subject: ws_max_per_subject,
             },
             server: ServerLimits {
                 max_connections,
@@ -299,7 +301,7 @@ impl App {
             }),
             settings.schema,
         );
-        let connections = OpenConnections::default();
+        let connections = OpenConnections::new(settings.ws.max_per_subject);
         let delivery = DeliveryRuntime::start().map_err(StartError::Runtime)?;
         let cohorts = Cohorts::new(schema.clone(), channels.clone(), settings.channels.buffer);
         let (rate, burst) = settings.rate_limit;
@@ -546,6 +548,7 @@ mod tests {
             "ORDERHUB_MAX_CONNECTIONS" => "10",
             "ORDERHUB_MAX_WEBSOCKETS" => "5",
             "ORDERHUB_WS_MAX_SUBSCRIPTIONS" => "3",
+            "ORDERHUB_WS_MAX_PER_SUBJECT" => "12",
             "ORDERHUB_HEADER_TIMEOUT" => "4s",
             "ORDERHUB_BODY_TIMEOUT" => "11s",
             "ORDERHUB_BODY_MIN_RATE" => "300",

@@ -163,6 +163,12 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERHUB_WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub ws_max_subscriptions: usize,
 
+    /// WebSockets one token subject may hold open on this node. Past it the subject's oldest
+    /// socket is closed with 4008, so that a client that reconnects without closing its old
+    /// sockets keeps its newest one and never takes other subjects' places. 0: no cap.
+    #[arg(long, env = "ORDERHUB_WS_MAX_PER_SUBJECT", default_value_t = 32)]
+    pub ws_max_per_subject: usize,
+
     /// A connection that has not sent a whole request head this long after opening (or after
     /// its last response) is closed: idle and slowloris connections do not pile up.
     #[arg(long, env = "ORDERHUB_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -252,6 +258,8 @@ pub struct WsConfig {
     pub max_subscriptions: usize,
     /// Frames queued for the writer; a cohort member that would overflow it is cut as slow.
     pub outbox: usize,
+    /// Connections one token subject may hold open; 0: no cap.
+    pub max_per_subject: usize,
 }
 
 impl Default for WsConfig {
@@ -262,6 +270,7 @@ impl Default for WsConfig {
             write_timeout: Duration::from_secs(5),
             max_subscriptions: 100,
             outbox: 256,
+            max_per_subject: 32,
         }
     }
 }

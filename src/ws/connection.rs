@@ -8,7 +8,7 @@ use tokio::task::AbortHandle;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use super::cohort::{self, ending_message, errors_of, Cohorts, Eligible, Ending, Member};
-use super::outbox::{Notice, OpenConnections, Out, Outbox};
+use super::outbox::{Notice, OpenConnections, Out, Outbox, Registration};
 use super::protocol::{self, close, ClientMessage, Payload, Protocol};
 use crate::auth::{AuthError, Tokens};
 use crate::config::WsConfig;
@@ -65,6 +65,8 @@ struct Connection {
     operations: HashMap<String, (u64, Running)>,
     next_key: u64,
     out: Arc<Outbox>,
+    /// Its place among the node's open connections, told its subject at `connection_init`.
+    registration: Option<Registration>,
 }
 
 /// What to do after a client message.
@@ -130,6 +132,7 @@ pub fn serve(
         operations: HashMap::new(),
         next_key: 0,
         out,
+        registration: None,
     });
     run(Box::new(socket), connection, connections)
 }
@@ -140,7 +143,7 @@ async fn run(
     connections: OpenConnections,
 ) {
     let _open = Raised::new(metrics::gauge!(WS_CONNECTIONS));
-    let Some(_registered) = connections.open(&connection.out) else {
+    let Some(registration) = connections.open(&connection.out) else {
         let frame = close_frame(close::GOING_AWAY, "Server shutting down".into());
         let _ = timeout(
             Duration::from_secs(1),
@@ -150,6 +153,7 @@ async fn run(
         return;
     };
     drop(connections);
+    connection.registration = Some(registration);
     let out = connection.out.clone();
     let started = Instant::now();
     let init_deadline = started + connection.config.init_timeout;
@@ -352,6 +356,12 @@ impl Connection {
             Notice::ServerStopping => {
                 return Flow::Close(close::GOING_AWAY, "Server shutting down".into());
             }
+            Notice::Displaced => {
+                return Flow::Close(
+                    close::TOO_MANY_SOCKETS,
+                    "Too many sockets for this token: this was its oldest".into(),
+                );
+            }
             Notice::Finished(key) => {
                 self.operations
                     .retain(|_, (k, running)| !(*k == key && matches!(running, Running::Task(_))));
@@ -432,6 +442,11 @@ impl Connection {
                 self.say(protocol::connection_error(&error.to_string()));
             }
             return Flow::Close(close::FORBIDDEN, format!("Forbidden: {error}"));
+        }
+        if let (Caller::Authenticated(principal), Some(registration)) =
+            (&caller, &self.registration)
+        {
+            registration.identify(&principal.subject);
         }
         self.caller = Some(caller);
         self.say(protocol::ack(self.protocol));

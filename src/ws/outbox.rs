@@ -41,6 +41,8 @@ pub(super) enum Notice {
     Ended { operation: u64, text: String },
     /// The server stops: the connection closes with 1001.
     ServerStopping,
+    /// Its subject opened more connections than it may hold; this was its oldest.
+    Displaced,
 }
 
 pub(super) struct Outbox {
@@ -187,8 +189,9 @@ impl Outbox {
 }
 
 /// The node's open WebSocket connections, to tell each one, through its outbox, that the
-/// server stops. A node-wide signal that every connection waited on would be polled, under its
-/// lock, each time a connection wrote a frame.
+/// server stops, and to hold each token subject to its share of them. A node-wide signal that
+/// every connection waited on would be polled, under its lock, each time a connection wrote a
+/// frame.
 #[derive(Clone, Default)]
 pub struct OpenConnections {
     registry: Arc<Mutex<Registry>>,
@@ -198,7 +201,12 @@ pub struct OpenConnections {
 struct Registry {
     stopping: bool,
     next: u64,
-    open: HashMap<u64, Weak<Outbox>>,
+    /// Each connection's outbox, and its subject once `connection_init` named one.
+    open: HashMap<u64, (Weak<Outbox>, Option<Arc<str>>)>,
+    /// Connections per subject, oldest first.
+    subjects: HashMap<Arc<str>, VecDeque<u64>>,
+    /// Connections one subject may hold; 0: any number.
+    per_subject: usize,
 }
 
 /// A connection's place among the open ones; dropping it leaves.
@@ -208,6 +216,17 @@ pub(super) struct Registration {
 }
 
 impl OpenConnections {
+    /// `per_subject`: connections one token subject may hold (0: any number).
+    pub fn new(per_subject: usize) -> OpenConnections {
+        let registry = Registry {
+            per_subject,
+            ..Registry::default()
+        };
+        OpenConnections {
+            registry: Arc::new(Mutex::new(registry)),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -220,7 +239,7 @@ impl OpenConnections {
         }
         let id = registry.next;
         registry.next += 1;
-        registry.open.insert(id, Arc::downgrade(outbox));
+        registry.open.insert(id, (Arc::downgrade(outbox), None));
         Some(Registration {
             connections: self.clone(),
             id,
@@ -233,7 +252,11 @@ impl OpenConnections {
         let open: Vec<Weak<Outbox>> = {
             let mut registry = self.lock();
             registry.stopping = true;
-            registry.open.values().cloned().collect()
+            registry
+                .open
+                .values()
+                .map(|(outbox, _)| outbox.clone())
+                .collect()
         };
         for outbox in open.iter().filter_map(Weak::upgrade) {
             outbox.notify(Notice::ServerStopping);
@@ -241,9 +264,51 @@ impl OpenConnections {
     }
 }
 
+impl Registration {
+    /// The connection belongs to `subject` (its token's `sub`). If that makes one more than
+    /// the subject may hold, its oldest connection is told to close (`Notice::Displaced`).
+    pub(super) fn identify(&self, subject: &str) {
+        let displaced = {
+            let mut registry = self.connections.lock();
+            let registry = &mut *registry;
+            let Some((_, slot)) = registry.open.get_mut(&self.id) else {
+                return;
+            };
+            let subject: Arc<str> = Arc::from(subject);
+            *slot = Some(subject.clone());
+            let held = registry.subjects.entry(subject).or_default();
+            held.push_back(self.id);
+            let mut displaced = Vec::new();
+            while registry.per_subject > 0 && held.len() > registry.per_subject {
+                let Some(oldest) = held.pop_front() else {
+                    break;
+                };
+                if let Some((outbox, subject)) = registry.open.get_mut(&oldest) {
+                    // Counted no more: its place is free now, not once it has closed.
+                    *subject = None;
+                    displaced.push(outbox.clone());
+                }
+            }
+            displaced
+        };
+        for outbox in displaced.iter().filter_map(Weak::upgrade) {
+            outbox.notify(Notice::Displaced);
+        }
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.connections.lock().open.remove(&self.id);
+        let mut registry = self.connections.lock();
+        let Some((_, Some(subject))) = registry.open.remove(&self.id) else {
+            return;
+        };
+        if let Some(held) = registry.subjects.get_mut(&subject) {
+            held.retain(|id| *id != self.id);
+            if held.is_empty() {
+                registry.subjects.remove(&subject);
+            }
+        }
     }
 }
 

@@ -39,6 +39,10 @@ pub mod close {
     pub const KEEPALIVE_TIMEOUT: u16 = 4504;
     /// Writing to the client's socket was stuck past the slow-consumer timeout.
     pub const SLOW_CONSUMER: u16 = 4508;
+    /// The token's subject opened more sockets than `ORDERHUB_WS_MAX_PER_SUBJECT`; this was
+    /// its oldest. (4xxx codes are private use, RFC 6455 section 7.4.2; this one mirrors 1008,
+    /// "policy violation".)
+    pub const TOO_MANY_SOCKETS: u16 = 4008;
     pub const GOING_AWAY: u16 = 1001;
     pub const PROTOCOL_ERROR: u16 = 1002;
     pub const INVALID_PAYLOAD: u16 = 1007;

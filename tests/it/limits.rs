@@ -10,7 +10,8 @@ use crate::support::{
     eventually, metric_value, postgres_server, postgres_url, sqlite_url, Api, NodeProcess,
     TestServer, SECRET,
 };
-use crate::ws_client::{WsClient, RESTAURANT_EVENTS, TRANSPORT_WS};
+use crate::ws_client::{WsClient, LEGACY, RESTAURANT_EVENTS, TRANSPORT_WS};
+use orderhub_actors::domain::Role;
 
 const ORDERS: &str =
     "query($r: ID!) { orders(restaurantId: $r, first: 10) { edges { node { id } } } }";
@@ -32,6 +33,58 @@ async fn upgrade(api: &Api) -> Result<(), u16> {
             Err(response.status().as_u16())
         }
         Err(other) => panic!("upgrade failed: {other}"),
+    }
+}
+
+/// One subject that reconnects without closing its old sockets keeps its newest ones; its
+/// oldest are closed with 4008, and other subjects never find the node full because of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_subject_holds_its_share_of_the_websockets() {
+    let server = TestServer::start(
+        &sqlite_url("max_per_subject"),
+        &["--max-websockets", "12", "--ws-max-per-subject", "2"],
+    );
+    let f = server.fixture().await;
+    let device = server.token_for("tablet-7", Role::Staff, Some(&f.restaurant), None);
+    // More than the node holds: without the cap the 13th would be refused with 503.
+    let mut sockets = Vec::new();
+    for _ in 0..16 {
+        sockets.push(WsClient::ready(&server, TRANSPORT_WS, &device).await);
+    }
+    let newest = sockets.split_off(14);
+    for mut displaced in sockets {
+        displaced.expect_close(4008).await;
+    }
+    // Other subjects, on either subprotocol, take places as usual.
+    let mut others = Vec::new();
+    for (subject, protocol) in [("kitchen-1", TRANSPORT_WS), ("kitchen-2", LEGACY)] {
+        let token = server.token_for(subject, Role::Staff, Some(&f.restaurant), None);
+        for _ in 0..2 {
+            others.push(WsClient::ready(&server, protocol, &token).await);
+        }
+    }
+    // The device's two newest sockets still serve it: each replays the restaurant's events.
+    server
+        .gql(
+            Some(&f.customer),
+            crate::support::PLACE,
+            json!({"i": f.order_input("kept", &[(0, 1)])}),
+        )
+        .await
+        .ok();
+    for (n, mut kept) in newest.into_iter().enumerate() {
+        let id = n.to_string();
+        kept.subscribe(
+            &id,
+            RESTAURANT_EVENTS,
+            json!({"r": f.restaurant, "after": 0}),
+        )
+        .await;
+        let event = kept.next_result(&id).await;
+        assert!(
+            event["data"]["restaurantEvents"]["seq"].as_i64() >= Some(1),
+            "{event}"
+        );
     }
 }
 
