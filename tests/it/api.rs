@@ -12,16 +12,43 @@ fn repo_file(path: &str) -> std::path::PathBuf {
 
 /// Runs tests/contract/check.mjs with Node; the suite's setup (scripts/test) installs both.
 fn contract_tool(args: &[&str]) -> std::process::Output {
-    let script = repo_file("tests/contract/check.mjs");
+    node_tool("check.mjs", args)
+}
+
+/// Runs a script of tests/contract to its end with Node.
+fn node_tool(script: &str, args: &[&str]) -> std::process::Output {
     assert!(
         repo_file("tests/contract/node_modules/graphql").exists(),
         "graphql-js is missing: run `npm ci --prefix tests/contract` (scripts/test does this)"
     );
     Command::new("node")
-        .arg(&script)
+        .arg(repo_file(&format!("tests/contract/{script}")))
         .args(args)
         .output()
         .expect("node is needed for the contract check: install the Debian package nodejs (scripts/test does this)")
+}
+
+/// graphql-http's `auditServer`, the GraphQL-over-HTTP working draft's own audit suite, finds
+/// no MUST (error) and no SHOULD (warning) broken, with an admin token on every request.
+#[test]
+fn the_graphql_over_http_audit_finds_no_error_and_no_warning() {
+    let server = sqlite();
+    let url = format!("{}/graphql", server.base);
+    let output = node_tool("audit.mjs", &[&url, &server.admin()]);
+    let report = String::from_utf8_lossy(&output.stdout);
+    let summary = report
+        .lines()
+        .find(|line| line.starts_with("audit: "))
+        .unwrap_or_else(|| {
+            panic!(
+                "no summary from the audit:\n{report}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    assert!(
+        output.status.success() && summary.ends_with(" 0 warnings, 0 errors"),
+        "{summary}\n{report}"
+    );
 }
 
 #[test]
