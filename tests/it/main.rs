@@ -23,3 +23,4 @@ mod screens;
 mod secrets;
 mod shutdown;
 mod supervision;
+mod ws_messages;
