@@ -292,6 +292,13 @@ async fn every_client_message_of_the_wrong_shape_is_closed_with_4400() {
     for case in &cases {
         let mut client = connected(server, case.protocol, case.after_init).await;
         client.send_raw(&case.text).await;
+        // Had the message been taken, this would be answered (pong, ack, or 4429 for a second
+        // connection_init) instead of the close.
+        let probe = match case.protocol {
+            TRANSPORT_WS => json!({"type": "ping", "payload": {"probe": true}}),
+            _ => json!({"type": "connection_init"}),
+        };
+        client.try_send_raw(&probe.to_string()).await;
         if let Err(failure) = refused(&mut client).await {
             failures.push(format!("{}: {} → {failure}", case.what, case.text));
         }
