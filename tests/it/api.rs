@@ -2,7 +2,6 @@
 
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 
 use crate::support::sqlite;
 
@@ -12,20 +11,7 @@ fn repo_file(path: &str) -> std::path::PathBuf {
 
 /// Runs tests/contract/check.mjs with Node; the suite's setup (scripts/test) installs both.
 fn contract_tool(args: &[&str]) -> std::process::Output {
-    node_tool("check.mjs", args)
-}
-
-/// Runs a script of tests/contract to its end with Node.
-fn node_tool(script: &str, args: &[&str]) -> std::process::Output {
-    assert!(
-        repo_file("tests/contract/node_modules/graphql").exists(),
-        "graphql-js is missing: run `npm ci --prefix tests/contract` (scripts/test does this)"
-    );
-    Command::new("node")
-        .arg(repo_file(&format!("tests/contract/{script}")))
-        .args(args)
-        .output()
-        .expect("node is needed for the contract check: install the Debian package nodejs (scripts/test does this)")
+    crate::support::node_run("check.mjs", args)
 }
 
 /// graphql-http's `auditServer`, the GraphQL-over-HTTP working draft's own audit suite, finds
@@ -34,7 +20,7 @@ fn node_tool(script: &str, args: &[&str]) -> std::process::Output {
 fn the_graphql_over_http_audit_finds_no_error_and_no_warning() {
     let server = sqlite();
     let url = format!("{}/graphql", server.base);
-    let output = node_tool("audit.mjs", &[&url, &server.admin()]);
+    let output = crate::support::node_run("audit.mjs", &[&url, &server.admin()]);
     let report = String::from_utf8_lossy(&output.stdout);
     let summary = report
         .lines()

@@ -424,3 +424,39 @@ async fn every_well_formed_variant_is_served() {
         .await;
     client.expect_close(1000).await;
 }
+
+/// Every message the server sends on `graphql-transport-ws` passes graphql-ws's own
+/// `validateMessage`, which its client applies to all it receives (`tests/contract/frames.mjs`):
+/// the acknowledgement, a pong to each payload a ping may have, results with and without
+/// errors, errors of operations refused before they run, completions.
+#[test]
+fn every_message_the_server_sends_passes_the_reference_clients_check() {
+    let server = sqlite();
+    let url = server.base.replace("http://", "ws://") + "/graphql";
+    let nothing = "00000000-0000-7000-8000-000000000000";
+    let messages = [
+        json!({"type": "ping"}),
+        json!({"type": "ping", "payload": null}),
+        json!({"type": "ping", "payload": {}}),
+        json!({"type": "ping", "payload": {"at": 1}}),
+        json!({"type": "pong", "payload": {"at": 2}}),
+        json!({"type": "subscribe", "id": "ok", "payload": {"query": "{ __typename }"}}),
+        json!({"type": "subscribe", "id": "field error", "payload": {"query": "{ order(id: \"\") { id } }"}}),
+        json!({"type": "subscribe", "id": "invalid", "payload": {"query": "{ secret }"}}),
+        json!({"type": "subscribe", "id": "unparsable", "payload": {"query": "{"}}),
+        json!({"type": "subscribe", "id": "coercion", "payload": {"query": "query($o: ID!) { order(id: $o) { id } }", "variables": {}}}),
+        json!({"type": "subscribe", "id": "missing", "payload": {"query": format!("subscription {{ orderUpdated(orderId: \"{nothing}\") {{ id }} }}")}}),
+        json!({"type": "complete", "id": "never started"}),
+    ];
+    let messages: Vec<String> = messages.iter().map(Value::to_string).collect();
+    let token = server.admin();
+    let mut args = vec![url.as_str(), token.as_str()];
+    args.extend(messages.iter().map(String::as_str));
+    let output = crate::support::node_run("frames.mjs", &args);
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && report.starts_with("valid: "),
+        "{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
