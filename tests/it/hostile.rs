@@ -316,6 +316,8 @@ fn cases(s: &Scene) -> Vec<Case> {
         case("query that is not a string", post(Some("application/json"), r#"{"query": {"$ne": null}}"#), Refused(400, BAD_REQUEST)),
         case("body that is not UTF-8", post(Some("application/json"), b"{\"query\": \"\xff\xfe\"}".to_vec()), Refused(400, BAD_REQUEST)),
         case("empty body", post(Some("application/json"), ""), Refused(400, BAD_REQUEST)),
+        case("body without a query", post(Some("application/json"), r#"{"qeury": "{ __typename }"}"#), Refused(400, BAD_REQUEST)),
+        case("GET without a query", Request::Get { query: vec![("qeury", "{ __typename }".into())], headers: vec![] }, Refused(400, BAD_REQUEST)),
         case("empty batch", post(Some("application/json"), "[]"), Refused(400, BAD_REQUEST)),
         case("batch of 1000 mutations", Request::Post { content_type: Some("application/json"), token: Some(staff.to_owned()), body: Value::Array(batch).to_string().into() }, Refused(400, BAD_REQUEST)),
         case("JSON nested 10,000 deep", post(Some("application/json"), nested_json), Refused(400, BAD_REQUEST)),
