@@ -217,6 +217,11 @@ pub async fn negotiated(mut request: Request, next: Next) -> Response {
             .headers_mut()
             .insert(header::CONTENT_TYPE, media.content_type());
     }
+    // The answer depends on Accept: a cache must not give one client's type to another
+    // (RFC 9110 § 12.5.5).
+    response
+        .headers_mut()
+        .append(header::VARY, HeaderValue::from_static("accept"));
     response
 }
 

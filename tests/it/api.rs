@@ -337,6 +337,11 @@ async fn graphql_responses_follow_the_accepted_media_type() {
         .expect("GET");
     assert_eq!(get.status(), 400);
     assert!(content_type(&get).starts_with(GRAPHQL));
+    let vary = get.headers().get("vary").and_then(|v| v.to_str().ok());
+    assert!(
+        vary.is_some_and(|vary| vary.to_ascii_lowercase().contains("accept")),
+        "{vary:?}"
+    );
     // A client that accepts neither type is refused.
     for accept in [
         "text/html",
