@@ -9,6 +9,8 @@
 //!   before any validation rule or limit: such a document took 40 s of CPU per request.
 //! - Introspection when it is disabled: async-graphql then answers `__schema` and `__type`
 //!   with a silent `null`; this refuses them, as Apollo does.
+//! - Variables of non-null types without a value (`super::variables`): a request error before
+//!   anything runs, not a field error once a field that uses them runs.
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
@@ -234,9 +236,15 @@ impl Extension for DocumentRules {
             return Err(error.into_server_error(Pos::default()));
         }
         // A syntax error is left to async-graphql, which reports it with its position.
+        let operation_name = request.operation_name.take();
+        let variables = std::mem::take(&mut request.variables);
         if let Ok(document) = request.parsed_query() {
             check(document, self.introspection)?;
+            let registry = &ctx.schema_env.registry;
+            super::variables::check(registry, document, operation_name.as_deref(), &variables)?;
         }
+        request.operation_name = operation_name;
+        request.variables = variables;
         next.run(ctx, request).await
     }
 }

@@ -8,6 +8,7 @@ mod orders;
 mod restaurants;
 mod telemetry;
 mod types;
+mod variables;
 
 use async_graphql::{Context, MergedObject, Schema, ID};
 use orderhub_actors::channel::ChannelRegistry;

@@ -2,12 +2,12 @@
 
 mod framing;
 mod graphiql;
+pub mod media;
 pub mod rejection;
 mod screens;
 pub mod server;
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
-use async_graphql_axum::GraphQLResponse;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
@@ -17,6 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use media::MediaType;
 use orderhub_actors::ports::{Bus, Store};
 use orderhub_actors::ErrorCode;
 use rejection::{error_body, GraphQLBody, Rejection};
@@ -50,10 +51,13 @@ pub struct HttpState {
     pub query_timeout: Duration,
 }
 
+/// Where GraphQL is served, over HTTP and WebSocket.
+pub const GRAPHQL_PATH: &str = "/graphql";
+
 /// Everything on the main listener; `/metrics` too unless it has a listener of its own.
 pub fn router(state: HttpState, max_body_bytes: usize, with_metrics: bool) -> Router {
     let mut router = Router::new()
-        .route("/graphql", post(graphql_post).get(graphql_get))
+        .route(GRAPHQL_PATH, post(graphql_post).get(graphql_get))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if with_metrics {
@@ -69,6 +73,9 @@ pub fn router(state: HttpState, max_body_bytes: usize, with_metrics: bool) -> Ro
         // Every body; a 413 gets a GraphQL error body below.
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
         .layer(axum::middleware::from_fn(rejection::coded))
+        // Outermost, so that every refusal of a GraphQL request is written in the type the
+        // client accepts.
+        .layer(axum::middleware::from_fn(media::negotiated))
 }
 
 /// A span and metrics per request, labelled by route template, never by raw path.
@@ -131,17 +138,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 async fn graphql_post(
     State(state): State<HttpState>,
     peer: Peer,
+    media: MediaType,
     headers: HeaderMap,
     GraphQLBody(request): GraphQLBody,
 ) -> Response {
-    execute(&state, peer, &headers, request).await
+    execute(&state, peer, media, &headers, request).await
 }
 
 /// Executes a request as its caller, with the caller's read-your-writes requirement in scope:
-/// within the caller's rate limit, and for queries within the query timeout.
+/// within the caller's rate limit, and for queries within the query timeout. The answer is in
+/// `media`, with the status the GraphQL-over-HTTP draft gives it (`media::graphql_response`).
 async fn execute(
     state: &HttpState,
     Peer(peer): Peer,
+    media: MediaType,
     headers: &HeaderMap,
     request: async_graphql::Request,
 ) -> Response {
@@ -169,12 +179,14 @@ async fn execute(
     let response = if bounded {
         match tokio::time::timeout(state.query_timeout, executing).await {
             Ok(response) => response,
-            Err(_) => timed_out(state.query_timeout),
+            // Stopped while executing: data null, not a request error.
+            Err(_) => return media::graphql_response(media, timed_out(state.query_timeout), false),
         }
     } else {
         executing.await
     };
-    GraphQLResponse::from(response).into_response()
+    let request_error = media::is_request_error(&response);
+    media::graphql_response(media, response, request_error)
 }
 
 /// HTTP 429 with the GraphQL error RATE_LIMITED and when to try again.
@@ -211,6 +223,7 @@ fn timed_out(limit: Duration) -> async_graphql::Response {
 async fn graphql_get(
     State(state): State<HttpState>,
     peer: Peer,
+    media: MediaType,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     request: Request,
@@ -229,7 +242,7 @@ async fn graphql_get(
         );
         return ([(header::ALLOW, "POST")], refusal).into_response();
     }
-    execute(&state, peer, &headers, request).await
+    execute(&state, peer, media, &headers, request).await
 }
 
 /// Bytes read from a WebSocket at a time.

@@ -1,18 +1,19 @@
 //! Requests refused before GraphQL sees them, answered as GraphQL errors with the code
-//! `BAD_REQUEST` and a fitting status: 400 malformed, empty or batched, 413 too large, 415 not
-//! JSON.
+//! `BAD_REQUEST` and a fitting status: 400 malformed, empty, batched or without a `query`, 413
+//! too large, 415 not JSON.
 //!
 //! async-graphql-axum's extractor answers these in plain text, reads any content type as JSON
 //! (so a browser's cross-site `text/plain` form post would run) and accepts multipart uploads
 //! and batches; this one reads exactly one JSON request.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::extract::{FromRequest, Query, Request};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use orderhub_actors::ErrorCode;
+use serde::Deserialize;
 use serde_json::json;
 
 /// Longest message echoed from a JSON syntax error; the input itself is never echoed.
@@ -68,10 +69,7 @@ impl<S: Send + Sync> FromRequest<S> for GraphQLBody {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Rejection> {
         if request.method() == Method::GET {
-            let query = request.uri().query().unwrap_or_default();
-            return async_graphql::http::parse_query_string(query)
-                .map(GraphQLBody)
-                .map_err(|_| Rejection::bad_request("the query string is not a GraphQL request"));
+            return parse_query_string(request.uri()).map(GraphQLBody);
         }
         check_content_type(request.headers())?;
         let body =
@@ -101,7 +99,48 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
     }
 }
 
-/// The body of a POST: one JSON object `{"query", "variables", "operationName", "extensions"}`.
+/// The parameters of a GET (GraphQL over HTTP § GET): `query` (required), `operationName`,
+/// and `variables` and `extensions` as JSON text. (async-graphql's own reader of them looks for
+/// `operation_name`, and reads a missing `query` as an empty one.)
+#[derive(Deserialize)]
+struct GetParameters {
+    query: String,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+/// The request a GET's query string carries.
+fn parse_query_string(uri: &Uri) -> Result<async_graphql::Request, Rejection> {
+    let not_a_request = |why: &str| {
+        Rejection::bad_request(format!("the query string is not a GraphQL request: {why}"))
+    };
+    let Query(parameters) = Query::<GetParameters>::try_from_uri(uri)
+        .map_err(|_| not_a_request("it needs a `query`, and each parameter once"))?;
+    let mut request = async_graphql::Request::new(parameters.query);
+    request.operation_name = parameters.operation_name;
+    if let Some(variables) = parameters.variables {
+        request.variables = serde_json::from_str(&variables)
+            .map_err(|_| not_a_request("`variables` is not a JSON object"))?;
+    }
+    if let Some(extensions) = parameters.extensions {
+        request.extensions = serde_json::from_str(&extensions)
+            .map_err(|_| not_a_request("`extensions` is not a JSON object"))?;
+    }
+    Ok(request)
+}
+
+/// `query` is required (GraphQL over HTTP § Request Parameters); async-graphql's request reads
+/// a body without one as an empty document.
+#[derive(Deserialize)]
+struct HasQuery {
+    #[serde(rename = "query")]
+    _query: serde::de::IgnoredAny,
+}
+
+/// The body of a POST: one JSON object `{"query", "variables", "operationName", "extensions"}`,
+/// `query` required.
 pub fn parse_body(body: &[u8]) -> Result<async_graphql::Request, Rejection> {
     match body.iter().find(|byte| !byte.is_ascii_whitespace()) {
         None => return Err(Rejection::bad_request("the request body is empty")),
@@ -112,13 +151,16 @@ pub fn parse_body(body: &[u8]) -> Result<async_graphql::Request, Rejection> {
         }
         Some(_) => {}
     }
-    serde_json::from_slice(body).map_err(|error| {
+    let not_a_request = |error: serde_json::Error| {
         let mut message = format!("the request body is not a GraphQL request: {error}");
         if let Some((at, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
             message.truncate(at);
         }
         Rejection::bad_request(message)
-    })
+    };
+    let request = serde_json::from_slice(body).map_err(not_a_request)?;
+    serde_json::from_slice::<HasQuery>(body).map_err(not_a_request)?;
+    Ok(request)
 }
 
 /// Gives refusals made outside the GraphQL handler (the body limit's 413) the same JSON body.
@@ -148,6 +190,8 @@ mod tests {
             ("{", "not a GraphQL request"),
             (r#"{"query": 5}"#, "not a GraphQL request"),
             ("\"query\"", "not a GraphQL request"),
+            (r#"{"qeury": "{ __typename }"}"#, "missing field `query`"),
+            (r#"{"variables": {}}"#, "missing field `query`"),
         ] {
             let refused = parse_body(body.as_bytes()).expect_err(body);
             assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{body}");
@@ -156,6 +200,32 @@ mod tests {
         let request =
             parse_body(br#"{"query":"{ __typename }","operationName":null}"#).expect("one request");
         assert_eq!(request.query, "{ __typename }");
+    }
+
+    #[test]
+    fn a_get_names_its_operation_with_operation_name() {
+        let uri: Uri =
+            "/graphql?query=query%20A%7Bx%7D&operationName=A&variables=%7B%22a%22%3A1%7D"
+                .parse()
+                .expect("uri");
+        let request = parse_query_string(&uri).expect("a request");
+        assert_eq!(request.query, "query A{x}");
+        assert_eq!(request.operation_name.as_deref(), Some("A"));
+        assert_eq!(
+            request.variables.get("a"),
+            Some(&async_graphql::Value::from(1))
+        );
+        for refused in [
+            "/graphql",
+            "/graphql?qeury=%7Bx%7D",
+            "/graphql?query=%7Bx%7D&variables=%7B",
+            "/graphql?query=%7Bx%7D&variables=5",
+            "/graphql?query=%7Bx%7D&extensions=%5B%5D",
+        ] {
+            let uri: Uri = refused.parse().expect("uri");
+            let rejection = parse_query_string(&uri).expect_err(refused);
+            assert_eq!(rejection.status, StatusCode::BAD_REQUEST, "{refused}");
+        }
     }
 
     #[test]

@@ -184,10 +184,9 @@ async fn run(
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
-                        break Leave::Close(
-                            close::INVALID_MESSAGE,
-                            "Invalid message: binary frames are not supported".into(),
-                        );
+                        let reason = "Invalid message: binary frames are not supported";
+                        let (code, reason) = connection.invalid(reason.into());
+                        break Leave::Close(code, reason);
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Err(error)) => break unreadable(error),
@@ -392,10 +391,23 @@ impl Connection {
         self.say(protocol::error(self.protocol, id, &errors));
     }
 
+    /// A message that is not one of the protocol's: closed with 4400 and the reason
+    /// (graphql-ws PROTOCOL.md § Invalid message), after a `connection_error` with the same
+    /// reason on the legacy protocol, whose clients read that.
+    fn invalid(&self, reason: String) -> (u16, String) {
+        if self.protocol == Protocol::Legacy {
+            self.say(protocol::connection_error(&reason));
+        }
+        (close::INVALID_MESSAGE, reason)
+    }
+
     fn handle(&mut self, text: &str) -> Flow {
         let message = match protocol::parse(self.protocol, text) {
             Ok(message) => message,
-            Err(reason) => return Flow::Close(close::INVALID_MESSAGE, reason),
+            Err(reason) => {
+                let (code, reason) = self.invalid(reason);
+                return Flow::Close(code, reason);
+            }
         };
         match message {
             ClientMessage::Init(payload) => self.init(payload),

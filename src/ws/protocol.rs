@@ -4,7 +4,6 @@
 //! (github.com/enisdenjo/graphql-ws, PROTOCOL.md); `graphql-ws` is the legacy
 //! subscriptions-transport-ws protocol that older Apollo clients speak.
 
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +51,7 @@ pub mod close {
 /// What a client can say, in either protocol.
 #[derive(Debug, PartialEq)]
 pub enum ClientMessage {
+    /// Its payload, an object, if it has one.
     Init(Option<Value>),
     Subscribe {
         id: String,
@@ -60,73 +60,189 @@ pub enum ClientMessage {
     Complete {
         id: String,
     },
+    /// Its payload, an object, if it has one.
     Ping(Option<Value>),
     Pong,
     /// Legacy only: the client ends the connection.
     Terminate,
 }
 
-#[derive(Debug, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The payload of `subscribe` (legacy: `start`): a GraphQL request.
+#[derive(Debug, PartialEq)]
 pub struct Payload {
     pub query: String,
-    #[serde(default)]
+    /// An object, if given.
     pub variables: Option<Value>,
-    #[serde(default)]
     pub operation_name: Option<String>,
-    #[serde(default)]
     pub extensions: Option<Map<String, Value>>,
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "type")]
-    kind: String,
-    id: Option<String>,
-    payload: Option<Value>,
+/// A type of client message. Each has exactly its fields, as graphql-ws's PROTOCOL.md
+/// (§ Message types) writes them for `graphql-transport-ws`, and subscriptions-transport-ws's
+/// PROTOCOL.md for the legacy `graphql-ws`; a field missing, of the wrong JSON type or not among
+/// them makes a message invalid (§ Invalid message: close 4400).
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// `payload?: Record<string, unknown> | null`.
+    Init,
+    /// `id: string` (not empty); `payload: { query: string; operationName?: string | null;
+    /// variables?: Record<string, unknown> | null; extensions?: Record<string, unknown> |
+    /// null }`. The legacy protocol names the first three; Apollo's legacy link sends
+    /// `extensions` too.
+    Subscribe,
+    /// `id: string` (not empty).
+    Complete,
+    /// `payload?: Record<string, unknown> | null`.
+    Ping,
+    /// `payload?: Record<string, unknown> | null`.
+    Pong,
+    /// Legacy only; nothing but its type (on the legacy protocol, this and `stop` may have
+    /// `"payload": null`, which its reference client writes).
+    Terminate,
 }
 
-/// Parses one text frame; `Err` carries the reason for closing with 4400.
+impl Kind {
+    fn of(protocol: Protocol, name: &str) -> Option<Kind> {
+        let kind = match (protocol, name) {
+            (_, "connection_init") => Kind::Init,
+            (Protocol::TransportWs, "subscribe") | (Protocol::Legacy, "start") => Kind::Subscribe,
+            (Protocol::TransportWs, "complete") | (Protocol::Legacy, "stop") => Kind::Complete,
+            (Protocol::TransportWs, "ping") => Kind::Ping,
+            (Protocol::TransportWs, "pong") => Kind::Pong,
+            (Protocol::Legacy, "connection_terminate") => Kind::Terminate,
+            _ => return None,
+        };
+        Some(kind)
+    }
+}
+
+/// The JSON type of `value`, as the reasons name it.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Parses one text frame, checking it against its [`Kind`]; `Err` carries the reason
+/// for closing with 4400 (close reasons longer than a control frame takes are cut).
 pub fn parse(protocol: Protocol, text: &str) -> Result<ClientMessage, String> {
-    let envelope: Envelope =
-        serde_json::from_str(text).map_err(|e| format!("Invalid message: {e}"))?;
-    let id = || {
-        envelope
-            .id
-            .clone()
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| format!("Invalid message: \"{}\" needs an id", envelope.kind))
+    let message: Value = serde_json::from_str(text).map_err(|e| format!("Invalid message: {e}"))?;
+    let Value::Object(mut fields) = message else {
+        let got = json_type(&message);
+        return Err(format!(
+            "Invalid message: a message is an object, not {got}"
+        ));
     };
-    let payload = || -> Result<Payload, String> {
-        let value = envelope
-            .payload
-            .clone()
-            .ok_or("Invalid message: missing payload")?;
-        serde_json::from_value(value).map_err(|e| format!("Invalid message payload: {e}"))
-    };
-    let message = match (protocol, envelope.kind.as_str()) {
-        (_, "connection_init") => match &envelope.payload {
-            None | Some(Value::Null) => ClientMessage::Init(None),
-            Some(Value::Object(_)) => ClientMessage::Init(envelope.payload.clone()),
-            Some(_) => {
-                return Err("Invalid message: connection_init payload must be an object".into())
-            }
-        },
-        (Protocol::TransportWs, "subscribe") | (Protocol::Legacy, "start") => {
-            ClientMessage::Subscribe {
-                id: id()?,
-                payload: payload()?,
-            }
+    let kind = match fields.remove("type") {
+        Some(Value::String(kind)) => kind,
+        Some(other) => {
+            let got = json_type(&other);
+            return Err(format!(
+                "Invalid message: \"type\" must be a string, not {got}"
+            ));
         }
-        (Protocol::TransportWs, "complete") | (Protocol::Legacy, "stop") => {
-            ClientMessage::Complete { id: id()? }
-        }
-        (Protocol::TransportWs, "ping") => ClientMessage::Ping(envelope.payload.clone()),
-        (Protocol::TransportWs, "pong") => ClientMessage::Pong,
-        (Protocol::Legacy, "connection_terminate") => ClientMessage::Terminate,
-        (_, other) => return Err(format!("Invalid message: unknown type {other:?}")),
+        None => return Err("Invalid message: \"type\" is missing".into()),
     };
-    Ok(message)
+    let Some(known) = Kind::of(protocol, &kind) else {
+        return Err(format!("Invalid message: unknown type {kind:?}"));
+    };
+    // subscriptions-transport-ws's own client writes `"payload": null` on
+    // `connection_terminate` (and could on `stop`), whose protocol has no payload: null there
+    // stands for none.
+    let legacy_end = matches!(known, Kind::Complete | Kind::Terminate);
+    if protocol == Protocol::Legacy && legacy_end && fields.get("payload") == Some(&Value::Null) {
+        fields.remove("payload");
+    }
+    let invalid = |why: String| format!("Invalid message: {kind:?} {why}");
+    let payload = |fields: &mut Map<String, Value>| {
+        optional_object(fields.remove("payload"), "payload").map(|p| p.map(Value::Object))
+    };
+    let message = match known {
+        Kind::Init => payload(&mut fields).map(ClientMessage::Init),
+        Kind::Ping => payload(&mut fields).map(ClientMessage::Ping),
+        Kind::Pong => payload(&mut fields).map(|_| ClientMessage::Pong),
+        Kind::Subscribe => id(fields.remove("id")).and_then(|id| {
+            let payload = operation(fields.remove("payload"))?;
+            Ok(ClientMessage::Subscribe { id, payload })
+        }),
+        Kind::Complete => id(fields.remove("id")).map(|id| ClientMessage::Complete { id }),
+        Kind::Terminate => Ok(ClientMessage::Terminate),
+    }
+    .map_err(invalid)?;
+    match fields.keys().next() {
+        Some(field) => Err(invalid(format!("has no field {field:?}"))),
+        None => Ok(message),
+    }
+}
+
+/// `id: string`, not empty: it names an operation.
+fn id(value: Option<Value>) -> Result<String, String> {
+    match value {
+        Some(Value::String(id)) if !id.is_empty() => Ok(id),
+        Some(Value::String(_)) => Err("needs an id that is not empty".into()),
+        Some(other) => Err(format!("id must be a string, not {}", json_type(&other))),
+        None => Err("needs an id".into()),
+    }
+}
+
+/// `name?: Record<string, unknown> | null`.
+fn optional_object(value: Option<Value>, name: &str) -> Result<Option<Map<String, Value>>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(object)) => Ok(Some(object)),
+        Some(other) => Err(format!(
+            "{name} must be an object or null, not {}",
+            json_type(&other)
+        )),
+    }
+}
+
+/// The payload of `subscribe` (legacy: `start`), exactly as [`Kind::Subscribe`] writes it.
+fn operation(value: Option<Value>) -> Result<Payload, String> {
+    let mut fields = match value {
+        Some(Value::Object(fields)) => fields,
+        Some(other) => {
+            return Err(format!(
+                "payload must be an object, not {}",
+                json_type(&other)
+            ))
+        }
+        None => return Err("needs a payload".into()),
+    };
+    let query = match fields.remove("query") {
+        Some(Value::String(query)) => query,
+        Some(other) => {
+            let got = json_type(&other);
+            return Err(format!("payload.query must be a string, not {got}"));
+        }
+        None => return Err("payload needs a query".into()),
+    };
+    let operation_name = match fields.remove("operationName") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => Some(name),
+        Some(other) => {
+            let got = json_type(&other);
+            return Err(format!(
+                "payload.operationName must be a string or null, not {got}"
+            ));
+        }
+    };
+    let variables = optional_object(fields.remove("variables"), "payload.variables")?;
+    let extensions = optional_object(fields.remove("extensions"), "payload.extensions")?;
+    if let Some(field) = fields.keys().next() {
+        return Err(format!("payload has no field {field:?}"));
+    }
+    Ok(Payload {
+        query,
+        variables: variables.map(Value::Object),
+        operation_name,
+        extensions,
+    })
 }
 
 /// The text of each server message.
@@ -246,15 +362,66 @@ mod tests {
         for bad in [
             "not json",
             "{}",
+            r#"["subscribe", "1", {"query": "{ x }"}]"#,
+            r#"{"type": 1}"#,
             r#"{"type":"subscribe","payload":{"query":"{ x }"}}"#,
             r#"{"type":"subscribe","id":"","payload":{"query":"{ x }"}}"#,
+            r#"{"type":"subscribe","id":1,"payload":{"query":"{ x }"}}"#,
             r#"{"type":"subscribe","id":"1"}"#,
             r#"{"type":"subscribe","id":"1","payload":{"query":5}}"#,
+            r#"{"type":"subscribe","id":"1","payload":{"query":"{ x }","variables":[]}}"#,
+            r#"{"type":"subscribe","id":"1","payload":{"query":"{ x }","operationName":1}}"#,
+            r#"{"type":"subscribe","id":"1","payload":{"query":"{ x }","extensions":"x"}}"#,
+            r#"{"type":"subscribe","id":"1","payload":{"query":"{ x }","extra":1}}"#,
             r#"{"type":"connection_init","payload":"token"}"#,
+            r#"{"type":"ping","payload":"x"}"#,
+            r#"{"type":"pong","payload":[]}"#,
+            r#"{"type":"ping","id":"1"}"#,
+            r#"{"type":"complete","id":"1","payload":null}"#,
             r#"{"type":"unknown"}"#,
         ] {
             assert!(parse(Protocol::TransportWs, bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn optional_payloads_are_objects_null_or_absent() {
+        for (text, expected) in [
+            (r#"{"type":"ping"}"#, ClientMessage::Ping(None)),
+            (
+                r#"{"type":"ping","payload":null}"#,
+                ClientMessage::Ping(None),
+            ),
+            (
+                r#"{"type":"ping","payload":{"at":1}}"#,
+                ClientMessage::Ping(Some(json!({"at": 1}))),
+            ),
+            (r#"{"type":"pong","payload":{}}"#, ClientMessage::Pong),
+        ] {
+            assert_eq!(parse(Protocol::TransportWs, text), Ok(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_legacy_client_may_end_with_a_null_payload() {
+        for (text, expected) in [
+            (
+                r#"{"type":"connection_terminate","payload":null}"#,
+                Ok(ClientMessage::Terminate),
+            ),
+            (
+                r#"{"type":"stop","id":"1","payload":null}"#,
+                Ok(ClientMessage::Complete { id: "1".into() }),
+            ),
+        ] {
+            assert_eq!(parse(Protocol::Legacy, text), expected, "{text}");
+        }
+        assert!(parse(Protocol::Legacy, r#"{"type":"stop","id":"1","payload":{}}"#).is_err());
+        assert!(parse(
+            Protocol::TransportWs,
+            r#"{"type":"complete","id":"1","payload":null}"#
+        )
+        .is_err());
     }
 
     #[test]

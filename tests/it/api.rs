@@ -2,7 +2,6 @@
 
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 
 use crate::support::sqlite;
 
@@ -12,16 +11,31 @@ fn repo_file(path: &str) -> std::path::PathBuf {
 
 /// Runs tests/contract/check.mjs with Node; the suite's setup (scripts/test) installs both.
 fn contract_tool(args: &[&str]) -> std::process::Output {
-    let script = repo_file("tests/contract/check.mjs");
+    crate::support::node_run("check.mjs", args)
+}
+
+/// graphql-http's `auditServer`, the GraphQL-over-HTTP working draft's own audit suite, finds
+/// no MUST (error) and no SHOULD (warning) broken, with an admin token on every request; and
+/// every MAY it checks is taken (no notice).
+#[test]
+fn the_graphql_over_http_audit_finds_no_error_and_no_warning() {
+    let server = sqlite();
+    let url = format!("{}/graphql", server.base);
+    let output = crate::support::node_run("audit.mjs", &[&url, &server.admin()]);
+    let report = String::from_utf8_lossy(&output.stdout);
+    let summary = report
+        .lines()
+        .find(|line| line.starts_with("audit: "))
+        .unwrap_or_else(|| {
+            panic!(
+                "no summary from the audit:\n{report}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
     assert!(
-        repo_file("tests/contract/node_modules/graphql").exists(),
-        "graphql-js is missing: run `npm ci --prefix tests/contract` (scripts/test does this)"
+        output.status.success() && summary.ends_with(" 0 notices, 0 warnings, 0 errors"),
+        "{summary}\n{report}"
     );
-    Command::new("node")
-        .arg(&script)
-        .args(args)
-        .output()
-        .expect("node is needed for the contract check: install the Debian package nodejs (scripts/test does this)")
 }
 
 #[test]
@@ -100,6 +114,24 @@ async fn get_serves_queries_but_never_mutations() {
         query.json::<Value>().await.expect("json"),
         json!({"data": {"__typename": "Query"}})
     );
+    // GraphQL over HTTP § GET: the operation is named by `operationName`.
+    let named = server
+        .http()
+        .get(&url)
+        .query(&[
+            (
+                "query",
+                "query A { a: __typename } query B { b: __typename }",
+            ),
+            ("operationName", "B"),
+        ])
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(
+        named.json::<Value>().await.expect("json"),
+        json!({"data": {"b": "Query"}})
+    );
     let mutation = server
         .http()
         .get(&url)
@@ -177,4 +209,242 @@ async fn metrics_can_have_a_listener_of_their_own() {
         .await
         .expect("main listener");
     assert_eq!(main.status(), 404, "not on the main listener then");
+}
+
+/// The GraphQL-over-HTTP draft's rules for each `Accept`: the response's type, its status, and
+/// whether it has `data`, for a response that executed (with or without field errors) and for
+/// each kind of request error; refusals keep their status in the negotiated type.
+#[tokio::test]
+async fn graphql_responses_follow_the_accepted_media_type() {
+    let server = sqlite();
+    let admin = server.admin();
+    let url = format!("{}/graphql", server.base);
+    const JSON: &str = "application/json";
+    const GRAPHQL: &str = "application/graphql-response+json";
+    let accepts = [
+        (None, JSON),
+        (Some("*/*"), JSON),
+        (Some("application/*"), JSON),
+        (Some("application/json"), JSON),
+        (Some("application/graphql-response+json"), GRAPHQL),
+        (
+            Some("application/graphql-response+json, application/json;q=0.9"),
+            GRAPHQL,
+        ),
+        (
+            Some("application/graphql-response+json;q=0.5, application/json"),
+            JSON,
+        ),
+    ];
+    // Query, variables; whether it executes (else a request error) and the first error's code.
+    let requests = [
+        ("{ __typename }", json!({}), true, None),
+        (
+            "{ order(id: \"\") { id } }",
+            json!({}),
+            true,
+            Some("BAD_USER_INPUT"),
+        ),
+        ("{", json!({}), false, Some("GRAPHQL_PARSE_FAILED")),
+        (
+            "{ secret }",
+            json!({}),
+            false,
+            Some("GRAPHQL_VALIDATION_FAILED"),
+        ),
+        (
+            "query($o: ID!) { order(id: $o) { id } }",
+            json!({}),
+            false,
+            Some("GRAPHQL_VALIDATION_FAILED"),
+        ),
+        (
+            "query($n: Int) { __typename }",
+            json!({"n": 1_i64 << 40}),
+            false,
+            Some("GRAPHQL_VALIDATION_FAILED"),
+        ),
+        (
+            "query A { __typename } query B { __typename }",
+            json!({}),
+            false,
+            Some("GRAPHQL_VALIDATION_FAILED"),
+        ),
+        (
+            "subscription { orderUpdated(orderId: \"x\") { id } }",
+            json!({}),
+            false,
+            Some("GRAPHQL_VALIDATION_FAILED"),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (accept, media) in accepts {
+        for (query, variables, executes, code) in &requests {
+            let mut post = server
+                .http()
+                .post(&url)
+                .bearer_auth(&admin)
+                .json(&json!({"query": query, "variables": variables}));
+            if let Some(accept) = accept {
+                post = post.header("accept", accept);
+            }
+            let response = post.send().await.expect("POST");
+            let status = response.status().as_u16();
+            let content_type = content_type(&response);
+            let body: Value = response.json().await.expect("JSON");
+            let expected_status = match (media, executes) {
+                (GRAPHQL, false) => 400,
+                _ => 200,
+            };
+            let wrong = status != expected_status
+                || !content_type.starts_with(media)
+                || body.get("data").is_some() != *executes
+                || body["errors"][0]["extensions"]["code"].as_str() != *code;
+            if wrong {
+                failures.push(format!(
+                    "Accept {accept:?}, {query}: expected {expected_status} {media}, data {}, \
+                     code {code:?}; got {status} {content_type} {body}",
+                    if *executes { "present" } else { "absent" }
+                ));
+            }
+        }
+        // Refused before GraphQL: the same status, in the negotiated type.
+        let mut refused = server
+            .http()
+            .post(&url)
+            .header("content-type", "text/plain")
+            .body("{ __typename }");
+        if let Some(accept) = accept {
+            refused = refused.header("accept", accept);
+        }
+        let refused = refused.send().await.expect("POST");
+        if refused.status() != 415 || !content_type(&refused).starts_with(media) {
+            failures.push(format!(
+                "Accept {accept:?}, text/plain: expected 415 {media}, got {} {}",
+                refused.status(),
+                content_type(&refused)
+            ));
+        }
+    }
+    // A query over GET follows the same rules.
+    let get = server
+        .http()
+        .get(&url)
+        .query(&[("query", "{")])
+        .header("accept", GRAPHQL)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(get.status(), 400);
+    assert!(content_type(&get).starts_with(GRAPHQL));
+    let vary = get.headers().get("vary").and_then(|v| v.to_str().ok());
+    assert!(
+        vary.is_some_and(|vary| vary.to_ascii_lowercase().contains("accept")),
+        "{vary:?}"
+    );
+    // A client that accepts neither type is refused.
+    for accept in [
+        "text/html",
+        "application/json;q=0",
+        "application/xml, text/*",
+    ] {
+        let refused = server
+            .http()
+            .post(&url)
+            .header("accept", accept)
+            .json(&json!({"query": "{ __typename }"}))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(refused.status(), 406, "{accept}");
+        let body: Value = refused.json().await.expect("JSON");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "BAD_REQUEST",
+            "{body}"
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A variable that cannot be coerced is a request error: not a field of the mutation runs,
+/// not even those before the field that uses it (GraphQL spec § 6.1.2), over HTTP and over
+/// both WebSocket subprotocols.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variable_that_cannot_be_coerced_runs_nothing() {
+    use crate::ws_client::{WsClient, LEGACY, TRANSPORT_WS};
+    let server = sqlite();
+    let f = server.fixture().await;
+    // The first field would mark the dish sold out; the second cannot take its variable.
+    let query = "mutation($m: ID!, $o: ID!, $v: Int, $t: ID!) { \
+        setMenuItemAvailability(menuItemId: $m, available: false) { id } \
+        advanceOrder(orderId: $o, to: ACCEPTED, expectedVersion: $v) { id } \
+        callStaff(tableId: $t) { id } }";
+    let order = "00000000-0000-7000-8000-000000000000";
+    let cases = [
+        (
+            "an Int past 32 bits",
+            json!({"m": f.menu[0], "o": order, "v": 1_i64 << 40, "t": f.tables[0]}),
+        ),
+        (
+            "a required variable missing",
+            json!({"m": f.menu[0], "o": order, "v": 1}),
+        ),
+        (
+            "a required variable null",
+            json!({"m": f.menu[0], "o": order, "v": 1, "t": null}),
+        ),
+    ];
+    let available = || async {
+        let menu = server
+            .gql(
+                Some(&f.staff),
+                "query($r: ID!) { restaurant(id: $r) { menu { id available } } }",
+                json!({"r": f.restaurant}),
+            )
+            .await;
+        menu.ok().at("restaurant.menu")[0]["available"].clone()
+    };
+    for (what, variables) in &cases {
+        let refused = server.gql(Some(&f.staff), query, variables.clone()).await;
+        refused.expect_code("GRAPHQL_VALIDATION_FAILED");
+        assert!(refused.0.get("data").is_none(), "{what}: {}", refused.0);
+        assert_eq!(
+            available().await,
+            json!(true),
+            "{what}: a field ran over HTTP"
+        );
+        for protocol in [TRANSPORT_WS, LEGACY] {
+            let mut client = WsClient::ready(server, protocol, &f.staff).await;
+            client.subscribe("m", query, variables.clone()).await;
+            let error = client.recv().await.json();
+            assert_eq!(
+                (&error["type"], &error["id"]),
+                (&json!("error"), &json!("m")),
+                "{what}, {protocol}: {error}"
+            );
+            let code = match protocol {
+                TRANSPORT_WS => &error["payload"][0]["extensions"]["code"],
+                _ => &error["payload"]["extensions"]["code"],
+            };
+            assert_eq!(
+                code, "GRAPHQL_VALIDATION_FAILED",
+                "{what}, {protocol}: {error}"
+            );
+            client.close().await;
+            assert_eq!(
+                available().await,
+                json!(true),
+                "{what}: a field ran over {protocol}"
+            );
+        }
+    }
 }

@@ -55,9 +55,15 @@ enum Frame {
     Binary(Vec<u8>),
 }
 
+/// What the HTTP requests accept, as Apollo Client and urql send it: the GraphQL-over-HTTP
+/// draft's own type first, so that a request error (the document does not parse or validate,
+/// a variable cannot be coerced) is a 400 without `data`.
+const ACCEPT: &str = "application/graphql-response+json, application/json;q=0.9";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
-    /// This HTTP status, and this `extensions.code` on the first error.
+    /// This HTTP status, and this `extensions.code` on the first error. The body is
+    /// `application/graphql-response+json`, with `data` if and only if the status is 2xx.
     Refused(u16, &'static str),
     /// 200 and `data.<field>` null, without an error: invisible, as if it did not exist.
     Invisible(&'static str),
@@ -310,6 +316,8 @@ fn cases(s: &Scene) -> Vec<Case> {
         case("query that is not a string", post(Some("application/json"), r#"{"query": {"$ne": null}}"#), Refused(400, BAD_REQUEST)),
         case("body that is not UTF-8", post(Some("application/json"), b"{\"query\": \"\xff\xfe\"}".to_vec()), Refused(400, BAD_REQUEST)),
         case("empty body", post(Some("application/json"), ""), Refused(400, BAD_REQUEST)),
+        case("body without a query", post(Some("application/json"), r#"{"qeury": "{ __typename }"}"#), Refused(400, BAD_REQUEST)),
+        case("GET without a query", Request::Get { query: vec![("qeury", "{ __typename }".into())], headers: vec![] }, Refused(400, BAD_REQUEST)),
         case("empty batch", post(Some("application/json"), "[]"), Refused(400, BAD_REQUEST)),
         case("batch of 1000 mutations", Request::Post { content_type: Some("application/json"), token: Some(staff.to_owned()), body: Value::Array(batch).to_string().into() }, Refused(400, BAD_REQUEST)),
         case("JSON nested 10,000 deep", post(Some("application/json"), nested_json), Refused(400, BAD_REQUEST)),
@@ -328,39 +336,39 @@ fn cases(s: &Scene) -> Vec<Case> {
         case("WebSocket upgrade with an unknown subprotocol", Request::Get { query: vec![], headers: upgrade(Some("graphql-evil")) }, Refused(400, BAD_REQUEST)),
 
         // The document.
-        case("syntax error", gql(staff, "{ restaurant(id: \"x\") { name ", json!({})), Refused(200, PARSE)),
-        case("empty document", gql(staff, "", json!({})), Refused(200, PARSE)),
-        case("argument nested 1000 lists deep", gql(staff, &nested_value, json!({})), Refused(200, PARSE)),
-        case("100,000 open brackets", gql(staff, &"[".repeat(100_000), json!({})), Refused(200, PARSE)),
-        case("20,000 open braces over GET", Request::Get { query: vec![("query", "{".repeat(20_000))], headers: vec![] }, Refused(200, PARSE)),
-        case("selection 24 levels deep", gql(staff, &deep, json!({})), Refused(200, INVALID)),
-        case("complexity bomb", gql(staff, &complexity, json!({"r": a.restaurant})), Refused(200, INVALID)),
-        case("1000 aliases", gql(staff, &alias_bomb, json!({"r": a.restaurant})), Refused(200, INVALID)),
-        case("fragments doubling 30 times", gql(staff, &laughs, json!({})), Refused(200, INVALID)),
-        case("fragment cycle", gql(staff, "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }", json!({})), Refused(200, INVALID)),
-        case("unknown field", gql(staff, "query($r: ID!) { restaurant(id: $r) { id secret } }", json!({"r": a.restaurant})), Refused(200, INVALID)),
-        case("unknown argument", gql(staff, "query($r: ID!) { restaurant(id: $r, as: \"admin\") { id } }", json!({"r": a.restaurant})), Refused(200, INVALID)),
-        case("variable of the wrong type", gql(staff, ORDERS, json!({"r": a.restaurant, "first": "all"})), Refused(200, INVALID)),
-        case("missing required variable", gql(staff, ORDERS, json!({})), Refused(200, INVALID)),
-        case("unknown enum value in a variable", advance(&s.placed, "DELIVERED", json!(null)), Refused(200, INVALID)),
-        case("enum value in the wrong case", advance(&s.placed, "accepted", json!(null)), Refused(200, INVALID)),
-        case("unknown operationName", Request::Gql { token: Some(staff.into()), query: "query A { __typename }".into(), variables: json!({}) }.named("B"), Refused(200, INVALID)),
-        case("two operations, none named", gql(staff, "query A { __typename } query B { __typename }", json!({})), Refused(200, INVALID)),
-        case("subscription over HTTP", gql(staff, RESTAURANT_EVENTS, json!({"r": a.restaurant})), Refused(200, INVALID)),
+        case("syntax error", gql(staff, "{ restaurant(id: \"x\") { name ", json!({})), Refused(400, PARSE)),
+        case("empty document", gql(staff, "", json!({})), Refused(400, PARSE)),
+        case("argument nested 1000 lists deep", gql(staff, &nested_value, json!({})), Refused(400, PARSE)),
+        case("100,000 open brackets", gql(staff, &"[".repeat(100_000), json!({})), Refused(400, PARSE)),
+        case("20,000 open braces over GET", Request::Get { query: vec![("query", "{".repeat(20_000))], headers: vec![] }, Refused(400, PARSE)),
+        case("selection 24 levels deep", gql(staff, &deep, json!({})), Refused(400, INVALID)),
+        case("complexity bomb", gql(staff, &complexity, json!({"r": a.restaurant})), Refused(400, INVALID)),
+        case("1000 aliases", gql(staff, &alias_bomb, json!({"r": a.restaurant})), Refused(400, INVALID)),
+        case("fragments doubling 30 times", gql(staff, &laughs, json!({})), Refused(400, INVALID)),
+        case("fragment cycle", gql(staff, "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }", json!({})), Refused(400, INVALID)),
+        case("unknown field", gql(staff, "query($r: ID!) { restaurant(id: $r) { id secret } }", json!({"r": a.restaurant})), Refused(400, INVALID)),
+        case("unknown argument", gql(staff, "query($r: ID!) { restaurant(id: $r, as: \"admin\") { id } }", json!({"r": a.restaurant})), Refused(400, INVALID)),
+        case("variable of the wrong type", gql(staff, ORDERS, json!({"r": a.restaurant, "first": "all"})), Refused(400, INVALID)),
+        case("missing required variable", gql(staff, ORDERS, json!({})), Refused(400, INVALID)),
+        case("unknown enum value in a variable", advance(&s.placed, "DELIVERED", json!(null)), Refused(400, INVALID)),
+        case("enum value in the wrong case", advance(&s.placed, "accepted", json!(null)), Refused(400, INVALID)),
+        case("unknown operationName", Request::Gql { token: Some(staff.into()), query: "query A { __typename }".into(), variables: json!({}) }.named("B"), Refused(400, INVALID)),
+        case("two operations, none named", gql(staff, "query A { __typename } query B { __typename }", json!({})), Refused(400, INVALID)),
+        case("subscription over HTTP", gql(staff, RESTAURANT_EVENTS, json!({"r": a.restaurant})), Refused(400, INVALID)),
 
         // Prices are the server's: no input has a place for one.
-        case("unitPrice on an order line", place(json!([{"menuItemId": a.menu[0], "quantity": 1, "unitPrice": {"amount": 1, "currency": "JPY"}}])), Refused(200, INVALID)),
-        case("price on an order line", place(json!([{"menuItemId": a.menu[0], "quantity": 1, "price": 1}])), Refused(200, INVALID)),
-        case("total on the order", place_input(with(one_ramen.clone(), "total", json!({"amount": 1}))), Refused(200, INVALID)),
-        case("price inline in the document", gql(customer, &format!("mutation {{ placeOrder(input: {{restaurantId: \"{}\", tableId: \"{}\", items: [{{menuItemId: \"{}\", quantity: 1, unitPrice: 1}}], idempotencyKey: \"inline\"}}) {{ id }} }}", a.restaurant, a.tables[0], a.menu[0]), json!({})), Refused(200, INVALID)),
+        case("unitPrice on an order line", place(json!([{"menuItemId": a.menu[0], "quantity": 1, "unitPrice": {"amount": 1, "currency": "JPY"}}])), Refused(400, INVALID)),
+        case("price on an order line", place(json!([{"menuItemId": a.menu[0], "quantity": 1, "price": 1}])), Refused(400, INVALID)),
+        case("total on the order", place_input(with(one_ramen.clone(), "total", json!({"amount": 1}))), Refused(400, INVALID)),
+        case("price inline in the document", gql(customer, &format!("mutation {{ placeOrder(input: {{restaurantId: \"{}\", tableId: \"{}\", items: [{{menuItemId: \"{}\", quantity: 1, unitPrice: 1}}], idempotencyKey: \"inline\"}}) {{ id }} }}", a.restaurant, a.tables[0], a.menu[0]), json!({})), Refused(400, INVALID)),
 
         // Quantities and totals.
         case("quantity 0", place(s.ramen(json!(0))), Refused(200, BAD_INPUT)),
         case("quantity -1", place(s.ramen(json!(-1))), Refused(200, BAD_INPUT)),
-        case("quantity 2^31", place(s.ramen(json!(1_i64 << 31))), Refused(200, INVALID)),
-        case("quantity 2^53", place(s.ramen(json!(1_i64 << 53))), Refused(200, INVALID)),
-        case("quantity 1.5", place(s.ramen(json!(1.5))), Refused(200, INVALID)),
-        case("quantity as a string", place(s.ramen(json!("1"))), Refused(200, INVALID)),
+        case("quantity 2^31", place(s.ramen(json!(1_i64 << 31))), Refused(400, INVALID)),
+        case("quantity 2^53", place(s.ramen(json!(1_i64 << 53))), Refused(400, INVALID)),
+        case("quantity 1.5", place(s.ramen(json!(1.5))), Refused(400, INVALID)),
+        case("quantity as a string", place(s.ramen(json!("1"))), Refused(400, INVALID)),
         case("line subtotal beyond 32 bits", place(json!([{"menuItemId": s.truffle, "quantity": 99}])), Refused(200, BAD_INPUT)),
         case("total beyond 32 bits", place(json!([{"menuItemId": s.caviar, "quantity": 1}, {"menuItemId": s.ramen_id(), "quantity": 1}])), Refused(200, BAD_INPUT)),
         case("10,000 lines", gql(customer, &ten_thousand, json!({"l": {"menuItemId": a.menu[0], "quantity": 1}})), Refused(200, BAD_INPUT)),
@@ -399,7 +407,7 @@ fn cases(s: &Scene) -> Vec<Case> {
         case("moving back to PLACED", advance(&s.accepted, "PLACED", json!(null)), Refused(200, "INVALID_TRANSITION")),
         case("stale expectedVersion", advance(&s.placed, "ACCEPTED", json!(7)), Refused(200, CONFLICT)),
         case("negative expectedVersion", advance(&s.placed, "ACCEPTED", json!(-1)), Refused(200, CONFLICT)),
-        case("expectedVersion beyond 32 bits", advance(&s.placed, "ACCEPTED", json!(1_i64 << 40)), Refused(200, INVALID)),
+        case("expectedVersion beyond 32 bits", advance(&s.placed, "ACCEPTED", json!(1_i64 << 40)), Refused(400, INVALID)),
 
         // Tokens.
         case("no token", Request::Gql { token: None, query: PLACE.into(), variables: json!({"i": one_ramen}) }, Refused(200, UNAUTH)),
@@ -700,7 +708,8 @@ fn upgrade(protocol: Option<&str>) -> Vec<(&'static str, String)> {
 /// What came back: an HTTP status and JSON body, or what a WebSocket said.
 #[derive(Debug)]
 enum Outcome {
-    Http(u16, Value),
+    /// Status, `Content-Type`, body.
+    Http(u16, String, Value),
     Ws(Incoming),
 }
 
@@ -715,6 +724,7 @@ async fn send(api: &Api, request: &Request) -> Outcome {
         } => {
             let mut post = http
                 .post(&url)
+                .header("accept", ACCEPT)
                 .json(&json!({"query": query, "variables": variables}));
             if let Some(token) = token {
                 post = post.bearer_auth(token);
@@ -726,7 +736,7 @@ async fn send(api: &Api, request: &Request) -> Outcome {
             token,
             body,
         } => {
-            let mut post = http.post(&url).body(body.clone());
+            let mut post = http.post(&url).header("accept", ACCEPT).body(body.clone());
             if let Some(content_type) = content_type {
                 post = post.header("content-type", *content_type);
             }
@@ -736,7 +746,7 @@ async fn send(api: &Api, request: &Request) -> Outcome {
             post.send().await
         }
         Request::Get { query, headers } => {
-            let mut get = http.get(&url).query(query);
+            let mut get = http.get(&url).header("accept", ACCEPT).query(query);
             for (name, value) in headers {
                 get = get.header(*name, value);
             }
@@ -751,10 +761,16 @@ async fn send(api: &Api, request: &Request) -> Outcome {
     };
     let response = response.expect("the server answers");
     let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let text = response.text().await.expect("body");
     let body = serde_json::from_str(&text)
         .unwrap_or_else(|_| panic!("HTTP {status}: the body is not JSON: {text:?}"));
-    Outcome::Http(status, body)
+    Outcome::Http(status, content_type, body)
 }
 
 /// A POST of a large body (JSON whitespace) written to the socket as it would come from a
@@ -770,7 +786,7 @@ async fn streamed(api: &Api, bytes: usize, announced: bool) -> Outcome {
         "transfer-encoding: chunked".to_owned()
     };
     let head = format!(
-        "POST /graphql HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n{framing}\r\nconnection: close\r\n\r\n"
+        "POST /graphql HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\naccept: {ACCEPT}\r\n{framing}\r\nconnection: close\r\n\r\n"
     );
     socket.write_all(head.as_bytes()).await.expect("head");
     // An announced length is refused on the head alone; the server answers before the body.
@@ -795,14 +811,20 @@ async fn streamed(api: &Api, bytes: usize, announced: bool) -> Outcome {
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP status in {response:?}"));
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or_default();
+    let content_type = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        .map(|(_, value)| value.trim().to_owned())
+        .unwrap_or_default();
     let body = serde_json::from_str(body.trim())
         .or_else(|_| {
             // A chunked response: the JSON is the first chunk.
             serde_json::from_str(body.lines().nth(1).unwrap_or_default())
         })
         .unwrap_or_else(|_| panic!("HTTP {status}: the body is not JSON: {body:?}"));
-    Outcome::Http(status, body)
+    Outcome::Http(status, content_type, body)
 }
 
 async fn over_websocket(
@@ -822,7 +844,11 @@ async fn over_websocket(
             Frame::Binary(bytes) => client.send_binary(bytes.clone()).await,
         }
     }
-    let answer = client.recv().await;
+    let answer = match client.recv().await {
+        // The legacy protocol's word before it closes (tested in `ws_messages`).
+        Incoming::Json(error) if error["type"] == "connection_error" => client.recv().await,
+        answer => answer,
+    };
     if let Incoming::Json(message) = &answer {
         if message["type"] == "error" {
             // The connection is still usable: it answers a ping.
@@ -850,14 +876,22 @@ fn check(case: &Case, outcome: &Outcome) -> Result<(), String> {
         return fail(format!("leaks {leak:?}"));
     }
     match (case.expect, outcome) {
-        (Refused(status, code), Outcome::Http(got, body)) => {
+        (Refused(status, code), Outcome::Http(got, content_type, body)) => {
             let got_code = body["errors"][0]["extensions"]["code"].as_str();
             if (*got, got_code) != (status, Some(code)) {
                 return fail(format!("expected HTTP {status} with {code}"));
             }
+            if !content_type.starts_with("application/graphql-response+json") {
+                return fail("expected application/graphql-response+json".into());
+            }
+            // GraphQL over HTTP: data (maybe null) once executed, and then 2xx; none otherwise.
+            let executed = (200..300).contains(got);
+            if body.get("data").is_some() != executed {
+                return fail(format!("expected data only with a 2xx status, as {got} is"));
+            }
             Ok(())
         }
-        (Invisible(field), Outcome::Http(got, body)) => {
+        (Invisible(field), Outcome::Http(got, _, body)) => {
             if *got != 200 || body.get("errors").is_some() || !body["data"][field].is_null() {
                 return fail(format!("expected data.{field} null without errors"));
             }

@@ -69,6 +69,20 @@ pub fn test_settings(database_url: &str, extra: &[&str]) -> Settings {
     Settings::new(&args)
 }
 
+/// Runs a node script from `tests/contract/` with `args` to its end.
+pub fn node_run(script: &str, args: &[&str]) -> std::process::Output {
+    let contract = format!("{}/tests/contract", env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        std::path::Path::new(&format!("{contract}/node_modules/graphql")).exists(),
+        "graphql-js is missing: run `npm ci --prefix tests/contract` (scripts/test does this)"
+    );
+    std::process::Command::new("node")
+        .arg(format!("{contract}/{script}"))
+        .args(args)
+        .output()
+        .expect("node is needed for the contract checks: install the Debian package nodejs (scripts/test does this)")
+}
+
 /// Runs a node script from `tests/contract/` with `args`; its stdout comes line by line.
 pub fn node_script(
     script: &str,

@@ -116,6 +116,13 @@ impl WsClient {
             .expect("send");
     }
 
+    /// Sends a text frame to a server that may have closed the socket already; whether it
+    /// went out.
+    pub async fn try_send_raw(&mut self, text: &str) -> bool {
+        let frame = Message::Text(text.to_owned().into());
+        self.socket.send(frame).await.is_ok()
+    }
+
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
         self.socket
             .send(Message::Binary(bytes.into()))
