@@ -11,6 +11,7 @@ mod catch_up;
 mod cli;
 mod cluster;
 mod faults;
+mod field_errors;
 mod hostile;
 mod limits;
 mod live;
