@@ -81,8 +81,8 @@ impl Propagation {
                 .collect();
             let nearest = (1..=indices.len())
                 .rev()
-                .find(|&depth| ty.nullable[depth])
-                .or(ty.nullable[0].then_some(0));
+                .find(|&depth| ty.nullable(depth))
+                .or(ty.nullable(0).then_some(0));
             let Some(depth) = nearest else {
                 index += 1;
                 continue;
@@ -110,29 +110,45 @@ impl Propagation {
 }
 
 /// A field's type as the schema declares it (`[[Item!]]!`): whether the field and each list
-/// level's items may be null, outermost first, and the named type inside.
+/// level's items may be null, outermost first (bit 0 the field, bit n the items n lists
+/// down), and the named type inside. Parsed for every field: no allocation.
 struct FieldType<'a> {
-    nullable: Vec<bool>,
+    nullable: u64,
+    lists: usize,
     name: &'a str,
 }
 
 impl<'a> FieldType<'a> {
     fn parse(mut ty: &'a str) -> Self {
-        let mut nullable = Vec::new();
+        let (mut nullable, mut lists) = (0, 0);
         loop {
-            nullable.push(!ty.ends_with('!'));
+            if !ty.ends_with('!') && lists < 64 {
+                nullable |= 1 << lists;
+            }
             ty = ty.trim_end_matches('!');
             match ty.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-                Some(inner) => ty = inner,
+                Some(inner) => {
+                    ty = inner;
+                    lists += 1;
+                }
                 None => break,
             }
         }
-        FieldType { nullable, name: ty }
+        FieldType {
+            nullable,
+            lists,
+            name: ty,
+        }
+    }
+
+    /// Whether the items `depth` lists down (0: the field itself) may be null.
+    fn nullable(&self, depth: usize) -> bool {
+        depth < 64 && self.nullable & (1 << depth) != 0
     }
 
     /// How many list levels the field has.
     fn lists(&self) -> usize {
-        self.nullable.len() - 1
+        self.lists
     }
 }
 
@@ -145,6 +161,15 @@ fn at_mut<'v>(mut value: &'v mut Value, indices: &[usize]) -> Option<&'v mut Val
         };
     }
     Some(value)
+}
+
+/// Whether some value `depth` list levels down is null.
+fn has_null(value: &Value, depth: usize) -> bool {
+    match value {
+        Value::Null => depth == 0,
+        Value::List(items) if depth > 0 => items.iter().any(|item| has_null(item, depth - 1)),
+        _ => false,
+    }
 }
 
 /// Replaces every null `depth` list levels down with an empty object.
@@ -203,7 +228,10 @@ impl Extension for Propagation {
             Ok(value) => {
                 let mut value = value.unwrap_or_default();
                 let innermost = ty.lists();
-                if !ty.nullable[innermost] && is_composite(ctx, ty.name) {
+                if !ty.nullable(innermost)
+                    && has_null(&value, innermost)
+                    && is_composite(ctx, ty.name)
+                {
                     // Non-null, yet null without an error: an object none of whose selections
                     // applies, which async-graphql reads as null. It is an empty object.
                     fill_empty(&mut value, innermost);
@@ -219,7 +247,7 @@ impl Extension for Propagation {
                     error.path = path.clone();
                 }
                 self.lock().errors.push(error);
-                if item || !ty.nullable[0] {
+                if item || !ty.nullable(0) {
                     // Its list's field, or the parents' hooks, carry the null up.
                     self.leave_unresolved(path);
                 }
@@ -493,6 +521,21 @@ mod tests {
                 json!({"items": {"n": 1, "maybeChild": {"required": 2}}}),
                 vec![]
             )
+        );
+    }
+
+    #[test]
+    fn a_field_type_tells_which_levels_may_be_null() {
+        let ty = FieldType::parse("[[Item!]]!");
+        assert_eq!((ty.lists(), ty.name), (2, "Item"));
+        assert_eq!(
+            [ty.nullable(0), ty.nullable(1), ty.nullable(2)],
+            [false, true, false]
+        );
+        let ty = FieldType::parse("Restaurant");
+        assert_eq!(
+            (ty.lists(), ty.name, ty.nullable(0)),
+            (0, "Restaurant", true)
         );
     }
 

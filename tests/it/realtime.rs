@@ -660,6 +660,11 @@ async fn resuming_before_the_retained_history_is_history_gone() {
         refused["payload"][0]["extensions"]["code"], "HISTORY_GONE",
         "{refused}"
     );
+    // The newest seq, to resume from once the state is reloaded.
+    assert_eq!(
+        refused["payload"][0]["extensions"]["lastSeq"], 3,
+        "{refused}"
+    );
     // Up to date needs no history, and goes on live: the next order comes once it is. The node
     // is this test's own: once no actor is left from the refused one, the next is this one's.
     let alive = async |n: u64| {
