@@ -54,7 +54,9 @@ impl Propagation {
     }
 
     fn leave_unresolved(&self, path: Vec<PathSegment>) {
-        self.lock().unresolved.push(path);
+        // Counted under the lock, as `settle` and `finish` count down.
+        let mut state = self.lock();
+        state.unresolved.push(path);
         self.unresolved.fetch_add(1, Ordering::AcqRel);
     }
 
