@@ -57,7 +57,9 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Event>, StoreError>;
     /// The restaurant's history: the oldest retained seq (none when nothing is retained) and
-    /// the last seq ever assigned. `None` when there is no such restaurant.
+    /// the last seq ever assigned. `None` when there is no such restaurant. Read from the
+    /// writer, never a replica: a lagging replica's `last_seq` would be older than events a
+    /// client has already been sent, and [`History::covers`] would refuse that client.
     async fn history(&self, restaurant: &RestaurantId) -> Result<Option<History>, StoreError>;
     /// Deletes events older than `before`; returns how many.
     async fn prune_events(&self, before: Timestamp) -> Result<u64, StoreError>;
@@ -78,9 +80,14 @@ pub struct History {
 }
 
 impl History {
-    /// Whether every event after `after` is still retained.
+    /// Whether a subscriber that has seen every event up to `after` can resume from there:
+    /// `after` is not past the newest event (a client ahead of the store, say after a restore
+    /// from a backup, would otherwise ignore every event up to its own seq, silently) and every
+    /// event after it is still retained.
     pub fn covers(&self, after: i64) -> bool {
-        after >= self.last_seq || self.first_retained.is_some_and(|first| first <= after + 1)
+        after == self.last_seq
+            || (after < self.last_seq
+                && self.first_retained.is_some_and(|first| first <= after + 1))
     }
 }
 

@@ -19,20 +19,41 @@ fn a_history_covers_a_resume_point_only_if_nothing_after_it_was_pruned() {
     assert!(retained(5, 10).covers(7));
     assert!(!retained(5, 10).covers(3));
     assert!(!retained(5, 10).covers(0));
-    // Caught up, or ahead: nothing to replay, whatever was pruned.
+    // Caught up: nothing to replay, whatever was pruned.
     assert!(retained(5, 10).covers(10));
     let pruned_all = History {
         first_retained: None,
         last_seq: 10,
     };
     assert!(pruned_all.covers(10));
-    assert!(pruned_all.covers(11));
     assert!(!pruned_all.covers(9));
     let fresh = History {
         first_retained: None,
         last_seq: 0,
     };
     assert!(fresh.covers(0));
+}
+
+#[test]
+fn a_history_covers_no_resume_point_past_its_newest_event() {
+    // Seen up to 11 of a history that ends at 10 (a store restored from a backup): events 11
+    // and on would be ignored as already seen.
+    let retained = History {
+        first_retained: Some(5),
+        last_seq: 10,
+    };
+    assert!(!retained.covers(11));
+    assert!(!retained.covers(1000));
+    let pruned_all = History {
+        first_retained: None,
+        last_seq: 10,
+    };
+    assert!(!pruned_all.covers(11));
+    let fresh = History {
+        first_retained: None,
+        last_seq: 0,
+    };
+    assert!(!fresh.covers(1));
 }
 
 #[test]

@@ -10,7 +10,9 @@
 //   server replays everything missed.
 // - Without a seq yet (first load, or HISTORY_GONE), it subscribes live and loads the open
 //   orders with the `orders` query; a second load a few seconds later catches an event that
-//   fell between the first load and the subscription taking effect.
+//   fell between the first load and the subscription taking effect. HISTORY_GONE (`after`
+//   pruned, or past the newest event after a restore from a backup) first empties the board:
+//   what it held may never have happened.
 
 import {
   ApiError, Beeper, Live, age, claims, el, expired, gql, readFragment, showConnection,
@@ -187,7 +189,13 @@ class Board {
   eventsFailed(error) {
     switch (error.code) {
       case "HISTORY_GONE":
-        this.lastSeq = null; // restarting without `after` reloads the orders
+        // `after` was pruned, or is past the newest event (a store restored from a backup):
+        // what the board holds may never have happened. It starts over from the store's
+        // state; restarting without `after` reloads the orders.
+        this.lastSeq = null;
+        this.orders.clear();
+        this.versions.clear();
+        this.render();
         this.events.restart();
         break;
       case "UNAUTHENTICATED":

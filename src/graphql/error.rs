@@ -48,7 +48,8 @@ impl ApiError {
         Self::new(ErrorCode::Unauthenticated, message)
     }
 
-    /// The last event the client was sent, so that it can resume with `after`.
+    /// `extensions.lastSeq`: the seq to resume from with `after` (the last event the client
+    /// was sent, or with `HISTORY_GONE` the restaurant's newest event).
     pub fn with_last_seq(self, seq: i64) -> Self {
         Self {
             last_seq: Some(seq),

@@ -31,7 +31,7 @@ type EventStream<T> = BoxStream<'static, Result<T, ApiError>>;
 
 #[SubscriptionRoot]
 impl Subscription {
-    /// Staff and admin. Every event of one restaurant in seq order, with no gap and no duplicate. With `after`, first replays every retained event with seq > after, then goes on live.
+    /// Staff and admin. Every event of one restaurant in seq order, with no gap and no duplicate. With `after`, first replays every retained event with seq > after, then goes on live. An `after` before the retained history, or past the newest event (a store restored from a backup), fails with HISTORY_GONE and `extensions.lastSeq`, the newest seq: reload the state and resume from there.
     async fn restaurant_events(
         &self,
         ctx: &Context<'_>,
@@ -53,10 +53,13 @@ impl Subscription {
                 return Err(ApiError::bad_input("after must be a seq, 0 or more"));
             }
             if !history.covers(after) {
+                // Pruned, or past the newest event: either way the client's state cannot be
+                // brought up to date by events, so it reloads and resumes from the newest.
                 return Err(ApiError::new(
                     ErrorCode::HistoryGone,
-                    "events after that seq are no longer retained; reload the current state and subscribe without after",
-                ));
+                    "the events after that seq cannot be replayed (no longer retained, or past the newest event); reload the current state and resume with after: extensions.lastSeq",
+                )
+                .with_last_seq(history.last_seq));
             }
         }
         if let Some(CatchUpTo(until)) = ctx.data_opt::<CatchUpTo>() {

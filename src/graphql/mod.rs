@@ -4,6 +4,7 @@ mod document;
 mod error;
 mod events;
 mod live;
+mod nulls;
 mod orders;
 mod restaurants;
 mod telemetry;
@@ -23,6 +24,7 @@ pub use document::{nesting, MAX_NESTING};
 pub use error::{ApiError, ApiResult};
 pub use events::{CatchUpTo, SharedExecution};
 pub use live::{ending, expires_in, Rendered, Tag};
+pub use nulls::failed_as_a_whole;
 
 use crate::auth::AuthError;
 
@@ -77,6 +79,8 @@ pub fn build_with(services: Option<Services>, options: SchemaOptions) -> AppSche
         .extension(telemetry::Telemetry)
         // Inside telemetry, so that operations are counted by the codes given here.
         .extension(error::ErrorCodes)
+        // Inside both: what they see of an operation is its response as the spec shapes it.
+        .extension(nulls::NullPropagation)
         .extension(document::DocumentRules {
             introspection: !options.disable_introspection,
         });

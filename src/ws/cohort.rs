@@ -31,7 +31,7 @@ use tokio::task::AbortHandle;
 
 use super::outbox::{Notice, Out, Outbox, Refused as Full};
 use super::protocol::{self, NextEnvelope, Payload, Protocol};
-use crate::graphql::{ApiError, AppSchema, Caller, Rendered, SharedExecution};
+use crate::graphql::{failed_as_a_whole, ApiError, AppSchema, Caller, Rendered, SharedExecution};
 use orderhub_actors::ErrorCode;
 
 /// Same key, same bytes: the document, the operation, the variables but `after`, and the
@@ -298,7 +298,7 @@ async fn lead(cohort: Weak<Cohort>, schema: AppSchema, request: async_graphql::R
         let Some(cohort) = cohort.upgrade() else {
             return;
         };
-        if response.data == GqlValue::Null && !response.errors.is_empty() {
+        if failed_as_a_whole(&response) {
             let errors = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
             cohort.end(Some(Arc::new(errors)));
             return;

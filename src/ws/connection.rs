@@ -12,7 +12,7 @@ use super::outbox::{Notice, OpenConnections, Out, Outbox, Registration};
 use super::protocol::{self, close, ClientMessage, Payload, Protocol};
 use crate::auth::{AuthError, Tokens};
 use crate::config::WsConfig;
-use crate::graphql::{ApiError, CatchUpTo, Rendered};
+use crate::graphql::{failed_as_a_whole, ApiError, CatchUpTo, Rendered};
 use crate::graphql::{AppSchema, Caller};
 use crate::metrics::{Raised, RATE_LIMITED, SLOW_CONSUMER_CUTS, SUBSCRIPTIONS, WS_CONNECTIONS};
 use crate::rate_limit::{Client, RateLimiter};
@@ -589,7 +589,7 @@ impl Operation {
         let mut responses = self.schema.execute_stream(request.data(rendered.clone()));
         let mut last_event = None;
         while let Some(response) = responses.next().await {
-            let whole = response.data == async_graphql::Value::Null && !response.errors.is_empty();
+            let whole = failed_as_a_whole(&response);
             let text = match serde_json::to_value(&response) {
                 Ok(value) if whole => protocol::error(self.protocol, &self.id, &value["errors"]),
                 Ok(value) => protocol::next(self.protocol, &self.id, &value),

@@ -118,6 +118,17 @@ export function tickets(kitchen) {
   })));
 }
 
+/** The board matches the API: the same open orders, each once, each in its column. */
+export async function boardIsExact(kitchen) {
+  const shown = await tickets(kitchen);
+  const ids = shown.map((t) => t.id);
+  check(new Set(ids).size === ids.length, `an order is on the board twice: ${JSON.stringify(shown)}`);
+  check(shown.every((t) => t.status === t.column), `a ticket is in the wrong column: ${JSON.stringify(shown)}`);
+  const expected = (await openOrders()).map((o) => `${o.id}:${o.status}`).sort();
+  const actual = shown.map((t) => `${t.id}:${t.status}`).sort();
+  return JSON.stringify(expected) === JSON.stringify(actual);
+}
+
 const stdin = createInterface({ input: process.stdin });
 const lines = [];
 let waiting = null;

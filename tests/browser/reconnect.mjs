@@ -2,18 +2,7 @@
 // its network, while orders are placed and moved through the API: each time, once back, the
 // board shows exactly the open orders, each once, and has applied every event once.
 
-import { check, env, eventually, open, openOrders, run, sleep, step, tickets } from "./lib.mjs";
-
-/** The board matches the API: the same open orders, each once, each in its column. */
-async function boardIsExact(kitchen) {
-  const shown = await tickets(kitchen);
-  const ids = shown.map((t) => t.id);
-  check(new Set(ids).size === ids.length, `an order is on the board twice: ${JSON.stringify(shown)}`);
-  check(shown.every((t) => t.status === t.column), `a ticket is in the wrong column: ${JSON.stringify(shown)}`);
-  const expected = (await openOrders()).map((o) => `${o.id}:${o.status}`).sort();
-  const actual = shown.map((t) => `${t.id}:${t.status}`).sort();
-  return JSON.stringify(expected) === JSON.stringify(actual);
-}
+import { boardIsExact, check, env, eventually, open, run, sleep, step, tickets } from "./lib.mjs";
 
 async function appliedEveryEventOnce(kitchen, lastSeq) {
   const { applied, seq } = await kitchen.$eval("#board", (b) => ({

@@ -20,6 +20,7 @@ mod observability;
 mod orders;
 mod realtime;
 mod replica;
+mod response_shape;
 mod screens;
 mod secrets;
 mod shutdown;

@@ -2,7 +2,7 @@
 //! slow clients.
 
 use async_graphql::futures_util::future::join_all;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 use crate::support::{
@@ -15,7 +15,8 @@ use crate::ws_client::{
 
 on_every_backend!(
     events_arrive_in_seq_order_without_gaps,
-    resuming_with_after_misses_nothing
+    resuming_with_after_misses_nothing,
+    resuming_past_the_newest_event_is_history_gone_with_the_newest_seq
 );
 
 /// Places `count` orders from 4 concurrent writers.
@@ -569,6 +570,76 @@ async fn off_the_shelf_clients_of_both_subprotocols_work() {
     }
 }
 
+/// The one error of a subscription refused at once: `error`'s payload is the list of errors
+/// on graphql-transport-ws and the error itself on the legacy protocol.
+async fn refusal(client: &mut WsClient, id: &str) -> Value {
+    let message = client.recv().await.json();
+    assert_eq!(
+        (message["type"].as_str(), message["id"].as_str()),
+        (Some("error"), Some(id)),
+        "{message}"
+    );
+    match client.protocol {
+        LEGACY => message["payload"].clone(),
+        _ => {
+            let errors = message["payload"].as_array().expect("a list of errors");
+            assert_eq!(errors.len(), 1, "{message}");
+            errors[0].clone()
+        }
+    }
+}
+
+/// A display ahead of the store (restored from a backup, or a client bug) would ignore every
+/// new event up to its own seq, and hear nothing, forever. It is told `HISTORY_GONE` with the
+/// newest seq instead, and resuming from that seq misses nothing: on both subprotocols, in a
+/// cohort (`after` a variable) and on its own (`after` written in the document), on every
+/// backend. With a replica 1 s behind, the newest seq is the writer's: resuming from the seq
+/// of an event just written is accepted.
+async fn resuming_past_the_newest_event_is_history_gone_with_the_newest_seq(
+    server: &'static TestServer,
+) {
+    let f = server.fixture().await;
+    place_orders(server, &f, "before", 3).await;
+    let mut newest = 3;
+    for protocol in [TRANSPORT_WS, LEGACY] {
+        for (form, in_cohort) in [("cohort", true), ("own", false)] {
+            let request = |after: i64| match in_cohort {
+                true => (
+                    RESTAURANT_EVENTS.to_owned(),
+                    json!({"r": f.restaurant, "after": after}),
+                ),
+                false => (
+                    RESTAURANT_EVENTS
+                        .replace(", $after: Int", "")
+                        .replace("after: $after", &format!("after: {after}")),
+                    json!({"r": f.restaurant}),
+                ),
+            };
+            let mut client = WsClient::ready(server, protocol, &f.staff).await;
+            for ahead in [newest + 1, 1000] {
+                let id = format!("after-{ahead}");
+                let (query, variables) = request(ahead);
+                client.subscribe(&id, &query, variables).await;
+                let error = refusal(&mut client, &id).await;
+                let context = format!("{protocol}, {form}, after {ahead}: {error}");
+                assert_eq!(error["extensions"]["code"], "HISTORY_GONE", "{context}");
+                assert_eq!(error["extensions"]["lastSeq"], newest, "{context}");
+            }
+            // Resuming from the seq it was told: the next event is the next seq.
+            let (query, variables) = request(newest);
+            client.subscribe("resumed", &query, variables).await;
+            f.place(server, &format!("{protocol}-{form}")).await;
+            newest += 1;
+            assert_eq!(
+                seqs(&mut client, "resumed", 1).await,
+                [newest],
+                "{protocol}, {form}"
+            );
+            client.close().await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_before_the_retained_history_is_history_gone() {
     let server = TestServer::start(&sqlite_url("retention"), &["--event-retention", "1s"]);
@@ -587,6 +658,11 @@ async fn resuming_before_the_retained_history_is_history_gone() {
     let refused = client.recv().await.json();
     assert_eq!(
         refused["payload"][0]["extensions"]["code"], "HISTORY_GONE",
+        "{refused}"
+    );
+    // The newest seq, to resume from once the state is reloaded.
+    assert_eq!(
+        refused["payload"][0]["extensions"]["lastSeq"], 3,
         "{refused}"
     );
     // Up to date needs no history, and goes on live: the next order comes once it is. The node

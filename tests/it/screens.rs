@@ -332,3 +332,80 @@ fn the_kitchen_catches_up_after_a_restart_or_a_dead_link_with_every_order_once()
     scenario.passes();
     drop(node);
 }
+
+/// Copies the SQLite store `orderhub.db` (with its WAL files, if any) of a stopped node from
+/// `from` to `to`, replacing what `to` had.
+fn copy_store(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("store dir");
+    for name in ["orderhub.db", "orderhub.db-wal", "orderhub.db-shm"] {
+        let _ = std::fs::remove_file(to.join(name));
+        if from.join(name).exists() {
+            std::fs::copy(from.join(name), to.join(name)).expect("copy the store");
+        }
+    }
+}
+
+/// A store restored from a backup is behind the kitchen board: the board's `after` is past the
+/// newest event. The server answers HISTORY_GONE with the newest seq instead of silence, and the
+/// board starts over from the store: it shows the orders placed since, exactly, and goes on
+/// live.
+#[test]
+fn the_kitchen_screen_recovers_from_a_seq_past_the_newest_event() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("screens-restore-{}", std::process::id()));
+    let backup = dir.join("backup");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let database = format!("sqlite://{}/orderhub.db", dir.display());
+    let node_env = [
+        ("ORDERHUB_LISTEN", listen.as_str()),
+        ("DATABASE_URL", database.as_str()),
+        ("ORDERHUB_JWT_SECRET", SECRET),
+        ("ORDERHUB_NO_DEMO", "true"),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // The backup: the restaurant and one order, event 1.
+    let mut node = NodeProcess::start(&dir, &node_env);
+    let api = node.api();
+    let f = runtime.block_on(api.fixture());
+    let kept = runtime.block_on(f.place(&api, "kept"));
+    assert!(node.terminate().success());
+    drop(node);
+    copy_store(&dir, &backup);
+
+    // The board sees four more events, up to 5.
+    let mut node = NodeProcess::start(&dir, &node_env);
+    let mut scenario = Scenario::start("restore.mjs", &scenario_env(&api.base, &f));
+    scenario.reached("kitchen-ready");
+    for i in 0..3 {
+        runtime.block_on(f.place(&api, &format!("lost-{i}")));
+    }
+    runtime.block_on(f.advance(&api, &kept, "ACCEPTED"));
+    scenario.answer("GO 5");
+
+    // The store is restored from the backup, and two orders are placed (events 2 and 3)
+    // before or after the board reconnects with `after: 5`.
+    scenario.reached("caught-up");
+    assert!(node.terminate().success());
+    drop(node);
+    scenario.answer("GO");
+    scenario.reached("restored");
+    copy_store(&backup, &dir);
+    let node = NodeProcess::start(&dir, &node_env);
+    assert_eq!(node.base, api.base, "the node came back on the same port");
+    let placed: Vec<String> = (0..2)
+        .map(|i| runtime.block_on(f.place(&api, &format!("since-{i}"))))
+        .collect();
+    scenario.answer(&format!("GO {}", placed.join(",")));
+
+    scenario.reached("live");
+    let next = runtime.block_on(f.place(&api, "next"));
+    scenario.answer(&format!("GO {next} 4"));
+    scenario.passes();
+    drop(node);
+}
