@@ -55,7 +55,14 @@ pub enum Caller {
 /// Limits that refuse abusive documents yet admit the standard introspection queries of
 /// GraphiQL and graphql-js (about 15 levels deep).
 pub const MAX_DEPTH: usize = 16;
-pub const MAX_COMPLEXITY: usize = 2_000;
+/// Complexity bounds the values a response may hold: each field counts 1, and a list counts
+/// its selection as many times as it may hold elements — `orders` its `first`, an order's
+/// `items` `MAX_LINES` — while lists the client cannot size (a menu, tables) count once.
+/// The largest response the contract invites, a page of 100 orders of 100 lines each with
+/// every field of the type, counts about 102,000 (`tests/it/calibration.rs`); four pages of a
+/// few fields each count 160,000. Aliases and fragments that multiply fields are bounded by
+/// the fields a document may select as well (`document::MAX_SELECTIONS`).
+pub const MAX_COMPLEXITY: usize = 120_000;
 
 /// How the schema is served, beyond its services.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

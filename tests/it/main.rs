@@ -7,6 +7,7 @@ mod ws_client;
 
 mod api;
 mod authorization;
+mod calibration;
 mod catch_up;
 mod cli;
 mod cluster;
