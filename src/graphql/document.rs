@@ -7,6 +7,7 @@
 //!   that spread each other twice, thirty levels deep, are a few hundred bytes that expand to
 //!   a billion fields. async-graphql follows every spread while it checks the recursion depth,
 //!   before any validation rule or limit: such a document took 40 s of CPU per request.
+//! - The spec's validation rules that async-graphql lacks or gets wrong (`super::rules`).
 //! - Introspection when it is disabled: async-graphql then answers `__schema` and `__type`
 //!   with a silent `null`; this refuses them, as Apollo does.
 
@@ -46,7 +47,7 @@ pub fn nesting(query: &str) -> usize {
 }
 
 /// Past the rest of a string whose opening quote was just read: `"…"` or `"""…"""`.
-fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+pub(super) fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
     if chars.next_if_eq(&'"').is_some() {
         if chars.next_if_eq(&'"').is_none() {
             return; // ""
@@ -86,12 +87,15 @@ pub const MAX_SELECTIONS: usize = 2_000;
 
 pub struct DocumentRules {
     pub introspection: bool,
+    /// The served schema, for the spec's rules that async-graphql lacks (`super::rules`).
+    pub types: Arc<super::rules::Types>,
 }
 
 impl ExtensionFactory for DocumentRules {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(DocumentRules {
             introspection: self.introspection,
+            types: Arc::clone(&self.types),
         })
     }
 }
@@ -233,9 +237,24 @@ impl Extension for DocumentRules {
             .extend_with(|_, extensions| extensions.set("code", PARSE_FAILED.as_str()));
             return Err(error.into_server_error(Pos::default()));
         }
-        // A syntax error is left to async-graphql, which reports it with its position.
-        if let Ok(document) = request.parsed_query() {
-            check(document, self.introspection)?;
+        if let Some(field) = super::rules::duplicate_input_field(&request.query) {
+            return Err(refuse(
+                &format!("an input object names its field {field} twice (spec §5.6.3)"),
+                Pos::default(),
+            ));
+        }
+        match request.parsed_query() {
+            Ok(document) => {
+                check(document, self.introspection)?;
+                super::rules::check(document, &self.types)?;
+            }
+            Err(_) => {
+                // A syntax error is left to async-graphql, which reports it with its
+                // position; the parser's refusals that are validation rules are not.
+                if let Some(error) = super::rules::parse_failure(&request.query) {
+                    return Err(error);
+                }
+            }
         }
         next.run(ctx, request).await
     }

@@ -6,6 +6,7 @@ mod events;
 mod live;
 mod orders;
 mod restaurants;
+mod rules;
 mod telemetry;
 mod types;
 
@@ -76,6 +77,10 @@ pub fn build(services: Option<Services>) -> AppSchema {
 }
 
 pub fn build_with(services: Option<Services>, options: SchemaOptions) -> AppSchema {
+    // The spec's rules that async-graphql lacks read the served schema from its SDL, which
+    // extensions do not change. It is this crate's own SDL: `rules::tests` parses it.
+    let plain = Schema::build(Query::default(), Mutation::default(), events::Subscription).finish();
+    let types = Arc::new(rules::Types::from_sdl(&plain.sdl()).unwrap_or_default());
     let mut builder = Schema::build(Query::default(), Mutation::default(), events::Subscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
@@ -85,6 +90,7 @@ pub fn build_with(services: Option<Services>, options: SchemaOptions) -> AppSche
         .extension(error::ErrorCodes)
         .extension(document::DocumentRules {
             introspection: !options.disable_introspection,
+            types,
         });
     if options.disable_introspection {
         builder = builder.disable_introspection();

@@ -24,3 +24,4 @@ mod screens;
 mod secrets;
 mod shutdown;
 mod supervision;
+mod validation;
