@@ -238,10 +238,12 @@ impl Extension for DocumentRules {
             return Err(error.into_server_error(Pos::default()));
         }
         if let Some(field) = super::rules::duplicate_input_field(&request.query) {
-            return Err(refuse(
-                &format!("an input object names its field {field} twice (spec §5.6.3)"),
-                Pos::default(),
-            ));
+            // The parser kept neither field's position.
+            let message = format!("an input object names its field {field} twice");
+            let mut error = ServerError::new(message, None);
+            let extensions = error.extensions.get_or_insert_with(Default::default);
+            extensions.set("code", VALIDATION_FAILED.as_str());
+            return Err(error);
         }
         match request.parsed_query() {
             Ok(document) => {

@@ -136,6 +136,7 @@ fn broken(ids: &Ids) -> Vec<Broken> {
             "mutation { placeOrder(input: {restaurantId: \"RID\", tableId: \"TID\", idempotencyKey: \"validation\", items: [{menuItemId: \"MID\", quantity: 3000000000}]}) { id } }",
             "mutation { advanceOrder(orderId: \"OID\", to: \"ACCEPTED\") { id } }",
             "mutation { advanceOrder(orderId: \"OID\", to: NOT_A_STATUS) { id } }",
+            "query($s: [OrderStatus!] = [\"PLACED\"]) { orders(restaurantId: \"RID\", statuses: $s) { pageInfo { hasNextPage } } }",
             "mutation($q: Int = \"one\") { placeOrder(input: {restaurantId: \"RID\", tableId: \"TID\", idempotencyKey: \"validation\", items: [{menuItemId: \"MID\", quantity: $q}]}) { id } }",
         ]),
         ("5.6.2", "Input Object Field Names", &[
