@@ -245,10 +245,15 @@ impl Extension for DocumentRules {
             extensions.set("code", VALIDATION_FAILED.as_str());
             return Err(error);
         }
+        // Taken out while the parsed document borrows the request, and put back.
+        let variables = std::mem::take(&mut request.variables);
+        let operation = request.operation_name.clone();
         match request.parsed_query() {
             Ok(document) => {
                 check(document, self.introspection)?;
                 super::rules::check(document, &self.types)?;
+                let operation = operation.as_deref();
+                super::rules::variables_fit(document, operation, &variables, &self.types)?;
             }
             Err(_) => {
                 // A syntax error is left to async-graphql, which reports it with its
@@ -258,6 +263,7 @@ impl Extension for DocumentRules {
                 }
             }
         }
+        request.variables = variables;
         next.run(ctx, request).await
     }
 }

@@ -19,6 +19,8 @@
 //! - §5.8.5 All Variable Usages Are Allowed: async-graphql's rule reports nothing, so a
 //!   nullable variable reached a non-null argument, and a wrong one reached a resolver
 //!   (`Values::usages_allowed`).
+//! - Beyond section 5, §6.1.2 CoerceVariableValues: async-graphql coerces a variable's value
+//!   when its field runs, after the fields before it ran (`variables_fit`).
 
 use async_graphql::parser::types::{
     BaseType, DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet, Type,
@@ -581,6 +583,82 @@ impl<'a> Values<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// CoerceVariableValues (§6.1.2), for the operation the request runs: async-graphql coerces
+/// a variable only when its field runs, so a mutation's first field ran before a value for its
+/// second was found wrong. This refuses the request before anything runs instead.
+pub fn variables_fit(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+    given: &async_graphql::Variables,
+    types: &Types,
+) -> ServerResult<()> {
+    let operation = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        // No operation to run: async-graphql says so.
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    let Some(operation) = operation else {
+        return Ok(());
+    };
+    for definition in &operation.node.variable_definitions {
+        let (name, ty) = (&definition.node.name.node, &definition.node.var_type.node);
+        let fits = match given.get(name) {
+            None => ty.nullable || definition.node.default_value.is_some(),
+            Some(value) => types.fits(value, ty),
+        };
+        if !fits {
+            return Err(refuse(
+                format!("the value of variable ${name} is not a {ty}"),
+                definition.pos,
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Types {
+    /// Whether a variable's value (JSON) coerces to `ty` (§3.5, §3.9, §3.10, §3.11).
+    fn fits(&self, value: &ConstValue, ty: &Type) -> bool {
+        match (value, &ty.base) {
+            (ConstValue::Null, _) => ty.nullable,
+            (ConstValue::List(items), BaseType::List(item)) => {
+                items.iter().all(|value| self.fits(value, item))
+            }
+            (_, BaseType::List(item)) => self.fits(value, item),
+            (_, BaseType::Named(name)) => match (self.types.get(name.as_str()), value) {
+                // JSON has no enum values: a variable's is a string (§3.9).
+                (Some(Kind::Enum(values)), ConstValue::String(v)) => values.contains(v.as_str()),
+                (Some(Kind::Enum(values)), ConstValue::Enum(v)) => values.contains(v.as_str()),
+                (Some(Kind::Input(fields)), ConstValue::Object(given)) => {
+                    given.iter().all(|(name, value)| {
+                        fields
+                            .get(name.as_str())
+                            .is_some_and(|field| self.fits(value, &field.ty))
+                    }) && fields.iter().all(|(name, field)| {
+                        given.contains_key(name.as_str()) || field.ty.nullable || field.has_default
+                    })
+                }
+                (Some(Kind::Scalar), value) => match (name.as_str(), value) {
+                    ("Int", ConstValue::Number(n)) => {
+                        n.as_i64().is_some_and(|n| i32::try_from(n).is_ok())
+                    }
+                    ("Float", ConstValue::Number(_)) => true,
+                    ("String", ConstValue::String(_)) => true,
+                    ("Boolean", ConstValue::Boolean(_)) => true,
+                    ("ID", ConstValue::String(_)) => true,
+                    ("ID", ConstValue::Number(n)) => n.is_i64() || n.is_u64(),
+                    ("Int" | "Float" | "String" | "Boolean" | "ID", _) => false,
+                    // A custom scalar parses its own values when its field runs.
+                    _ => true,
+                },
+                _ => false,
+            },
+        }
     }
 }
 

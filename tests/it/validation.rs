@@ -353,3 +353,68 @@ async fn graphql_js_refuses_the_same_documents() {
     let _ = std::fs::remove_file(sdl);
     let _ = std::fs::remove_file(file);
 }
+
+/// Variable values are coerced before anything runs (spec §6.1.2): a value that does not fit
+/// its variable's type refuses the whole request, even when the field it is for comes after
+/// one that would write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variable_values_that_do_not_fit_are_refused_before_anything_runs() {
+    let server = sqlite();
+    let (f, order) = set_up(server).await;
+    let ids = Ids {
+        f: &f,
+        order: &order,
+    };
+    let before = orders(server, &f).await;
+    let query = "mutation($i: PlaceOrderInput!, $o: ID!, $r: String!) { \
+        placeOrder(input: $i) { id } cancelOrder(orderId: $o, reason: $r) { id } }";
+    let fitting = variables(&ids);
+    let with = |path: &[&str], value: Value| {
+        let mut variables = fitting.clone();
+        let mut at = &mut variables;
+        for key in &path[..path.len() - 1] {
+            at = &mut at[*key];
+        }
+        match value {
+            Value::Null => {
+                if let Some(object) = at.as_object_mut() {
+                    object.remove(path[path.len() - 1]);
+                }
+            }
+            value => at[path[path.len() - 1]] = value,
+        }
+        variables
+    };
+    let mut misfits = vec![
+        ("a number for String!", with(&["r"], json!(5))),
+        ("no value for ID!", with(&["o"], Value::Null)),
+        ("a list for ID!", with(&["o"], json!([order]))),
+        ("a field the input lacks", with(&["i", "tip"], json!(100))),
+        ("no tableId", with(&["i", "tableId"], Value::Null)),
+    ];
+    let mut items = fitting["i"]["items"].clone();
+    items[0]["quantity"] = json!("one");
+    misfits.push(("a string for Int!", with(&["i", "items"], items.clone())));
+    items[0]["quantity"] = json!(3_000_000_000_i64);
+    misfits.push(("an Int over 32 bits", with(&["i", "items"], items)));
+    let mut failures = Vec::new();
+    for (what, variables) in &misfits {
+        let response = server.gql(Some(&f.staff), query, variables.clone()).await;
+        if response.code() != Some(INVALID) || response.0.get("data").is_some_and(|d| !d.is_null())
+        {
+            failures.push(format!("HTTP, {what}: {}", response.0));
+        }
+        let mut socket = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
+        socket.subscribe("1", query, variables.clone()).await;
+        let message = socket.recv().await.json();
+        if message["type"] != "error" || message["payload"][0]["extensions"]["code"] != INVALID {
+            failures.push(format!("WebSocket, {what}: {message}"));
+        }
+        socket.close().await;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(orders(server, &f).await, before, "a refused request ran");
+    // The same request with values that fit runs (and cancels the order).
+    let fits = server.gql(Some(&f.staff), query, fitting).await;
+    assert_eq!(fits.ok().str("cancelOrder.id"), order);
+}
