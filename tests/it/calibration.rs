@@ -322,6 +322,30 @@ async fn documented_maxima_pass_with_the_full_selection_of_their_types() {
         }
     }
 
+    // Abuse is still refused: two full pages by aliases are twice the largest response the
+    // contract invites.
+    let page = over_http
+        .iter()
+        .find(|o| o.field == "orders")
+        .expect("orders");
+    // The operation's one field with its selection: what lies inside the outer braces.
+    let call = page
+        .query
+        .split_once('{')
+        .and_then(|(_, rest)| rest.trim_end().strip_suffix('}'))
+        .unwrap_or_default()
+        .trim();
+    let twice = format!("query($r: ID!, $first: Int) {{ a: {call} b: {call} }}");
+    let refused = server
+        .gql(Some(&f.staff), &twice, page.variables.clone())
+        .await;
+    refused.expect_code("GRAPHQL_VALIDATION_FAILED");
+    let message = refused.0["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("too complex"), "{}", refused.0);
+    assert!(refused.0["data"].is_null(), "{}", refused.0);
+
     // Over a WebSocket: every operation, each on a socket of its sender.
     for op in operations(&schema, &f, &read, &mut changed, "ws") {
         let mut socket = WsClient::ready(server, TRANSPORT_WS, &op.token).await;
