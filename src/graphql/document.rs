@@ -248,12 +248,15 @@ impl Extension for DocumentRules {
         // Taken out while the parsed document borrows the request, and put back.
         let variables = std::mem::take(&mut request.variables);
         let operation = request.operation_name.clone();
+        let mut collected = None;
         match request.parsed_query() {
             Ok(document) => {
                 check(document, self.introspection)?;
                 super::rules::check(document, &self.types)?;
                 let operation = operation.as_deref();
                 super::rules::variables_fit(document, operation, &variables, &self.types)?;
+                collected =
+                    super::rules::collect_subscription_root(document, operation, &variables);
             }
             Err(_) => {
                 // A syntax error is left to async-graphql, which reports it with its
@@ -264,6 +267,9 @@ impl Extension for DocumentRules {
             }
         }
         request.variables = variables;
+        if let Some(document) = collected {
+            request.set_parsed_query(document);
+        }
         next.run(ctx, request).await
     }
 }

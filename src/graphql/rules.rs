@@ -21,6 +21,9 @@
 //!   (`Values::usages_allowed`).
 //! - Beyond section 5, §6.1.2 CoerceVariableValues: async-graphql coerces a variable's value
 //!   when its field runs, after the fields before it ran (`variables_fit`).
+//! - Beyond section 5, §6.2.3: async-graphql runs only the root fields written directly in a
+//!   subscription, so one inside a fragment never ran and `@skip` there was ignored
+//!   (`collect_subscription_root`).
 
 use async_graphql::parser::types::{
     BaseType, DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet, Type,
@@ -361,6 +364,9 @@ fn single_root_field(
         visited: &mut HashSet<&'a Name>,
     ) {
         for item in &set.items {
+            if excluded(item_directives(&item.node)) {
+                continue;
+            }
             match &item.node {
                 Selection::Field(field) => {
                     let key = field.node.response_key();
@@ -397,6 +403,27 @@ fn single_root_field(
     }
 }
 
+fn item_directives(item: &Selection) -> &[Positioned<Directive>] {
+    match item {
+        Selection::Field(f) => &f.node.directives,
+        Selection::InlineFragment(f) => &f.node.directives,
+        Selection::FragmentSpread(f) => &f.node.directives,
+    }
+}
+
+/// Whether `@skip(if: true)` or `@include(if: false)` leaves a selection out. The spec's
+/// CollectFields for §5.2.3.1 runs with no variable values, so only literals decide; a
+/// selection whose condition is a variable counts.
+fn excluded(directives: &[Positioned<Directive>]) -> bool {
+    directives.iter().any(|directive| {
+        let condition = directive.node.get_argument("if").map(|v| &v.node);
+        matches!(
+            (directive.node.name.node.as_str(), condition),
+            ("skip", Some(Value::Boolean(true))) | ("include", Some(Value::Boolean(false)))
+        )
+    })
+}
+
 /// A variable where a value of `ty` goes, and whether that place has a default.
 struct Usage<'a> {
     variable: &'a Name,
@@ -416,12 +443,7 @@ struct Values<'a> {
 impl<'a> Values<'a> {
     fn selection_set(&mut self, set: &'a SelectionSet, parent: &str) -> ServerResult<()> {
         for item in &set.items {
-            let directives = match &item.node {
-                Selection::Field(f) => &f.node.directives,
-                Selection::InlineFragment(f) => &f.node.directives,
-                Selection::FragmentSpread(f) => &f.node.directives,
-            };
-            for directive in directives {
+            for directive in item_directives(&item.node) {
                 let Some(args) = self.types.directives.get(directive.node.name.node.as_str())
                 else {
                     continue; // §5.7.1 is async-graphql's
@@ -586,6 +608,178 @@ impl<'a> Values<'a> {
     }
 }
 
+/// The operation a request runs (GetOperation, §6.1); none when there is no such operation,
+/// which async-graphql reports.
+fn chosen<'a>(
+    document: &'a ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
+    match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
+/// async-graphql starts a subscription's stream from the fields written directly at the root
+/// of the operation (`collect_subscription_streams`): a root field inside a fragment never ran
+/// (the subscription completed at once), and `@skip` or `@include` there were not applied. The
+/// spec collects the root fields first (CollectFields, §6.2.3 and §6.3.2). This returns the
+/// document with the subscription's root selection so collected, when it differs.
+pub fn collect_subscription_root(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+    variables: &async_graphql::Variables,
+) -> Option<ExecutableDocument> {
+    fn included(
+        directives: &[Positioned<Directive>],
+        variables: &async_graphql::Variables,
+    ) -> bool {
+        directives.iter().all(|directive| {
+            let condition = match directive.node.get_argument("if").map(|v| &v.node) {
+                Some(Value::Boolean(value)) => Some(*value),
+                Some(Value::Variable(name)) => match variables.get(name) {
+                    Some(ConstValue::Boolean(value)) => Some(*value),
+                    _ => None,
+                },
+                _ => None,
+            };
+            !matches!(
+                (directive.node.name.node.as_str(), condition),
+                ("skip", Some(true)) | ("include", Some(false))
+            )
+        })
+    }
+    fn collect(
+        document: &ExecutableDocument,
+        set: &SelectionSet,
+        variables: &async_graphql::Variables,
+        fields: &mut Vec<Positioned<Selection>>,
+        visited: &mut HashSet<Name>,
+    ) {
+        for item in &set.items {
+            if !included(item_directives(&item.node), variables) {
+                continue;
+            }
+            match &item.node {
+                Selection::Field(field) => {
+                    let mut field = field.clone();
+                    field
+                        .node
+                        .directives
+                        .retain(|d| !matches!(d.node.name.node.as_str(), "skip" | "include"));
+                    fields.push(Positioned::new(Selection::Field(field), item.pos));
+                }
+                Selection::InlineFragment(fragment) => {
+                    let set = &fragment.node.selection_set.node;
+                    collect(document, set, variables, fields, visited);
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = &spread.node.fragment_name.node;
+                    if let Some(fragment) = document.fragments.get(name) {
+                        if visited.insert(name.clone()) {
+                            let set = &fragment.node.selection_set.node;
+                            collect(document, set, variables, fields, visited);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let operation = chosen(document, operation_name)?;
+    let root = &operation.node.selection_set.node;
+    let plain = root.items.iter().all(|item| match &item.node {
+        Selection::Field(field) => field.node.directives.is_empty(),
+        _ => false,
+    });
+    if operation.node.ty != OperationType::Subscription || plain {
+        return None;
+    }
+    let mut fields = Vec::new();
+    collect(document, root, variables, &mut fields, &mut HashSet::new());
+    // The chosen operation's name, to find it again in the copy.
+    let name = match &document.operations {
+        DocumentOperations::Single(_) => None,
+        DocumentOperations::Multiple(ops) => ops
+            .iter()
+            .find(|(_, op)| std::ptr::eq(*op, operation))
+            .map(|(name, _)| name.clone()),
+    };
+    let collected = SelectionSet { items: fields };
+    let mut used = Uses::default();
+    used.set(document, &collected);
+    let mut document = document.clone();
+    let operation = match (&mut document.operations, name) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get_mut(&name)?,
+        (DocumentOperations::Multiple(_), None) => return None,
+    };
+    operation.node.selection_set.node = collected;
+    // What the fields left out alone used would now be unused (§5.5.1.4, §5.8.4).
+    operation
+        .node
+        .variable_definitions
+        .retain(|d| used.variables.contains(&d.node.name.node));
+    let mut used = Uses::default();
+    for op in operations(&document) {
+        used.set(&document, &op.node.selection_set.node);
+    }
+    document
+        .fragments
+        .retain(|name, _| used.fragments.contains(name));
+    Some(document)
+}
+
+/// The fragments and variables a selection uses, through the fragments it spreads.
+#[derive(Default)]
+struct Uses {
+    fragments: HashSet<Name>,
+    variables: HashSet<Name>,
+}
+
+impl Uses {
+    fn set(&mut self, document: &ExecutableDocument, set: &SelectionSet) {
+        for item in &set.items {
+            for directive in item_directives(&item.node) {
+                for (_, value) in &directive.node.arguments {
+                    self.value(&value.node);
+                }
+            }
+            match &item.node {
+                Selection::Field(field) => {
+                    for (_, value) in &field.node.arguments {
+                        self.value(&value.node);
+                    }
+                    self.set(document, &field.node.selection_set.node);
+                }
+                Selection::InlineFragment(fragment) => {
+                    self.set(document, &fragment.node.selection_set.node)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = &spread.node.fragment_name.node;
+                    if self.fragments.insert(name.clone()) {
+                        if let Some(fragment) = document.fragments.get(name) {
+                            self.set(document, &fragment.node.selection_set.node);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn value(&mut self, value: &Value) {
+        match value {
+            Value::Variable(name) => {
+                self.variables.insert(name.clone());
+            }
+            Value::List(items) => items.iter().for_each(|v| self.value(v)),
+            Value::Object(fields) => fields.values().for_each(|v| self.value(v)),
+            _ => {}
+        }
+    }
+}
+
 /// CoerceVariableValues (§6.1.2), for the operation the request runs: async-graphql coerces
 /// a variable only when its field runs, so a mutation's first field ran before a value for its
 /// second was found wrong. This refuses the request before anything runs instead.
@@ -595,14 +789,7 @@ pub fn variables_fit(
     given: &async_graphql::Variables,
     types: &Types,
 ) -> ServerResult<()> {
-    let operation = match (&document.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => Some(op),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
-        // No operation to run: async-graphql says so.
-        (DocumentOperations::Multiple(_), None) => None,
-    };
-    let Some(operation) = operation else {
+    let Some(operation) = chosen(document, operation_name) else {
         return Ok(());
     };
     for definition in &operation.node.variable_definitions {

@@ -198,6 +198,18 @@ fn broken(ids: &Ids) -> Vec<Broken> {
         .collect()
 }
 
+/// Subscriptions near §5.2.3.1's edge that the spec allows: a field left out by a literal
+/// `@skip` does not count, and one field may come through a fragment.
+fn allowed_subscriptions(ids: &Ids) -> Vec<String> {
+    [
+        "subscription { orderUpdated(orderId: \"OID\") { id } other: restaurantEvents(restaurantId: \"RID\") @skip(if: true) { seq } }",
+        "subscription { ...only } fragment only on Subscription { orderUpdated(orderId: \"OID\") { id } }",
+    ]
+    .iter()
+    .map(|query| ids.fill(query))
+    .collect()
+}
+
 /// Documents near each rule's edge that the spec allows, so that no check overreaches.
 fn allowed(ids: &Ids) -> Vec<String> {
     [
@@ -296,6 +308,18 @@ async fn every_validation_rule_is_enforced_over_websockets() {
             }
             socket.close().await;
         }
+        for query in allowed_subscriptions(&ids) {
+            let mut socket = WsClient::ready(server, protocol, &f.staff).await;
+            socket.subscribe("1", &query, json!({})).await;
+            // orderUpdated starts with the order as it is.
+            match socket.recv().await {
+                Incoming::Json(message)
+                    if ["next", "data"].contains(&message["type"].as_str().unwrap_or_default()) => {
+                }
+                other => failures.push(format!("{protocol} allowed: {query}\n  got {other:?}")),
+            }
+            socket.close().await;
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(orders(server, &f).await, before, "a refused document ran");
@@ -314,7 +338,8 @@ async fn graphql_js_refuses_the_same_documents() {
     let sdl = scratch.join(format!("validation-served-{}.graphql", std::process::id()));
     std::fs::write(&sdl, orderhub::graphql::sdl()).expect("write served SDL");
     let broken = broken(&ids);
-    let allowed = allowed(&ids);
+    let mut allowed = allowed(&ids);
+    allowed.extend(allowed_subscriptions(&ids));
     let documents: Vec<Value> = broken
         .iter()
         .map(|b| json!({"name": describe(b), "query": b.query}))
