@@ -24,6 +24,10 @@
 //! - Beyond section 5, §6.2.3: async-graphql runs only the root fields written directly in a
 //!   subscription, so one inside a fragment never ran and `@skip` there was ignored
 //!   (`collect_subscription_root`).
+//!
+//! graphql-js 16 (`tests/contract/validate.mjs`) agrees with the spec on every document of the
+//! test; were they to disagree, the spec decides. Past the spec, one limit: fields of one
+//! response key are compared at most `MERGE_BUDGET` times, like the document's size a bound.
 
 use async_graphql::parser::types::{
     BaseType, DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet, Type,
