@@ -7,6 +7,7 @@
 //!   that spread each other twice, thirty levels deep, are a few hundred bytes that expand to
 //!   a billion fields. async-graphql follows every spread while it checks the recursion depth,
 //!   before any validation rule or limit: such a document took 40 s of CPU per request.
+//! - The spec's validation rules that async-graphql lacks or gets wrong (`super::rules`).
 //! - Introspection when it is disabled: async-graphql then answers `__schema` and `__type`
 //!   with a silent `null`; this refuses them, as Apollo does.
 //! - Variables of non-null types without a value (`super::variables`): a request error before
@@ -48,7 +49,7 @@ pub fn nesting(query: &str) -> usize {
 }
 
 /// Past the rest of a string whose opening quote was just read: `"…"` or `"""…"""`.
-fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+pub(super) fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
     if chars.next_if_eq(&'"').is_some() {
         if chars.next_if_eq(&'"').is_none() {
             return; // ""
@@ -88,12 +89,15 @@ pub const MAX_SELECTIONS: usize = 2_000;
 
 pub struct DocumentRules {
     pub introspection: bool,
+    /// The served schema, for the spec's rules that async-graphql lacks (`super::rules`).
+    pub types: Arc<super::rules::Types>,
 }
 
 impl ExtensionFactory for DocumentRules {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(DocumentRules {
             introspection: self.introspection,
+            types: Arc::clone(&self.types),
         })
     }
 }
@@ -235,16 +239,40 @@ impl Extension for DocumentRules {
             .extend_with(|_, extensions| extensions.set("code", PARSE_FAILED.as_str()));
             return Err(error.into_server_error(Pos::default()));
         }
-        // A syntax error is left to async-graphql, which reports it with its position.
-        let operation_name = request.operation_name.take();
-        let variables = std::mem::take(&mut request.variables);
-        if let Ok(document) = request.parsed_query() {
-            check(document, self.introspection)?;
-            let registry = &ctx.schema_env.registry;
-            super::variables::check(registry, document, operation_name.as_deref(), &variables)?;
+        if let Some(field) = super::rules::duplicate_input_field(&request.query) {
+            // The parser kept neither field's position.
+            let message = format!("an input object names its field {field} twice");
+            let mut error = ServerError::new(message, None);
+            let extensions = error.extensions.get_or_insert_with(Default::default);
+            extensions.set("code", VALIDATION_FAILED.as_str());
+            return Err(error);
         }
-        request.operation_name = operation_name;
+        // Taken out while the parsed document borrows the request, and put back.
+        let variables = std::mem::take(&mut request.variables);
+        let operation = request.operation_name.clone();
+        let mut collected = None;
+        match request.parsed_query() {
+            Ok(document) => {
+                check(document, self.introspection)?;
+                super::rules::check(document, &self.types)?;
+                let operation = operation.as_deref();
+                let registry = &ctx.schema_env.registry;
+                super::variables::check(registry, document, operation, &variables)?;
+                collected =
+                    super::rules::collect_subscription_root(document, operation, &variables);
+            }
+            Err(_) => {
+                // A syntax error is left to async-graphql, which reports it with its
+                // position; the parser's refusals that are validation rules are not.
+                if let Some(error) = super::rules::parse_failure(&request.query) {
+                    return Err(error);
+                }
+            }
+        }
         request.variables = variables;
+        if let Some(document) = collected {
+            request.set_parsed_query(document);
+        }
         next.run(ctx, request).await
     }
 }

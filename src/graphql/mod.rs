@@ -7,6 +7,7 @@ mod live;
 mod nulls;
 mod orders;
 mod restaurants;
+mod rules;
 mod telemetry;
 mod types;
 mod variables;
@@ -58,7 +59,15 @@ pub enum Caller {
 /// Limits that refuse abusive documents yet admit the standard introspection queries of
 /// GraphiQL and graphql-js (about 15 levels deep).
 pub const MAX_DEPTH: usize = 16;
-pub const MAX_COMPLEXITY: usize = 2_000;
+/// Complexity bounds the values a response may hold: each field counts 1, and a list counts
+/// its selection as many times as it may hold elements — `orders` its `first`, an order's
+/// `items` `MAX_LINES` — while lists the client cannot size (a menu, tables) count once.
+/// The largest response the contract invites, a page of 100 orders of 100 lines each with
+/// every field of the type, counts about 102,000 (`tests/it/calibration.rs`); two such pages
+/// by aliases about 204,000, four pages of four fields per line about 161,000. Aliases and
+/// fragments that multiply fields are bounded by the fields a document may select as well
+/// (`document::MAX_SELECTIONS`).
+pub const MAX_COMPLEXITY: usize = 120_000;
 
 /// How the schema is served, beyond its services.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,6 +81,10 @@ pub fn build(services: Option<Services>) -> AppSchema {
 }
 
 pub fn build_with(services: Option<Services>, options: SchemaOptions) -> AppSchema {
+    // The spec's rules that async-graphql lacks read the served schema from its SDL, which
+    // extensions do not change. It is this crate's own SDL: `rules::tests` parses it.
+    let plain = Schema::build(Query::default(), Mutation::default(), events::Subscription).finish();
+    let types = Arc::new(rules::Types::from_sdl(&plain.sdl()).unwrap_or_default());
     let mut builder = Schema::build(Query::default(), Mutation::default(), events::Subscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
@@ -83,6 +96,7 @@ pub fn build_with(services: Option<Services>, options: SchemaOptions) -> AppSche
         .extension(nulls::NullPropagation)
         .extension(document::DocumentRules {
             introspection: !options.disable_introspection,
+            types,
         });
     if options.disable_introspection {
         builder = builder.disable_introspection();

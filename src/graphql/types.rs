@@ -115,6 +115,8 @@ impl Order {
     async fn status(&self) -> OrderStatus {
         self.0.status.into()
     }
+    /// Counted for complexity as if it held `MAX_LINES` lines, the most an order may have.
+    #[graphql(complexity = "1 + domain::MAX_LINES * child_complexity")]
     async fn items(&self) -> Vec<OrderItem> {
         self.0.items.iter().cloned().map(OrderItem).collect()
     }

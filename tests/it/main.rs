@@ -7,6 +7,7 @@ mod ws_client;
 
 mod api;
 mod authorization;
+mod calibration;
 mod catch_up;
 mod cli;
 mod cluster;
@@ -25,4 +26,5 @@ mod screens;
 mod secrets;
 mod shutdown;
 mod supervision;
+mod validation;
 mod ws_messages;
