@@ -219,7 +219,9 @@ fn timed_out(limit: Duration) -> async_graphql::Response {
 }
 
 /// GET: a WebSocket upgrade for subscriptions, or a query. A mutation through a link or an
-/// image tag must never run.
+/// image tag must never run. HEAD comes here too (axum routes it to the GET handler) and is
+/// answered exactly as GET, its body then dropped (RFC 9110 § 9.3.2): a mutation is refused
+/// the same way.
 async fn graphql_get(
     State(state): State<HttpState>,
     peer: Peer,
