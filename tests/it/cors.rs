@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{sqlite_url, TestServer};
+use crate::support::{metric_value, sqlite_url, TestServer};
 
 /// The origin the test servers list; nothing is served there.
 const LISTED: &str = "http://app.example:5173";
@@ -181,6 +181,10 @@ async fn upgrade(server: &TestServer, origin: Option<&str>) -> (u16, String) {
 async fn a_websocket_upgrade_needs_no_origin_its_own_or_a_listed_one() {
     let server = listing("cors_websocket");
     let unlisting = TestServer::start(&sqlite_url("cors_websocket_none"), &[]);
+    let series = r#"orderhub_connections_refused_total{reason="origin"}"#;
+    // Nodes in this process share one recorder: count from what is there now.
+    let refused_before = metric_value(&server.metrics().await, series).unwrap_or(0.0);
+    let mut refusals = 0.0;
     for (server, listed) in [(&server, true), (&unlisting, false)] {
         let own = server.base.clone();
         let (_, port) = own.rsplit_once(':').expect("base has a port");
@@ -213,7 +217,13 @@ async fn a_websocket_upgrade_needs_no_origin_its_own_or_a_listed_one() {
                 );
                 assert!(response.contains("\"code\":\"FORBIDDEN\""), "{response}");
                 assert!(response.contains("ORDERHUB_CORS_ORIGINS"), "{response}");
+                refusals += 1.0;
             }
         }
     }
+    let refused = metric_value(&server.metrics().await, series).unwrap_or(0.0);
+    assert!(
+        refused - refused_before >= refusals,
+        "{refusals} refusals counted: {refused_before} → {refused}"
+    );
 }
