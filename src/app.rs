@@ -20,6 +20,7 @@ use crate::bus::{LocalBus, RedisBus};
 use crate::config::WsConfig;
 use crate::config::{LogFormat, ServeArgs, StoreArgs};
 use crate::graphql::{self, Services};
+use crate::http::cors::{CrossOrigin, Origin};
 use crate::http::server::ServerLimits;
 use crate::http::{self, HttpState};
 use crate::rate_limit::RateLimiter;
@@ -169,6 +170,8 @@ pub struct Settings {
     pub query_timeout: Duration,
     /// Operations per second per client, sustained, and the burst above it; rate 0 is no limit.
     pub rate_limit: (u32, u32),
+    /// Other origins whose pages may call the API and open WebSockets.
+    pub cors_origins: Vec<Origin>,
 }
 
 impl Settings {
@@ -205,6 +208,7 @@ impl Settings {
             rate_limit_burst,
             query_timeout,
             disable_introspection,
+            cors_origins,
         } = args.clone();
         Settings {
             listen,
@@ -253,6 +257,7 @@ impl Settings {
             max_websockets,
             query_timeout,
             rate_limit: (rate_limit, rate_limit_burst),
+            cors_origins,
         }
     }
 }
@@ -326,6 +331,7 @@ impl App {
             max_message_bytes: settings.max_body_bytes,
             rate_limit,
             query_timeout: settings.query_timeout,
+            cross_origin: CrossOrigin::new(&settings.cors_origins),
         };
         let router = http::router(
             state,
@@ -555,6 +561,7 @@ mod tests {
             "ORDERHUB_RATE_LIMIT" => "7",
             "ORDERHUB_RATE_LIMIT_BURST" => "9",
             "ORDERHUB_QUERY_TIMEOUT" => "6s",
+            "ORDERHUB_CORS_ORIGINS" => "https://app.example,http://127.0.0.1:5173",
             // Switches are given without a value.
             "ORDERHUB_NO_DEMO" | "ORDERHUB_DISABLE_INTROSPECTION" => "",
             _ => return None,

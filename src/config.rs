@@ -1,5 +1,6 @@
 //! Configuration: one clap struct, every option also an environment variable.
 
+use crate::http::cors::Origin;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use orderhub_actors::domain::Role;
 use std::net::SocketAddr;
@@ -200,6 +201,12 @@ pub struct ServeArgs {
     /// by ORDERHUB_COMMAND_TIMEOUT instead, so that a write is never cut half-way.
     #[arg(long, env = "ORDERHUB_QUERY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub query_timeout: Duration,
+
+    /// Origins (`scheme://host[:port]`, comma-separated) whose pages may call the API from a
+    /// browser: CORS for HTTP, and the `Origin` check on WebSocket upgrades. Exact origins only,
+    /// no `*`. Empty: only the server's own pages and clients that are not browsers.
+    #[arg(long, env = "ORDERHUB_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<Origin>,
 
     /// Refuse introspection (`__schema`, `__type`) with GRAPHQL_VALIDATION_FAILED. GraphiQL
     /// needs it, so it is on unless this is set.
@@ -416,6 +423,34 @@ mod tests {
         let cli = Cli::try_parse_from(["orderhub"]);
         std::env::remove_var("ORDERHUB_NO_DEMO");
         assert!(cli.expect("ORDERHUB_NO_DEMO=1 parses").serve.no_demo);
+    }
+
+    #[test]
+    fn cors_origins_are_a_list_checked_at_start() {
+        let parsed = Cli::try_parse_from([
+            "orderhub",
+            "--cors-origins",
+            "https://app.example, HTTP://127.0.0.1:5173",
+        ])
+        .expect("two origins parse");
+        let origins: Vec<String> = parsed
+            .serve
+            .cors_origins
+            .iter()
+            .map(|o| o.to_string())
+            .collect();
+        assert_eq!(origins, ["https://app.example", "http://127.0.0.1:5173"]);
+        for (value, says) in [
+            ("*", "wildcards (`*`) are not accepted"),
+            ("https://app.example/", "no path"),
+            ("app.example", "scheme://host[:port]"),
+        ] {
+            let refused = Cli::try_parse_from(["orderhub", "--cors-origins", value])
+                .expect_err(value)
+                .to_string();
+            assert!(refused.contains(says), "{value}: {refused}");
+        }
+        assert!(Cli::parse_from(["orderhub"]).serve.cors_origins.is_empty());
     }
 
     #[test]

@@ -205,7 +205,7 @@ fn zero() {
     for pool in ["writer", "replica"] {
         metrics::counter!(READS, "pool" => pool).absolute(0);
     }
-    for reason in ["max_connections", "max_websockets"] {
+    for reason in ["max_connections", "max_websockets", "origin"] {
         metrics::counter!(CONNECTIONS_REFUSED, "reason" => reason).absolute(0);
     }
     for transport in ["http", "ws"] {

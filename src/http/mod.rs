@@ -1,5 +1,6 @@
 //! HTTP: the GraphQL endpoint, health checks and GraphiQL.
 
+pub mod cors;
 mod framing;
 mod graphiql;
 pub mod media;
@@ -49,6 +50,8 @@ pub struct HttpState {
     pub rate_limit: Option<Arc<RateLimiter>>,
     /// Queries over HTTP taking longer are answered with TIMEOUT.
     pub query_timeout: Duration,
+    /// Which other origins' pages may call the API and open WebSockets.
+    pub cross_origin: cors::CrossOrigin,
 }
 
 /// Where GraphQL is served, over HTTP and WebSocket.
@@ -63,7 +66,8 @@ pub fn router(state: HttpState, max_body_bytes: usize, with_metrics: bool) -> Ro
     if with_metrics {
         router = router.merge(metrics_router());
     }
-    router
+    let cross_origin = state.cross_origin.clone();
+    let router = router
         .merge(graphiql::routes())
         .merge(screens::routes())
         .route_layer(axum::middleware::from_fn(observe))
@@ -73,9 +77,18 @@ pub fn router(state: HttpState, max_body_bytes: usize, with_metrics: bool) -> Ro
         // Every body; a 413 gets a GraphQL error body below.
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
         .layer(axum::middleware::from_fn(rejection::coded))
-        // Outermost, so that every refusal of a GraphQL request is written in the type the
-        // client accepts.
-        .layer(axum::middleware::from_fn(media::negotiated))
+        // Outermost but for CORS, so that every refusal of a GraphQL request is written in the
+        // type the client accepts.
+        .layer(axum::middleware::from_fn(media::negotiated));
+    if cross_origin.is_empty() {
+        return router;
+    }
+    // Outermost: a preflight is answered before negotiation, and every refusal (406, 413, 415,
+    // 429) carries Access-Control-Allow-Origin, so that a page on a listed origin can read why.
+    router.layer(axum::middleware::from_fn_with_state(
+        cross_origin,
+        cors::cross_origin,
+    ))
 }
 
 /// A span and metrics per request, labelled by route template, never by raw path.
@@ -219,7 +232,9 @@ fn timed_out(limit: Duration) -> async_graphql::Response {
 }
 
 /// GET: a WebSocket upgrade for subscriptions, or a query. A mutation through a link or an
-/// image tag must never run.
+/// image tag must never run. HEAD comes here too (axum routes it to the GET handler) and is
+/// answered exactly as GET, its body then dropped (RFC 9110 § 9.3.2): a mutation is refused
+/// the same way.
 async fn graphql_get(
     State(state): State<HttpState>,
     peer: Peer,
@@ -249,6 +264,16 @@ async fn graphql_get(
 const READ_BUFFER: usize = 1024;
 
 fn websocket(state: HttpState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+    // Any page can open a WebSocket to any server; only the server's own pages and listed
+    // origins may (RFC 6455 § 10.2). Non-browser clients send no Origin and pass.
+    if !state.cross_origin.admits_upgrade(headers) {
+        metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "reason" => "origin").increment(1);
+        let body = error_body(
+            ErrorCode::Forbidden,
+            "WebSocket connections from this Origin are not allowed (ORDERHUB_CORS_ORIGINS)",
+        );
+        return (StatusCode::FORBIDDEN, body).into_response();
+    }
     // tungstenite zero-fills its whole read buffer (128 KiB by default) before each read: at
     // thousands of screens that alone is gigabytes. Client messages are small; a larger one
     // just takes more reads.

@@ -61,14 +61,15 @@ pub fn error_body(code: ErrorCode, message: &str) -> Json<serde_json::Value> {
     Json(json!({"errors": [{"message": message, "extensions": {"code": code.as_str()}}]}))
 }
 
-/// One GraphQL request: from the query string of a GET, or the JSON body of a POST.
+/// One GraphQL request: from the query string of a GET or HEAD, or the JSON body of a POST.
 pub struct GraphQLBody(pub async_graphql::Request);
 
 impl<S: Send + Sync> FromRequest<S> for GraphQLBody {
     type Rejection = Rejection;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Rejection> {
-        if request.method() == Method::GET {
+        // HEAD is GET without the response body (RFC 9110 § 9.3.2): the same request.
+        if request.method() == Method::GET || request.method() == Method::HEAD {
             return parse_query_string(request.uri()).map(GraphQLBody);
         }
         check_content_type(request.headers())?;

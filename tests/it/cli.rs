@@ -38,7 +38,7 @@ fn bad_configuration_fails_with_one_line() {
         .expect("addr")
         .port();
     let unreachable = format!("postgres://postgres@127.0.0.1:{closed_port}/x?connect_timeout=2");
-    let cases: [(&[(&str, &str)], &str); 4] = [
+    let cases: [(&[(&str, &str)], &str); 6] = [
         (
             &[("DATABASE_URL", "mysql://localhost/x")],
             "DATABASE_URL must start with",
@@ -49,6 +49,17 @@ fn bad_configuration_fails_with_one_line() {
         ),
         (&[("ORDERHUB_JWT_SECRET", "short")], "at least 32 bytes"),
         (&[("ORDERHUB_LISTEN", "not-an-address")], "invalid value"),
+        (
+            &[("ORDERHUB_CORS_ORIGINS", "*")],
+            "wildcards (`*`) are not accepted",
+        ),
+        (
+            &[(
+                "ORDERHUB_CORS_ORIGINS",
+                "https://a.example,https://b.example/",
+            )],
+            "\"https://b.example/\" is not an origin (an origin has no path",
+        ),
     ];
     for (env, expected) in cases {
         let output = run(&[], env, &dir);

@@ -166,3 +166,98 @@ async fn a_trickled_body_is_cut_at_its_deadline() {
     let (status, response) = read_response(&mut socket, Duration::from_secs(5)).await;
     assert_eq!(status, 200, "{response}");
 }
+
+/// The status line and header fields of a raw response, names lowercased, `Date` left out,
+/// sorted by name; and its body.
+fn head_and_body(response: &str) -> (Vec<(String, String)>, &str) {
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response, ""));
+    let mut lines = head.split("\r\n");
+    let mut fields = vec![("status".to_owned(), lines.next().unwrap_or("").to_owned())];
+    fields.extend(
+        lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .filter(|(name, _)| name != "date"),
+    );
+    // The order of different fields means nothing (RFC 9110 § 5.3); of equal ones it does,
+    // and a stable sort keeps it.
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    (fields, body)
+}
+
+/// HEAD is GET without the body (RFC 9110 § 9.3.2) on every route that answers GET: the same
+/// status and header fields, `Content-Type` and `Content-Length` included, and no body. A
+/// mutation by HEAD is refused as by GET, never run.
+#[tokio::test]
+async fn head_is_get_without_the_body_on_every_get_route() {
+    let server = TestServer::start(&sqlite_url("framing_head"), &[]);
+    let (_, address) = connect(&server).await;
+    let f = server.fixture().await;
+    // Puts the sold-out Special back on the menu, if it ever runs.
+    let mutation = format!(
+        "/graphql?query=mutation%7BsetMenuItemAvailability(menuItemId%3A%22{}%22%2Cavailable%3Atrue)%7Bid%7D%7D",
+        f.menu[2]
+    );
+    for (target, accept, status) in [
+        (QUERY, "application/json", 200),
+        (QUERY, "application/graphql-response+json", 200),
+        (
+            "/graphql?query=%7Bnope%7D",
+            "application/graphql-response+json",
+            400,
+        ),
+        ("/graphql", "*/*", 400),
+        (QUERY, "text/html", 406),
+        (mutation.as_str(), "*/*", 405),
+        ("/", "text/html", 200),
+        ("/kitchen", "text/html", 200),
+        ("/order", "text/html", 200),
+        ("/assets/screens/client.js", "*/*", 200),
+        ("/assets/screens/nothing.js", "*/*", 404),
+        ("/healthz", "*/*", 200),
+        ("/readyz", "*/*", 200),
+        ("/metrics", "*/*", 200),
+    ] {
+        let request = |method: &str| {
+            format!(
+                "{method} {target} HTTP/1.1\r\nHost: {address}\r\nAccept: {accept}\r\n\
+                 Authorization: Bearer {}\r\nConnection: close\r\n\r\n",
+                f.staff
+            )
+        };
+        let (got, get) = exchange(&server, &request("GET")).await;
+        assert_eq!(got, status, "GET {target}: {get}");
+        let (headed, head) = exchange(&server, &request("HEAD")).await;
+        let (mut get_fields, get_body) = head_and_body(&get);
+        let (mut head_fields, head_body) = head_and_body(&head);
+        assert_eq!(headed, got, "HEAD {target}: {head}");
+        assert!(
+            status == 404 || !get_body.is_empty(),
+            "GET {target} has a body"
+        );
+        assert_eq!(head_body, "", "HEAD {target} has none");
+        if target == "/metrics" {
+            // The exposition grows between the two requests; its length with it.
+            get_fields.retain(|(name, _)| name != "content-length");
+            head_fields.retain(|(name, _)| name != "content-length");
+        } else {
+            assert!(
+                head_fields.iter().any(|(name, _)| name == "content-length"),
+                "HEAD {target} gives the length GET would have: {head}"
+            );
+        }
+        assert_eq!(head_fields, get_fields, "HEAD {target} vs GET");
+    }
+    let menu = server
+        .gql(
+            Some(&f.staff),
+            "query($r: ID!) { restaurant(id: $r) { menu { id available } } }",
+            serde_json::json!({"r": f.restaurant}),
+        )
+        .await;
+    assert_eq!(
+        menu.at("restaurant.menu")[2]["available"],
+        false,
+        "the mutation sent by GET and HEAD never ran"
+    );
+}

@@ -11,6 +11,7 @@ mod calibration;
 mod catch_up;
 mod cli;
 mod cluster;
+mod cors;
 mod faults;
 mod framing;
 mod hostile;

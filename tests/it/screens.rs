@@ -9,7 +9,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use crate::support::{sqlite, Fixture, NodeProcess, ADVANCE, CANCEL, SECRET};
+use crate::support::{
+    sqlite, sqlite_url, Api, Fixture, NodeProcess, TestServer, ADVANCE, CANCEL, SECRET,
+};
 
 /// How long a scenario may take in all; the script's own watchdog fires earlier.
 const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
@@ -253,6 +255,75 @@ async fn a_double_tap_or_a_retry_orders_once() {
     let server = sqlite();
     let f = server.fixture().await;
     in_browser("double.mjs", &server.base, &f);
+}
+
+/// The orders a restaurant has, as its staff sees them.
+async fn placed_orders(server: &Api, f: &Fixture) -> usize {
+    let orders = server
+        .gql(
+            Some(&f.staff),
+            "query($r: ID!) { orders(restaurantId: $r, statuses: [PLACED], first: 100) { edges { node { id } } } }",
+            json!({"r": f.restaurant}),
+        )
+        .await;
+    orders.at("orders.edges").as_array().map_or(0, Vec::len)
+}
+
+/// An app served from its own origin (a page on a second loopback port) places an order with
+/// `fetch` and a token, and opens a graphql-transport-ws WebSocket: both work against a server
+/// whose `ORDERHUB_CORS_ORIGINS` lists its origin; against one whose list lacks it, Chromium
+/// blocks the fetch at the preflight (no order is placed) and the upgrade is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_on_another_origin_orders_only_when_its_origin_is_listed() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("address"));
+    let html = std::fs::read_to_string(repo_file("tests/browser/cross_origin.html")).expect("page");
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let html = html.clone();
+            async move { axum::response::Html(html) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let allowed = TestServer::start(
+        &sqlite_url("cross_origin_allowed"),
+        &[
+            "--cors-origins",
+            &format!("https://elsewhere.example,{origin}"),
+        ],
+    );
+    let refused = TestServer::start(
+        &sqlite_url("cross_origin_refused"),
+        &["--cors-origins", "https://elsewhere.example"],
+    );
+    let (fa, fr) = (allowed.fixture().await, refused.fixture().await);
+    let input = |f: &Fixture| f.order_input("from-another-origin", &[(0, 1)]).to_string();
+    let (input_a, input_r) = (input(&fa), input(&fr));
+    let page = format!("{origin}/");
+    let env = [
+        ("PAGE", page.as_str()),
+        ("ALLOWED_BASE", &allowed.base),
+        ("ALLOWED_TOKEN", &fa.customer),
+        ("ALLOWED_INPUT", &input_a),
+        ("REFUSED_BASE", &refused.base),
+        ("REFUSED_TOKEN", &fr.customer),
+        ("REFUSED_INPUT", &input_r),
+    ];
+    tokio::task::block_in_place(|| Scenario::start("cross_origin.mjs", &env).passes());
+    assert_eq!(
+        placed_orders(&allowed, &fa).await,
+        1,
+        "the listed app ordered"
+    );
+    assert_eq!(
+        placed_orders(&refused, &fr).await,
+        0,
+        "the POST never reached the server"
+    );
 }
 
 /// A free loopback port, so that a restarted node comes back where the browser left it.
