@@ -738,8 +738,23 @@ async fn subscribers_of_the_same_events_share_one_execution() {
     // Resuming while events stream in: the seam between replay and the cohort moves.
     let mut resumed = Vec::new();
     for after in [0, 3, 7] {
-        // A pace, not a wait: each joins a little further into the stream.
-        tokio::time::sleep(Duration::from_millis(15)).await;
+        // Each joins a little further into the stream, once its resume point exists (one
+        // past the newest event is HISTORY_GONE).
+        eventually(
+            &format!("event {after} is written"),
+            Duration::from_secs(10),
+            async || {
+                let page = server
+                    .gql(
+                        Some(&f.staff),
+                        "query($r: ID!) { orders(restaurantId: $r, first: 100) { edges { node { id } } } }",
+                        json!({"r": f.restaurant}),
+                    )
+                    .await;
+                page.at("orders.edges").as_array().map_or(0, Vec::len) >= after as usize
+            },
+        )
+        .await;
         let mut client = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
         let variables = json!({"r": f.restaurant, "after": after});
         client.subscribe("k", RESTAURANT_EVENTS, variables).await;
