@@ -166,11 +166,7 @@ async fn upgrade(server: &TestServer, origin: Option<&str>) -> (u16, String) {
         }
     }
     let response = String::from_utf8_lossy(&response).into_owned();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {response:?}"));
+    let status = crate::support::status_line(&response);
     (status, response)
 }
 

@@ -27,11 +27,7 @@ async fn read_response(socket: &mut TcpStream, within: Duration) -> (u16, String
     let mut response = Vec::new();
     let _ = tokio::time::timeout(within, socket.read_to_end(&mut response)).await;
     let response = String::from_utf8_lossy(&response).into_owned();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {response:?}"));
+    let status = crate::support::status_line(&response);
     (status, response)
 }
 

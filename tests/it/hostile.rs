@@ -806,11 +806,7 @@ async fn streamed(api: &Api, bytes: usize, announced: bool) -> Outcome {
     let mut response = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut response)).await;
     let response = String::from_utf8_lossy(&response);
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {response:?}"));
+    let status = crate::support::status_line(&response);
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or_default();
     let content_type = head
         .lines()

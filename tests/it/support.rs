@@ -716,3 +716,13 @@ pub async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The status code of a raw HTTP/1.1 response (`HTTP/1.1 408 Request Timeout…`); panics with
+/// the response when it has none.
+pub fn status_line(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {response:?}"))
+}
