@@ -20,6 +20,26 @@ pub struct OrderQuery {
     pub before: Option<(Timestamp, OrderId)>,
 }
 
+/// A page of orders and the newest event of the restaurant it reflects, read together in one
+/// statement: subscribing with `after: seq` then delivers exactly what the page lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OrderPage {
+    pub orders: Vec<Order>,
+    /// The restaurant's `last_seq` as the page's snapshot saw it; 0 for no such restaurant.
+    pub seq: i64,
+}
+
+/// How fresh a read must be. Only reads that may be a little stale take this; everything else
+/// goes to the writer anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Freshness {
+    /// A replica may serve it, within the client's read-your-writes rule.
+    #[default]
+    Recent,
+    /// From the writer: it reflects every committed change.
+    Current,
+}
+
 /// Something that belongs to one restaurant, to find out which one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owned<'a> {
@@ -42,12 +62,28 @@ pub trait Store: Send + Sync + 'static {
     async fn create_restaurant(&self, restaurant: &Restaurant) -> Result<(), StoreError>;
     async fn count_restaurants(&self) -> Result<i64, StoreError>;
 
-    async fn restaurant(&self, id: &RestaurantId) -> Result<Option<Restaurant>, StoreError>;
+    async fn restaurant(
+        &self,
+        id: &RestaurantId,
+        freshness: Freshness,
+    ) -> Result<Option<Restaurant>, StoreError>;
     /// In display order.
-    async fn menu(&self, restaurant: &RestaurantId) -> Result<Vec<MenuItem>, StoreError>;
-    async fn tables(&self, restaurant: &RestaurantId) -> Result<Vec<Table>, StoreError>;
-    async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError>;
-    async fn orders(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError>;
+    async fn menu(
+        &self,
+        restaurant: &RestaurantId,
+        freshness: Freshness,
+    ) -> Result<Vec<MenuItem>, StoreError>;
+    async fn tables(
+        &self,
+        restaurant: &RestaurantId,
+        freshness: Freshness,
+    ) -> Result<Vec<Table>, StoreError>;
+    async fn order(&self, id: &OrderId, freshness: Freshness) -> Result<Option<Order>, StoreError>;
+    async fn orders(
+        &self,
+        query: &OrderQuery,
+        freshness: Freshness,
+    ) -> Result<OrderPage, StoreError>;
     async fn owner(&self, thing: Owned<'_>) -> Result<Option<RestaurantId>, StoreError>;
     /// Events with seq > `after`, in seq order, at most `limit`.
     async fn events(
@@ -80,6 +116,20 @@ pub struct History {
 }
 
 impl History {
+    /// What a restaurant whose newest event is `last_seq` has had, retention aside.
+    pub fn up_to(last_seq: i64) -> Self {
+        Self {
+            first_retained: None,
+            last_seq,
+        }
+    }
+
+    /// Whether event `seq` exists or existed (0 stands for "before the first event"), the
+    /// bound of a causal read's `atLeastSeq`.
+    pub fn has_had(&self, seq: i64) -> bool {
+        (0..=self.last_seq).contains(&seq)
+    }
+
     /// Whether a subscriber that has seen every event up to `after` can resume from there:
     /// `after` is not past the newest event (a client ahead of the store, say after a restore
     /// from a backup, would otherwise ignore every event up to its own seq, silently) and every
@@ -177,11 +227,16 @@ pub trait Bus: EventSink {
     }
 }
 
-/// Read-your-writes across a lagging replica: told which client wrote, the store's read routing
-/// sends that client's next reads where they see the write.
-pub trait WriteTracker: Send + Sync + 'static {
-    /// `client` (a token's `sub`) has written, or may have: a command that timed out counts.
+/// Consistent reads across a lagging replica, decided without a round trip.
+pub trait ReadRouter: Send + Sync + 'static {
+    /// Read-your-writes: `client` (a token's `sub`) has written, or may have (a command that
+    /// timed out counts), so its next reads go where they see the write.
     fn client_wrote(&self, client: &str);
+
+    /// Causal reads: how fresh a read must be to reflect event `seq` of `restaurant`, the
+    /// contract's `atLeastSeq`. `Recent` once the replica is known to have applied that event,
+    /// else `Current`. Never waits.
+    fn freshness_for(&self, restaurant: &RestaurantId, seq: i64) -> Freshness;
 }
 
 /// The time, so tests can move it.

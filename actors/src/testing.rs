@@ -16,8 +16,8 @@ use crate::domain::{
     StaffCall, Table, TableId, Timestamp,
 };
 use crate::ports::{
-    Bus, BusSignal, Clock, Counters, EventSink, History, Listener, Listening, OrderQuery, Owned,
-    RestaurantTx, Store,
+    Bus, BusSignal, Clock, Counters, EventSink, Freshness, History, Listener, Listening, OrderPage,
+    OrderQuery, Owned, RestaurantTx, Store,
 };
 use crate::StoreError;
 
@@ -201,26 +201,38 @@ impl Store for MemoryStore {
         i64::try_from(count).map_err(|e| StoreError::Internal(e.to_string()))
     }
 
-    async fn restaurant(&self, id: &RestaurantId) -> Result<Option<Restaurant>, StoreError> {
+    async fn restaurant(
+        &self,
+        id: &RestaurantId,
+        _: Freshness,
+    ) -> Result<Option<Restaurant>, StoreError> {
         self.shared.check(false)?;
         Ok(self.read(id, |data| data.restaurant.clone()))
     }
 
-    async fn menu(&self, restaurant: &RestaurantId) -> Result<Vec<MenuItem>, StoreError> {
+    async fn menu(
+        &self,
+        restaurant: &RestaurantId,
+        _: Freshness,
+    ) -> Result<Vec<MenuItem>, StoreError> {
         self.shared.check(false)?;
         Ok(self
             .read(restaurant, |data| data.menu.clone())
             .unwrap_or_default())
     }
 
-    async fn tables(&self, restaurant: &RestaurantId) -> Result<Vec<Table>, StoreError> {
+    async fn tables(
+        &self,
+        restaurant: &RestaurantId,
+        _: Freshness,
+    ) -> Result<Vec<Table>, StoreError> {
         self.shared.check(false)?;
         Ok(self
             .read(restaurant, |data| data.tables.clone())
             .unwrap_or_default())
     }
 
-    async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+    async fn order(&self, id: &OrderId, _: Freshness) -> Result<Option<Order>, StoreError> {
         self.shared.check(false)?;
         Ok(self.slots().iter().find_map(|slot| {
             let data = lock(&slot.committed);
@@ -228,11 +240,12 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn orders(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError> {
+    async fn orders(&self, query: &OrderQuery, _: Freshness) -> Result<OrderPage, StoreError> {
         self.shared.check(false)?;
-        let mut orders: Vec<Order> = self
+        let (mut orders, seq) = self
             .read(&query.restaurant_id, |data| {
-                data.orders
+                let orders: Vec<Order> = data
+                    .orders
                     .iter()
                     .map(|stored| &stored.order)
                     .filter(|o| query.statuses.is_empty() || query.statuses.contains(&o.status))
@@ -243,13 +256,14 @@ impl Store for MemoryStore {
                             .is_none_or(|(at, id)| (o.placed_at, &o.id) < (*at, id))
                     })
                     .cloned()
-                    .collect()
+                    .collect();
+                (orders, data.counters.last_seq)
             })
             .unwrap_or_default();
         // Newest first, as the SQL store's keyset order (placed_at DESC, id DESC).
         orders.sort_by(|a, b| (b.placed_at, &b.id).cmp(&(a.placed_at, &a.id)));
         orders.truncate(query.limit);
-        Ok(orders)
+        Ok(OrderPage { orders, seq })
     }
 
     async fn owner(&self, thing: Owned<'_>) -> Result<Option<RestaurantId>, StoreError> {

@@ -1,4 +1,5 @@
 //! The small parts of the ports that adapters rely on: which history covers a resume point,
+//! which events a causal read may ask for,
 //! a listener's guard, and the defaults a bus and a clock get.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,6 +33,17 @@ fn a_history_covers_a_resume_point_only_if_nothing_after_it_was_pruned() {
         last_seq: 0,
     };
     assert!(fresh.covers(0));
+}
+
+#[test]
+fn a_causal_read_may_ask_for_any_event_up_to_the_newest() {
+    let history = History::up_to(10);
+    assert!(history.has_had(0), "before the first event");
+    assert!(history.has_had(10));
+    assert!(!history.has_had(11));
+    assert!(!history.has_had(-1));
+    assert!(History::up_to(0).has_had(0));
+    assert!(!History::up_to(0).has_had(1));
 }
 
 #[test]

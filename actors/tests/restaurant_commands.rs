@@ -11,7 +11,7 @@ use orderhub_actors::domain::{
     DomainError, EventKind, LineRequest, MenuItem, MenuItemId, NewMenuItem, OrderId, OrderStatus,
     Principal, RestaurantId, Role, StaffCall, Table, TableId, Timestamp,
 };
-use orderhub_actors::ports::Store;
+use orderhub_actors::ports::{Freshness, Store};
 use orderhub_actors::restaurant::{RegistryConfig, RestaurantMsg};
 use orderhub_actors::CommandError;
 
@@ -249,7 +249,7 @@ async fn availability_changes_are_published_and_a_sold_out_item_cannot_be_ordere
     assert_eq!(f.event_seqs().await, [1, 2]);
     let order = f.place(f.request("key-1", 1)).await.expect("place");
     assert_eq!(order.number, 1, "the refused order took a ticket");
-    assert!(f.store.menu(f.id()).await.expect("menu")[0].available);
+    assert!(f.store.menu(f.id(), Freshness::Recent).await.expect("menu")[0].available);
 }
 
 #[tokio::test(start_paused = true)]
@@ -270,8 +270,14 @@ async fn only_staff_change_availability_and_only_of_their_own_items() {
     );
     assert_eq!(unknown, DomainError::NotFound("menu item"));
 
-    assert!(f.store.menu(f.id()).await.expect("menu")[0].available);
-    assert!(f.store.menu(elsewhere.id()).await.expect("menu")[0].available);
+    assert!(f.store.menu(f.id(), Freshness::Recent).await.expect("menu")[0].available);
+    assert!(
+        f.store
+            .menu(elsewhere.id(), Freshness::Recent)
+            .await
+            .expect("menu")[0]
+            .available
+    );
     assert!(f.events().await.is_empty());
 }
 
@@ -351,12 +357,12 @@ async fn admins_create_tables_and_menu_items_that_can_be_ordered_at_once() {
 
     assert!(f
         .store
-        .tables(f.id())
+        .tables(f.id(), Freshness::Recent)
         .await
         .expect("tables")
         .contains(&table));
     assert_eq!(
-        f.store.menu(f.id()).await.expect("menu"),
+        f.store.menu(f.id(), Freshness::Recent).await.expect("menu"),
         [f.seeded.item.clone(), gyoza.clone(), hidden]
     );
     assert!(f.events().await.is_empty(), "setup changes publish nothing");
@@ -391,11 +397,14 @@ async fn setup_commands_are_for_admins_and_check_their_input() {
     assert!(matches!(negative, DomainError::BadInput(_)), "{negative:?}");
 
     assert_eq!(
-        f.store.tables(f.id()).await.expect("tables"),
+        f.store
+            .tables(f.id(), Freshness::Recent)
+            .await
+            .expect("tables"),
         std::slice::from_ref(&f.seeded.table)
     );
     assert_eq!(
-        f.store.menu(f.id()).await.expect("menu"),
+        f.store.menu(f.id(), Freshness::Recent).await.expect("menu"),
         std::slice::from_ref(&f.seeded.item)
     );
 }

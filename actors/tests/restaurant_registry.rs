@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{eventually, let_pass, RestaurantFixture as Fixture};
 use orderhub_actors::domain::{Order, PlaceOrderRequest, Principal, RestaurantId};
 use orderhub_actors::faults::{panic_next, Target};
-use orderhub_actors::ports::{RestaurantTx, Store};
+use orderhub_actors::ports::{Freshness, RestaurantTx, Store};
 use orderhub_actors::restaurant::{RegistryConfig, RestaurantMsg, RestaurantRegistry};
 use orderhub_actors::supervisor::{MAX_RESTARTS, RESTART_PERIOD};
 use orderhub_actors::CommandError;
@@ -410,7 +410,10 @@ async fn the_ports_the_registry_lends_are_those_its_actors_use() {
     let order = f.place(f.request("key-1", 1)).await.expect("place");
     let deps = f.registry.deps();
     assert_eq!(
-        deps.store.order(&order.id).await.expect("read the order"),
+        deps.store
+            .order(&order.id, Freshness::Recent)
+            .await
+            .expect("read the order"),
         Some(order.clone())
     );
     assert_eq!(deps.clock.now(), order.placed_at);

@@ -8,11 +8,15 @@
 // - Events are applied in seq order, each once: seq <= the last applied one is skipped. After a
 //   disconnect or a SLOW_CONSUMER cut the subscription resumes with `after: lastSeq`, and the
 //   server replays everything missed.
-// - Without a seq yet (first load, or HISTORY_GONE), it subscribes live and loads the open
-//   orders with the `orders` query; a second load a few seconds later catches an event that
-//   fell between the first load and the subscription taking effect. HISTORY_GONE (`after`
-//   pruned, or past the newest event after a restore from a backup) first empties the board:
-//   what it held may never have happened.
+// - Without a seq yet (first load, or HISTORY_GONE), it loads the open orders with the `orders`
+//   query, whose `seq` is the newest event the page reflects (even from a lagging replica), and
+//   then subscribes with `after: seq`: the snapshot plus the events after it hold every order
+//   exactly once, so one load is enough. HISTORY_GONE (`after` pruned, or past the newest event
+//   after a restore from a backup) first empties the board: what it held may never have
+//   happened.
+// - A read made because of an event (a table the board does not know yet, an order to refresh)
+//   passes `atLeastSeq: lastSeq`, so a replica that has not applied that event yet is not
+//   asked.
 
 import {
   ApiError, Beeper, Live, age, claims, el, expired, gql, readFragment, showConnection,
@@ -34,17 +38,18 @@ const ORDER = `fragment Ticket on Order {
   id number status version tableId note placedAt updatedAt
   items { menuItemId name quantity note }
 }`;
-const RESTAURANT = `query Kitchen($r: ID!) { restaurant(id: $r) {
+const RESTAURANT = `query Kitchen($r: ID!, $seq: Int) { restaurant(id: $r, atLeastSeq: $seq) {
   name currency tables { id name } menu { id name available price { amount currency } }
 } }`;
-const TABLES = `query Tables($r: ID!) { restaurant(id: $r) { tables { id name } } }`;
+const TABLES = `query Tables($r: ID!, $seq: Int) { restaurant(id: $r, atLeastSeq: $seq) { tables { id name } } }`;
 const OPEN_ORDERS = `query OpenOrders($r: ID!, $after: String) {
   orders(restaurantId: $r, statuses: [PLACED, ACCEPTED, PREPARING, READY], first: 100, after: $after) {
     edges { node { ...Ticket } }
     pageInfo { hasNextPage endCursor }
+    seq
   }
 } ${ORDER}`;
-const ONE_ORDER = `query OneOrder($o: ID!) { order(id: $o) { ...Ticket } } ${ORDER}`;
+const ONE_ORDER = `query OneOrder($o: ID!, $seq: Int) { order(id: $o, atLeastSeq: $seq) { ...Ticket } } ${ORDER}`;
 const EVENTS = `subscription Board($r: ID!, $after: Int) {
   restaurantEvents(restaurantId: $r, after: $after) {
     __typename seq at
@@ -90,27 +95,42 @@ class Board {
   }
 
   async start() {
-    const data = await gql(this.token, RESTAURANT, { r: this.restaurantId });
-    if (!data.restaurant) throw new ApiError("NOT_FOUND", "This restaurant does not exist.");
-    const { name, tables, menu } = data.restaurant;
+    const { name } = await this.setUp(null);
     $("restaurant").textContent = name;
     document.title = `Kitchen — ${name}`;
-    for (const table of tables) this.tables.set(table.id, table.name);
-    for (const item of menu) this.menu.set(item.id, item);
     this.element.hidden = false;
     $("menu-button").hidden = false;
     $("connection").hidden = false;
     this.live = new Live(this.token, (state) => this.connection(state));
+    setInterval(() => this.tick(), 5000);
+    this.tick();
+    await this.follow();
+  }
+
+  /** Loads the board, then follows the events after what it loaded (see the top of this file). */
+  async follow() {
+    for (;;) {
+      try {
+        this.lastSeq = await this.load();
+        break;
+      } catch (error) {
+        this.problem(`Could not load the orders (${error.message}); retrying.`);
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+      }
+    }
+    this.problem(null);
+    this.element.dataset.lastSeq = this.lastSeq;
+    // The menu as of the orders loaded at least: the events after them replay what follows.
+    await this.setUp(this.lastSeq).catch(() => {});
+    if (this.events) {
+      this.events.restart();
+      return;
+    }
     this.events = this.live.subscribe(EVENTS, () => ({ r: this.restaurantId, after: this.lastSeq }), {
-      started: () => {
-        if (this.lastSeq === null) this.resync();
-      },
       next: (data) => this.event(data.restaurantEvents),
       error: (error) => this.eventsFailed(error),
       complete: () => this.events.restart(1000),
     });
-    setInterval(() => this.tick(), 5000);
-    this.tick();
   }
 
   connection(state) {
@@ -118,37 +138,32 @@ class Board {
     if (state === "unauthorized") signIn("The server refused this token. Sign in again.");
   }
 
-  /** Loads the open orders now and again in a few seconds (see the top of this file). */
-  resync() {
-    this.load();
-    clearTimeout(this.resyncTimer);
-    this.resyncTimer = setTimeout(() => this.load(), 3000);
+  /** Reads the restaurant's tables and menu, reflecting at least event `seq`. */
+  async setUp(seq) {
+    const { restaurant } = await gql(this.token, RESTAURANT, { r: this.restaurantId, seq });
+    if (!restaurant) throw new ApiError("NOT_FOUND", "This restaurant does not exist.");
+    for (const table of restaurant.tables) this.tables.set(table.id, table.name);
+    for (const item of restaurant.menu) this.menu.set(item.id, item);
+    this.render();
+    this.renderMenu();
+    return restaurant;
   }
 
+  /**
+   * Puts the open orders on the board and returns the seq they reflect: the first page's (later
+   * pages reflect as much or more; the events after it replay what they add, and versions keep
+   * each order's newest state).
+   */
   async load() {
-    try {
-      const seen = new Set();
-      let after = null;
-      do {
-        const { orders } = await gql(this.token, OPEN_ORDERS, { r: this.restaurantId, after });
-        for (const { node } of orders.edges) {
-          seen.add(node.id);
-          this.apply(node);
-        }
-        after = orders.pageInfo.hasNextPage ? orders.pageInfo.endCursor : null;
-      } while (after);
-      // An order on the board but not among the open ones may have been served or cancelled
-      // unseen; ask for it. (Orders are never deleted: a null answer is a lagging read.)
-      for (const id of [...this.orders.keys()].filter((id) => !seen.has(id))) {
-        const { order } = await gql(this.token, ONE_ORDER, { o: id });
-        if (order) this.apply(order);
-      }
-      this.problem(null);
-    } catch (error) {
-      this.problem(`Could not load the orders (${error.message}); retrying.`);
-      clearTimeout(this.resyncTimer);
-      this.resyncTimer = setTimeout(() => this.load(), 3000);
-    }
+    let seq = null;
+    let after = null;
+    do {
+      const { orders } = await gql(this.token, OPEN_ORDERS, { r: this.restaurantId, after });
+      seq ??= orders.seq;
+      for (const { node } of orders.edges) this.apply(node);
+      after = orders.pageInfo.hasNextPage ? orders.pageInfo.endCursor : null;
+    } while (after);
+    return seq;
   }
 
   event(event) {
@@ -196,7 +211,7 @@ class Board {
         this.orders.clear();
         this.versions.clear();
         this.render();
-        this.events.restart();
+        this.follow();
         break;
       case "UNAUTHENTICATED":
       case "FORBIDDEN":
@@ -223,7 +238,7 @@ class Board {
     if (this.tablesLoading) return;
     this.tablesLoading = true;
     try {
-      const { restaurant } = await gql(this.token, TABLES, { r: this.restaurantId });
+      const { restaurant } = await gql(this.token, TABLES, { r: this.restaurantId, seq: this.lastSeq });
       for (const table of restaurant?.tables ?? []) this.tables.set(table.id, table.name);
       this.render();
     } catch {
@@ -258,7 +273,7 @@ class Board {
 
   async refresh(id) {
     try {
-      const { order } = await gql(this.token, ONE_ORDER, { o: id });
+      const { order } = await gql(this.token, ONE_ORDER, { o: id, seq: this.lastSeq });
       if (order) this.apply(order);
     } catch {
       // The events bring it anyway.

@@ -4,7 +4,7 @@ use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
 use async_graphql::{Context, Interface, SimpleObject, Subscription as SubscriptionRoot, ID};
 use orderhub_actors::channel::Filter;
 use orderhub_actors::domain::{self, OrderId, RestaurantId};
-use orderhub_actors::ports::Owned;
+use orderhub_actors::ports::{Freshness, Owned};
 use orderhub_actors::ErrorCode;
 
 use super::live::{self, Rendered};
@@ -121,9 +121,10 @@ impl Subscription {
             .channels
             .join(&restaurant, filter, expires_in)
             .await?;
+        // From the writer: the state that the changes after the join build on.
         let current = services
             .store
-            .order(&order_id)
+            .order(&order_id, Freshness::Current)
             .await?
             .filter(|order| by.may_see_order(order))
             .ok_or_else(|| ApiError::not_found("order"))?;

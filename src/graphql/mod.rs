@@ -16,7 +16,7 @@ use async_graphql::{Context, MergedObject, Schema, ID};
 use orderhub_actors::channel::ChannelRegistry;
 use orderhub_actors::domain::Principal;
 use orderhub_actors::domain::RestaurantId;
-use orderhub_actors::ports::{Owned, Store, WriteTracker};
+use orderhub_actors::ports::{Freshness, History, Owned, ReadRouter, Store};
 use orderhub_actors::restaurant::{Reply, RestaurantMsg, RestaurantRegistry};
 use orderhub_actors::ErrorCode;
 use std::sync::Arc;
@@ -44,8 +44,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub registry: RestaurantRegistry,
     pub channels: ChannelRegistry,
-    /// Read-your-writes: commands tell it who wrote.
-    pub reads: Arc<dyn WriteTracker>,
+    /// Read-your-writes (commands tell it who wrote) and causal reads (`atLeastSeq`).
+    pub reads: Arc<dyn ReadRouter>,
 }
 
 /// Who sent a request, attached per request by the transport.
@@ -148,6 +148,50 @@ pub(crate) async fn owner(
         .await?
         .filter(|restaurant| by.may_view_restaurant(restaurant).is_ok())
         .ok_or_else(|| ApiError::not_found(what))
+}
+
+/// How fresh a read of `restaurant` must be to reflect its event `at_least_seq` (the
+/// contract's `atLeastSeq`, described above `type Query`): a replica once it has applied that
+/// event, else the writer; nobody waits. A seq beyond the restaurant's newest is
+/// `BAD_USER_INPUT`: that is checked on the writer, which a read that cannot use the replica
+/// goes to anyway.
+pub(crate) async fn freshness(
+    ctx: &Context<'_>,
+    restaurant: &RestaurantId,
+    at_least_seq: Option<i32>,
+) -> ApiResult<Freshness> {
+    let Some(seq) = at_least(at_least_seq)? else {
+        return Ok(Freshness::Recent);
+    };
+    let services = services(ctx)?;
+    let freshness = services.reads.freshness_for(restaurant, seq);
+    if freshness == Freshness::Current {
+        let newest = services
+            .store
+            .history(restaurant)
+            .await?
+            .map_or(0, |history| history.last_seq);
+        reflects(seq, newest)?;
+    }
+    Ok(freshness)
+}
+
+/// `atLeastSeq` as a seq: 0 or more.
+pub(crate) fn at_least(at_least_seq: Option<i32>) -> ApiResult<Option<i64>> {
+    match at_least_seq {
+        Some(seq) if seq.is_negative() => Err(ApiError::bad_input("atLeastSeq must be 0 or more")),
+        seq => Ok(seq.map(i64::from)),
+    }
+}
+
+/// `atLeastSeq` may name only an event that exists: at most `newest`.
+pub(crate) fn reflects(at_least_seq: i64, newest: i64) -> ApiResult<()> {
+    if !History::up_to(newest).has_had(at_least_seq) {
+        return Err(ApiError::bad_input(format!(
+            "atLeastSeq {at_least_seq} is past the restaurant's newest event, {newest}"
+        )));
+    }
+    Ok(())
 }
 
 /// Runs a command on the restaurant's actor as the caller, and remembers that the caller

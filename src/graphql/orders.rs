@@ -7,11 +7,14 @@ use orderhub_actors::domain::{
     self, LineRequest, MenuItemId, OrderId, PlaceOrderRequest, Principal, RestaurantId, TableId,
     Timestamp,
 };
-use orderhub_actors::ports::{OrderQuery as PageQuery, Owned};
+use orderhub_actors::ports::{Freshness, OrderPage, OrderQuery as PageQuery, Owned};
 use orderhub_actors::restaurant::{Reply, RestaurantMsg};
 
 use super::types::{Order, OrderConnection, OrderEdge, OrderStatus, PageInfo};
-use super::{command, owner, parse_id, principal, services, ApiError, ApiResult};
+use super::{
+    at_least, command, freshness, owner, parse_id, principal, reflects, services, ApiError,
+    ApiResult,
+};
 
 const MAX_PAGE: i32 = 100;
 
@@ -21,10 +24,34 @@ pub struct OrderQuery;
 #[Object]
 impl OrderQuery {
     /// A customer may read the orders of its own table; staff those of its restaurant.
-    async fn order(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Order>> {
+    async fn order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        at_least_seq: Option<i32>,
+    ) -> ApiResult<Option<Order>> {
         let by = principal(ctx)?;
         let id = parse_id("id", &id, OrderId::parse)?;
-        let order = services(ctx)?.store.order(&id).await?;
+        let store = &services(ctx)?.store;
+        let order = match by.restaurant_id() {
+            Some(restaurant) => {
+                let fresh = freshness(ctx, restaurant, at_least_seq).await?;
+                store.order(&id, fresh).await?
+            }
+            // An admin's token names no restaurant to know the replica's progress in: the
+            // writer, and the seq checked against the order's restaurant.
+            None => match at_least(at_least_seq)? {
+                None => store.order(&id, Freshness::Recent).await?,
+                Some(seq) => {
+                    let order = store.order(&id, Freshness::Current).await?;
+                    if let Some(order) = &order {
+                        let newest = store.history(&order.restaurant_id).await?;
+                        reflects(seq, newest.map_or(0, |h| h.last_seq))?;
+                    }
+                    order
+                }
+            },
+        };
         // Another table's order reads as missing: its existence is not the caller's business.
         Ok(order.filter(|o| by.may_see_order(o)).map(Order))
     }
@@ -38,6 +65,7 @@ impl OrderQuery {
         statuses: Option<Vec<OrderStatus>>,
         #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
+        at_least_seq: Option<i32>,
     ) -> ApiResult<OrderConnection> {
         let by = principal(ctx)?;
         let restaurant_id = parse_id("restaurantId", &restaurant_id, RestaurantId::parse)?;
@@ -59,7 +87,16 @@ impl OrderQuery {
             limit: limit + 1,
             before: after.as_deref().map(decode_cursor).transpose()?,
         };
-        let mut orders = services(ctx)?.store.orders(&query).await?;
+        let services = services(ctx)?;
+        let at_least_seq = at_least(at_least_seq)?;
+        let fresh = at_least_seq.map_or(Freshness::Recent, |seq| {
+            services.reads.freshness_for(&query.restaurant_id, seq)
+        });
+        let OrderPage { mut orders, seq } = services.store.orders(&query, fresh).await?;
+        // From the writer (the replica lacked it), `seq` is the newest there is.
+        if let Some(at_least_seq) = at_least_seq {
+            reflects(at_least_seq, seq)?;
+        }
         let has_next_page = orders.len() > limit;
         orders.truncate(limit);
         let edges: Vec<OrderEdge> = orders
@@ -76,6 +113,7 @@ impl OrderQuery {
                 has_next_page,
                 end_cursor,
             },
+            seq,
         })
     }
 }

@@ -4,13 +4,15 @@ use async_graphql::{Context, InputObject, Object, ID};
 use orderhub_actors::domain::{
     self, validate_restaurant, MenuItemId, NewMenuItem, NewRestaurant, RestaurantId, TableId,
 };
-use orderhub_actors::ports::Owned;
+use orderhub_actors::ports::{Freshness, Owned};
 use orderhub_actors::restaurant::RestaurantMsg;
 
 use super::types::{MenuItem, StaffCall, Table};
-use super::{command, owner, parse_id, principal, services, ApiResult};
+use super::{command, freshness, owner, parse_id, principal, services, ApiResult};
 
-pub struct Restaurant(domain::Restaurant);
+/// A restaurant, and how fresh the reads of its menu and tables must be: as fresh as the read
+/// that found it (`atLeastSeq` holds for the whole selection).
+pub struct Restaurant(domain::Restaurant, Freshness);
 
 #[Object]
 impl Restaurant {
@@ -25,13 +27,13 @@ impl Restaurant {
     }
     /// The menu, in display order.
     async fn menu(&self, ctx: &Context<'_>) -> ApiResult<Vec<MenuItem>> {
-        let menu = services(ctx)?.store.menu(&self.0.id).await?;
+        let menu = services(ctx)?.store.menu(&self.0.id, self.1).await?;
         Ok(menu.into_iter().map(MenuItem).collect())
     }
     /// Staff and admin only.
     async fn tables(&self, ctx: &Context<'_>) -> ApiResult<Vec<Table>> {
         principal(ctx)?.may_operate(&self.0.id)?;
-        let tables = services(ctx)?.store.tables(&self.0.id).await?;
+        let tables = services(ctx)?.store.tables(&self.0.id, self.1).await?;
         Ok(tables.into_iter().map(Table).collect())
     }
 }
@@ -41,10 +43,17 @@ pub struct RestaurantQuery;
 
 #[Object]
 impl RestaurantQuery {
-    async fn restaurant(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Restaurant>> {
+    async fn restaurant(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        at_least_seq: Option<i32>,
+    ) -> ApiResult<Option<Restaurant>> {
         let id = parse_id("id", &id, RestaurantId::parse)?;
         principal(ctx)?.may_view_restaurant(&id)?;
-        Ok(services(ctx)?.store.restaurant(&id).await?.map(Restaurant))
+        let fresh = freshness(ctx, &id, at_least_seq).await?;
+        let restaurant = services(ctx)?.store.restaurant(&id, fresh).await?;
+        Ok(restaurant.map(|r| Restaurant(r, fresh)))
     }
 }
 
@@ -124,7 +133,8 @@ impl RestaurantMutation {
         // No actor yet: a new restaurant has no commands to serialize with.
         services.store.create_restaurant(&restaurant).await?;
         services.reads.client_wrote(&by.subject);
-        Ok(Restaurant(restaurant))
+        // Its creator reads its own write: from the writer.
+        Ok(Restaurant(restaurant, Freshness::Current))
     }
 
     /// Admin.

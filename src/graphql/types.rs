@@ -203,9 +203,21 @@ pub struct OrderEdge {
 }
 
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct OrderConnection {
     pub edges: Vec<OrderEdge>,
     pub page_info: PageInfo,
+    /// Served as `seq` below, in GraphQL's 32-bit `Int`.
+    #[graphql(skip)]
+    pub seq: i64,
+}
+
+#[async_graphql::ComplexObject]
+impl OrderConnection {
+    /// The restaurant's newest event seq that this page reflects (a read may come from a replica that is behind): subscribe to restaurantEvents with after: seq to get exactly what the page lacks.
+    async fn seq(&self) -> i32 {
+        clamp(self.seq)
+    }
 }
 
 /// Counters the domain keeps small; GraphQL `Int` is 32-bit.

@@ -55,7 +55,9 @@ macro_rules! sql_store {
             BusinessDay, Currency, Event, EventKind, MenuItem, MenuItemId, Money, Order, OrderId,
             OrderItem, OrderStatus, Restaurant, RestaurantId, StaffCall, Table, TableId, Timestamp,
         };
-        use orderhub_actors::ports::{Counters, History, OrderQuery, Owned, RestaurantTx, Store};
+        use orderhub_actors::ports::{
+            Counters, Freshness, History, OrderPage, OrderQuery, Owned, RestaurantTx, Store,
+        };
         use orderhub_actors::StoreError;
         use sqlx::Row;
         use std::collections::HashMap;
@@ -226,9 +228,11 @@ macro_rules! sql_store {
             }
 
             /// The pool for a read that may be a little stale; see `routing`.
-            fn read_pool(&self) -> &sqlx::Pool<$db> {
+            fn read_pool(&self, freshness: Freshness) -> &sqlx::Pool<$db> {
                 match &self.replica {
-                    Some(replica) if replica.routing.replica_ok() => {
+                    Some(replica)
+                        if freshness == Freshness::Recent && replica.routing.replica_ok() =>
+                    {
                         metrics::counter!(crate::metrics::READS, "pool" => "replica").increment(1);
                         &replica.pool
                     }
@@ -245,8 +249,11 @@ macro_rules! sql_store {
                 }
             }
 
-            async fn read_connection(&self) -> Result<sqlx::pool::PoolConnection<$db>, StoreError> {
-                self.read_pool().acquire().await.map_err(store_error)
+            async fn read_connection(
+                &self,
+                freshness: Freshness,
+            ) -> Result<sqlx::pool::PoolConnection<$db>, StoreError> {
+                self.read_pool(freshness).acquire().await.map_err(store_error)
             }
         }
 
@@ -306,11 +313,12 @@ macro_rules! sql_store {
             async fn restaurant(
                 &self,
                 id: &RestaurantId,
+                freshness: Freshness,
             ) -> Result<Option<Restaurant>, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("restaurant");
                 sqlx::query(sql::SELECT_RESTAURANT)
                     .bind(id.as_str())
-                    .fetch_optional(self.read_pool())
+                    .fetch_optional(self.read_pool(freshness))
                     .await
                     .map_err(store_error)?
                     .as_ref()
@@ -319,11 +327,15 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "menu"))]
-            async fn menu(&self, restaurant: &RestaurantId) -> Result<Vec<MenuItem>, StoreError> {
+            async fn menu(
+                &self,
+                restaurant: &RestaurantId,
+                freshness: Freshness,
+            ) -> Result<Vec<MenuItem>, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("menu");
                 sqlx::query(sql::SELECT_MENU)
                     .bind(restaurant.as_str())
-                    .fetch_all(self.read_pool())
+                    .fetch_all(self.read_pool(freshness))
                     .await
                     .map_err(store_error)?
                     .iter()
@@ -332,11 +344,15 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tables"))]
-            async fn tables(&self, restaurant: &RestaurantId) -> Result<Vec<Table>, StoreError> {
+            async fn tables(
+                &self,
+                restaurant: &RestaurantId,
+                freshness: Freshness,
+            ) -> Result<Vec<Table>, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("tables");
                 sqlx::query(sql::SELECT_TABLES)
                     .bind(restaurant.as_str())
-                    .fetch_all(self.read_pool())
+                    .fetch_all(self.read_pool(freshness))
                     .await
                     .map_err(store_error)?
                     .iter()
@@ -345,13 +361,21 @@ macro_rules! sql_store {
             }
 
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "order"))]
-            async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+            async fn order(
+                &self,
+                id: &OrderId,
+                freshness: Freshness,
+            ) -> Result<Option<Order>, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("order");
-                order_by_id(&mut *self.read_connection().await?, id, None).await
+                order_by_id(&mut *self.read_connection(freshness).await?, id, None).await
             }
 
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "orders"))]
-            async fn orders(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError> {
+            async fn orders(
+                &self,
+                query: &OrderQuery,
+                freshness: Freshness,
+            ) -> Result<OrderPage, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("orders");
                 let statement = sql::select_orders(query.statuses.len(), query.before.is_some());
                 let mut q = sqlx::query(&statement).bind(query.restaurant_id.as_str());
@@ -362,14 +386,24 @@ macro_rules! sql_store {
                     q = q.bind(placed_at.millis()).bind(id.as_str());
                 }
                 let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-                let mut conn = self.read_connection().await?;
+                let mut conn = self.read_connection(freshness).await?;
                 let rows = q
                     .bind(limit)
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(store_error)?;
-                let orders = rows.iter().map(order_from).collect::<Result<Vec<_>, _>>()?;
-                with_items(&mut conn, orders).await
+                let seq = match rows.first() {
+                    Some(row) => get(row, "page_seq")?,
+                    None => 0,
+                };
+                let mut orders = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    // The restaurant's row alone: a page without orders.
+                    if get::<Option<String>>(row, "id")?.is_some() {
+                        orders.push(order_from(row)?);
+                    }
+                }
+                Ok(OrderPage { orders: with_items(&mut conn, orders).await?, seq })
             }
 
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "owner"))]

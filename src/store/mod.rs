@@ -5,6 +5,7 @@ pub mod routing;
 mod sql;
 
 use backend::Replica;
+use orderhub_actors::domain::RestaurantId;
 use orderhub_actors::ports::Store;
 use orderhub_actors::shutdown::Shutdown;
 use routing::ReadRouting;
@@ -141,6 +142,36 @@ async fn sample_replica(pool: sqlx::PgPool, routing: Weak<ReadRouting>, mut shut
                 metrics::gauge!(crate::metrics::REPLICA_LAG).set(lag);
             }
             Err(error) => tracing::debug!(%error, "cannot sample the replica"),
+        }
+        sample_replica_seqs(&pool, &routing).await;
+    }
+}
+
+/// The replica's `last_seq` of the restaurants causal reads ask about, a bounded number of
+/// them per query.
+async fn sample_replica_seqs(pool: &sqlx::PgPool, routing: &ReadRouting) {
+    const PER_QUERY: usize = 500;
+    for restaurants in routing.watched_restaurants().chunks(PER_QUERY) {
+        let statement = sql::select_last_seqs(restaurants.len());
+        let mut query = sqlx::query(&statement);
+        for restaurant in restaurants {
+            query = query.bind(restaurant.as_str());
+        }
+        match query.fetch_all(pool).await {
+            Ok(rows) => {
+                for row in rows {
+                    let (Ok(id), Ok(seq)) =
+                        (row.try_get::<String, _>("id"), row.try_get("last_seq"))
+                    else {
+                        continue;
+                    };
+                    routing.replica_applied(&RestaurantId::from_trusted(id), seq);
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "cannot sample the replica's seqs");
+                return;
+            }
         }
     }
 }

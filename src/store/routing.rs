@@ -7,14 +7,22 @@
 //! writer until the replica has replayed the WAL position recorded right after its last commit
 //! (sampled from the replica every 100 ms, so deciding costs no round trip). Nobody waits for
 //! the replica; its lag only moves reads to the writer for a while.
+//!
+//! Causal reads (`atLeastSeq`): a read that must reflect event N of a restaurant goes to the
+//! replica once the replica's copy of the restaurant's `last_seq` is at least N, else to the
+//! writer. The replica's `last_seq` of each restaurant asked about in the last minute is
+//! sampled with the replay position, in one query per sample: a read never costs a round trip
+//! to decide. A replica applies whole transactions, so a `last_seq` of N there means every
+//! change up to event N is there too.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use orderhub_actors::ports::WriteTracker;
+use orderhub_actors::domain::RestaurantId;
+use orderhub_actors::ports::{Freshness, ReadRouter};
 
 /// A PostgreSQL WAL position ("16/B374D848") as a number.
 pub type Lsn = u64;
@@ -32,6 +40,9 @@ tokio::task_local! {
 /// How often the replica's replay position and lag are sampled.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
+/// How long a restaurant's seq on the replica is sampled after the last causal read asked.
+const WATCH_FOR: Duration = Duration::from_secs(60);
+
 #[derive(Default)]
 pub struct ReadRouting {
     /// Zero until the replica has been sampled.
@@ -40,6 +51,16 @@ pub struct ReadRouting {
     last_commit: AtomicU64,
     /// Clients whose last write the replica may not have replayed yet.
     writers: Mutex<HashMap<String, Lsn>>,
+    /// Set once a replica is sampled: without one every read is from the writer.
+    has_replica: AtomicBool,
+    /// Restaurants whose seq on the replica causal reads ask about.
+    watched: Mutex<HashMap<RestaurantId, Watched>>,
+}
+
+struct Watched {
+    /// The replica's `last_seq` of the restaurant at the last sample; -1 before the first.
+    applied: i64,
+    asked: Instant,
 }
 
 impl ReadRouting {
@@ -62,6 +83,26 @@ impl ReadRouting {
         self.writers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn watched(&self) -> std::sync::MutexGuard<'_, HashMap<RestaurantId, Watched>> {
+        self.watched.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The restaurants whose seq on the replica to sample now; forgets those nobody asked
+    /// about for a minute.
+    pub fn watched_restaurants(&self) -> Vec<RestaurantId> {
+        self.has_replica.store(true, Ordering::Relaxed);
+        let mut watched = self.watched();
+        watched.retain(|_, w| w.asked.elapsed() < WATCH_FOR);
+        watched.keys().cloned().collect()
+    }
+
+    /// A sample: the replica's `last_seq` of `restaurant`.
+    pub fn replica_applied(&self, restaurant: &RestaurantId, seq: i64) {
+        if let Some(watched) = self.watched().get_mut(restaurant) {
+            watched.applied = watched.applied.max(seq);
+        }
+    }
+
     /// Runs one request of `client` (None: anonymous) with its read requirement in scope.
     pub async fn scope<F: Future>(&self, client: Option<&str>, request: F) -> F::Output {
         let after = client
@@ -80,13 +121,30 @@ impl ReadRouting {
     }
 }
 
-impl WriteTracker for ReadRouting {
+impl ReadRouter for ReadRouting {
     /// Called when `client`'s command has returned: everything it wrote is at or before the
     /// node's last recorded commit position.
     fn client_wrote(&self, client: &str) {
         let lsn = self.last_commit.load(Ordering::Relaxed);
         if lsn > self.replica_replayed.load(Ordering::Relaxed) {
             self.lock().insert(client.to_owned(), lsn);
+        }
+    }
+
+    fn freshness_for(&self, restaurant: &RestaurantId, seq: i64) -> Freshness {
+        if !self.has_replica.load(Ordering::Relaxed) {
+            return Freshness::Current;
+        }
+        let mut watched = self.watched();
+        let entry = watched.entry(restaurant.clone()).or_insert(Watched {
+            applied: -1,
+            asked: Instant::now(),
+        });
+        entry.asked = Instant::now();
+        if entry.applied >= seq {
+            Freshness::Recent
+        } else {
+            Freshness::Current
         }
     }
 }
@@ -131,6 +189,42 @@ mod tests {
             routing
                 .scope(Some("a"), async { routing.replica_ok() })
                 .await
+        );
+    }
+
+    #[test]
+    fn a_causal_read_uses_the_replica_once_it_has_the_seq() {
+        let routing = ReadRouting::new();
+        let r = RestaurantId::from_trusted("r".to_owned());
+        assert_eq!(
+            routing.freshness_for(&r, 0),
+            Freshness::Current,
+            "no replica: the writer"
+        );
+        assert!(routing.watched_restaurants().is_empty());
+        assert_eq!(
+            routing.freshness_for(&r, 5),
+            Freshness::Current,
+            "not sampled yet"
+        );
+        assert_eq!(routing.watched_restaurants(), std::slice::from_ref(&r));
+        routing.replica_applied(&r, 4);
+        assert_eq!(routing.freshness_for(&r, 5), Freshness::Current);
+        assert_eq!(routing.freshness_for(&r, 4), Freshness::Recent);
+        routing.replica_applied(&r, 7);
+        assert_eq!(routing.freshness_for(&r, 7), Freshness::Recent);
+        routing.replica_applied(&r, 6);
+        assert_eq!(
+            routing.freshness_for(&r, 7),
+            Freshness::Recent,
+            "a late sample never moves it back"
+        );
+        let other = RestaurantId::from_trusted("other".to_owned());
+        routing.replica_applied(&other, 9);
+        assert_eq!(
+            routing.freshness_for(&other, 1),
+            Freshness::Current,
+            "a restaurant nobody asked about is not sampled"
         );
     }
 }

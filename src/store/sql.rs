@@ -140,23 +140,45 @@ pub fn insert_items(lines: usize) -> String {
 }
 
 /// Newest first; `$1` restaurant, then the statuses, then the keyset position, then the limit.
+/// The page is read joined to its restaurant's row, in one statement and so one snapshot on
+/// every backend: each row carries the `last_seq` (`page_seq`) that the page reflects, and a
+/// page without orders is one row of the restaurant with null order columns.
 pub fn select_orders(statuses: usize, after_cursor: bool) -> String {
-    let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE restaurant_id = $1");
+    let columns: Vec<String> = ORDER_COLUMNS
+        .split(", ")
+        .map(|c| format!("o.{c}"))
+        .collect();
+    let mut sql = format!(
+        "SELECT r.last_seq AS page_seq, {} FROM restaurants r \
+         LEFT JOIN orders o ON o.restaurant_id = r.id",
+        columns.join(", ")
+    );
     let mut next = 2;
     if statuses > 0 {
-        let _ = write!(sql, " AND status IN ({})", placeholders(next, statuses));
+        let _ = write!(sql, " AND o.status IN ({})", placeholders(next, statuses));
         next += statuses;
     }
     if after_cursor {
         let (at, id) = (next, next + 1);
         let _ = write!(
             sql,
-            " AND (placed_at < ${at} OR (placed_at = ${at} AND id < ${id}))"
+            " AND (o.placed_at < ${at} OR (o.placed_at = ${at} AND o.id < ${id}))"
         );
         next += 2;
     }
-    let _ = write!(sql, " ORDER BY placed_at DESC, id DESC LIMIT ${next}");
+    let _ = write!(
+        sql,
+        " WHERE r.id = $1 ORDER BY o.placed_at DESC, o.id DESC LIMIT ${next}"
+    );
     sql
+}
+
+/// The `last_seq` of `count` restaurants (`$1…`), for causal reads on a replica.
+pub fn select_last_seqs(count: usize) -> String {
+    format!(
+        "SELECT id, last_seq FROM restaurants WHERE id IN ({})",
+        placeholders(1, count)
+    )
 }
 
 #[cfg(test)]
@@ -171,12 +193,13 @@ mod tests {
 
     #[test]
     fn order_pages_number_their_parameters_in_order() {
-        assert!(select_orders(0, false)
-            .ends_with("restaurant_id = $1 ORDER BY placed_at DESC, id DESC LIMIT $2"));
+        assert!(select_orders(0, false).ends_with(
+            "o.restaurant_id = r.id WHERE r.id = $1 ORDER BY o.placed_at DESC, o.id DESC LIMIT $2"
+        ));
         let sql = select_orders(2, true);
-        assert!(sql.contains("status IN ($2, $3)"), "{sql}");
+        assert!(sql.contains("o.status IN ($2, $3)"), "{sql}");
         assert!(
-            sql.contains("placed_at < $4 OR (placed_at = $4 AND id < $5)"),
+            sql.contains("o.placed_at < $4 OR (o.placed_at = $4 AND o.id < $5)"),
             "{sql}"
         );
         assert!(sql.ends_with("LIMIT $6"), "{sql}");

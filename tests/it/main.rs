@@ -9,6 +9,7 @@ mod api;
 mod authorization;
 mod calibration;
 mod catch_up;
+mod causal;
 mod cli;
 mod cluster;
 mod cors;

@@ -521,12 +521,22 @@ pub fn postgres() -> &'static TestServer {
     SERVER.get_or_init(|| TestServer::start(&postgres_url("orderhub_shared"), &[]))
 }
 
+const SCHEMA_THERE: &str = "SELECT to_regclass('events') IS NOT NULL";
+
 /// A node whose reads that may be stale go to a replica 1 s behind.
 pub fn replica() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
     SERVER.get_or_init(|| {
-        let (primary, replica) = replicated_urls("orderhub_replicated");
-        TestServer::start(&primary, &["--database-read-url", &replica])
+        let (primary, replica_url) = replicated_urls("orderhub_replicated");
+        let server = TestServer::start(&primary, &["--database-read-url", &replica_url]);
+        // The node migrated the primary; reads routed to the replica fail until it has the
+        // schema too, a second later.
+        crate::harness::wait_until(
+            "the replica has the schema",
+            Duration::from_secs(30),
+            || lagging_replica().psql("orderhub_replicated", SCHEMA_THERE) == "t",
+        );
+        server
     })
 }
 

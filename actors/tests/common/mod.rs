@@ -15,7 +15,7 @@ use orderhub_actors::domain::{
     OrderStatus, PlaceOrderRequest, Principal, Restaurant, RestaurantId, Role, StaffCall, Table,
     TableId, Timestamp,
 };
-use orderhub_actors::ports::{Clock, EventSink, OrderQuery, Store};
+use orderhub_actors::ports::{Clock, EventSink, Freshness, OrderQuery, Store};
 use orderhub_actors::restaurant::{Deps, RegistryConfig, Reply, RestaurantMsg, RestaurantRegistry};
 use orderhub_actors::shutdown::ShutdownSignal;
 use orderhub_actors::testing::{ManualClock, MemoryBus, MemoryStore};
@@ -310,7 +310,11 @@ impl RestaurantFixture {
             limit: 100,
             before: None,
         };
-        self.store.orders(&query).await.expect("read the orders")
+        self.store
+            .orders(&query, Freshness::Recent)
+            .await
+            .expect("read the orders")
+            .orders
     }
 
     /// Committed events.
