@@ -15,7 +15,7 @@
 //   what it held may never have happened.
 
 import {
-  ApiError, Beeper, Live, age, claims, el, expired, gql, readFragment, showConnection,
+  ApiError, Beeper, Live, age, claims, clockTime, el, expired, gql, readFragment, showConnection,
 } from "./client.js";
 
 const TOKEN_KEY = "orderhub.kitchen.token";
@@ -35,7 +35,7 @@ const ORDER = `fragment Ticket on Order {
   items { menuItemId name quantity note }
 }`;
 const RESTAURANT = `query Kitchen($r: ID!) { restaurant(id: $r) {
-  name currency tables { id name } menu { id name available price { amount currency } }
+  name currency timeZone tables { id name } menu { id name available price { amount currency } }
 } }`;
 const TABLES = `query Tables($r: ID!) { restaurant(id: $r) { tables { id name } } }`;
 const OPEN_ORDERS = `query OpenOrders($r: ID!, $after: String) {
@@ -92,7 +92,9 @@ class Board {
   async start() {
     const data = await gql(this.token, RESTAURANT, { r: this.restaurantId });
     if (!data.restaurant) throw new ApiError("NOT_FOUND", "This restaurant does not exist.");
-    const { name, tables, menu } = data.restaurant;
+    const { name, tables, menu, timeZone } = data.restaurant;
+    // Times on this screen are the restaurant's, wherever the tablet's clock is set.
+    this.timeZone = timeZone;
     $("restaurant").textContent = name;
     document.title = `Kitchen — ${name}`;
     for (const table of tables) this.tables.set(table.id, table.name);
@@ -349,7 +351,8 @@ class Board {
       el("header", {},
         el("span", { class: "number" }, `#${order.number}`),
         el("span", { class: "table" }, this.tables.get(order.tableId) ?? "Table ?"),
-        el("span", { class: "age" }, age(order.placedAt, now))),
+        el("span", { class: "age", title: `placed ${clockTime(order.placedAt, this.timeZone)}` },
+          age(order.placedAt, now))),
       el("ul", { class: "items" }, order.items.map((item) => el("li", {},
         el("span", { class: "qty" }, `${item.quantity}×`), " ", item.name,
         item.note ? el("span", { class: "line-note" }, item.note) : null))),
@@ -370,7 +373,7 @@ class Board {
       ticket.element.querySelector(".age").textContent = age(ticket.placedAt, now);
       setAgeClass(ticket.element, ticket.placedAt, now);
     }
-    $("clock").textContent = new Date(now).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    $("clock").textContent = clockTime(now, this.timeZone);
     $("sound").hidden = this.beeper.ready;
     this.renderCalls();
   }
@@ -382,7 +385,7 @@ class Board {
       el("strong", {}, this.tables.get(call.tableId) ?? "A table"),
       " calls staff",
       call.message ? el("span", { class: "message" }, `“${call.message}”`) : null,
-      el("span", { class: "age" }, age(call.at)),
+      el("span", { class: "age", title: clockTime(call.at, this.timeZone) }, age(call.at)),
       el("button", { type: "button", class: "secondary", onclick: () => this.dismiss(call.id) }, "OK"))));
   }
 

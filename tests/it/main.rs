@@ -10,6 +10,7 @@ mod authorization;
 mod calibration;
 mod catch_up;
 mod cli;
+mod clock;
 mod cluster;
 mod cors;
 mod faults;
