@@ -290,3 +290,107 @@ async fn a_changed_clock_keeps_the_days_ticket_numbers(server: &'static TestServ
     // A retried order is the same order, with its number, whatever the clock did since.
     assert_eq!(place("clock-2").await, 2);
 }
+
+/// What the previous release left in a database: only the first migration applied, and a
+/// restaurant (with a table and a menu item) whose business day has #41 as its last ticket.
+/// Returns the restaurant's id, its table's and its menu item's.
+async fn previous_release_database(
+    url: &str,
+    backend: &str,
+    ticket_day: BusinessDay,
+) -> (String, String, String) {
+    let first_only = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("previous-release-{backend}-{}", std::process::id()));
+    std::fs::create_dir_all(&first_only).expect("a scratch dir");
+    let initial = format!(
+        "{}/migrations/{backend}/0001_initial.sql",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::copy(initial, first_only.join("0001_initial.sql")).expect("copy 0001");
+    let migrator = sqlx::migrate::Migrator::new(first_only.as_path())
+        .await
+        .expect("the first migration");
+    let (restaurant, table, item) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+    let now = Timestamp::now().millis();
+    let statements = [
+        "INSERT INTO restaurants (id, name, currency, utc_offset_minutes, last_seq, ticket_day, \
+         last_ticket, created_at) VALUES ($1, 'Old Diner', 'USD', 0, 0, $2, 41, $3)",
+        "INSERT INTO restaurant_tables (id, restaurant_id, name, created_at) \
+         VALUES ($4, $1, 'Booth', $3)",
+        "INSERT INTO menu_items (id, restaurant_id, name, price, available, created_at) \
+         VALUES ($5, $1, 'Pancakes', 900, TRUE, $3)",
+    ];
+    macro_rules! seed {
+        ($pool:expr) => {{
+            let pool = $pool;
+            migrator
+                .run(&pool)
+                .await
+                .expect("migrate to the first schema");
+            for statement in statements {
+                sqlx::query(statement)
+                    .bind(&restaurant)
+                    .bind(ticket_day.0)
+                    .bind(now)
+                    .bind(&table)
+                    .bind(&item)
+                    .execute(&pool)
+                    .await
+                    .expect("seed the previous release's data");
+            }
+            pool.close().await;
+        }};
+    }
+    if backend == "sqlite" {
+        use std::str::FromStr;
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .expect("a SQLite URL")
+            .create_if_missing(true);
+        seed!(sqlx::SqlitePool::connect_with(options)
+            .await
+            .expect("open SQLite"));
+    } else {
+        seed!(sqlx::PgPool::connect(url)
+            .await
+            .expect("connect to PostgreSQL"));
+    }
+    (restaurant, table, item)
+}
+
+/// A restaurant from before zones existed comes out of the upgrade on UTC and 04:00, the
+/// clock it kept, with its night's ticket count going on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restaurants_from_before_zones_keep_utc_and_their_ticket_count() {
+    let utc = TimeZone::utc();
+    let today = || BusinessDay::of(Timestamp::now(), &utc, BusinessDayStart::DEFAULT);
+    for backend in ["sqlite", "postgres"] {
+        let url = match backend {
+            "sqlite" => crate::support::sqlite_url("previous-release"),
+            _ => crate::support::postgres_url("orderhub_previous_release"),
+        };
+        let stored = today();
+        let (restaurant, table, item) = previous_release_database(&url, backend, stored).await;
+        let server = TestServer::start(&url, &[]);
+        let admin = server.admin();
+        let clock = clock_of(&server, &admin, &restaurant).await;
+        assert_eq!(clock["timeZone"], "UTC", "{backend}: {clock}");
+        assert_eq!(clock["businessDayStartsAt"], "04:00", "{backend}: {clock}");
+        let placed = server
+            .gql(
+                Some(&admin),
+                PLACE,
+                json!({"i": {"restaurantId": restaurant, "tableId": table,
+                             "items": [{"menuItemId": item, "quantity": 1}],
+                             "idempotencyKey": "after-the-upgrade"}}),
+            )
+            .await;
+        let number = placed.ok().int("placeOrder.number");
+        // #42, unless the business day turned (04:00 UTC) while this test ran.
+        let expected = if today() == stored { 42 } else { 1 };
+        assert_eq!(number, expected, "{backend}");
+    }
+}
