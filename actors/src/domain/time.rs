@@ -366,6 +366,13 @@ mod tests {
             Ok("Asia/Tokyo".into())
         );
         assert_eq!(TimeZone::parse("UTC"), Ok(TimeZone::utc()));
+        // Links are accepted under their own names.
+        for link in ["Japan", "US/Eastern", "Etc/GMT-9"] {
+            assert_eq!(
+                TimeZone::parse(link).map(|z| z.name().to_owned()),
+                Ok(link.to_owned())
+            );
+        }
         for bad in [
             "",
             "Mars/Olympus_Mons",
