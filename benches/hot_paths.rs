@@ -16,8 +16,9 @@ use orderhub::graphql::{self, Caller, Services};
 use orderhub::store::routing::ReadRouting;
 use orderhub_actors::channel::{ChannelConfig, ChannelRegistry, Filter};
 use orderhub_actors::domain::{
-    build_order, Currency, Event, EventKind, LineRequest, MenuItem, MenuItemId, Money,
-    PlaceOrderRequest, Principal, Restaurant, RestaurantId, Role, TableId, Timestamp,
+    build_order, BusinessDayStart, Currency, Event, EventKind, LineRequest, MenuItem, MenuItemId,
+    Money, PlaceOrderRequest, Principal, Restaurant, RestaurantId, Role, TableId, TimeZone,
+    Timestamp,
 };
 use orderhub_actors::ports::{Bus, EventSink, SystemClock};
 use orderhub_actors::restaurant::{Deps, RegistryConfig, RestaurantRegistry};
@@ -42,7 +43,8 @@ fn restaurant() -> Restaurant {
         id: RestaurantId::generate(),
         name: "Bench Kitchen".into(),
         currency: Currency::from_trusted("JPY".into()),
-        utc_offset_minutes: 540,
+        time_zone: TimeZone::parse("Asia/Tokyo").expect("a known zone"),
+        day_starts_at: BusinessDayStart::DEFAULT,
     }
 }
 

@@ -39,6 +39,9 @@ pub async fn seed(registry: &RestaurantRegistry) -> Result<Demo, CommandError> {
     let restaurant = validate_restaurant(NewRestaurant {
         name: "Demo Ramen Bar".into(),
         currency: Some("JPY".into()),
+        // A ramen bar in Tokyo: its business day turns at 04:00 there.
+        time_zone: Some("Asia/Tokyo".into()),
+        business_day_starts_at: Some("04:00".into()),
     })?;
     registry.deps().store.create_restaurant(&restaurant).await?;
     let mut tables = Vec::new();

@@ -168,6 +168,8 @@ pub trait RestaurantTx: Send {
         fingerprint: &str,
     ) -> Result<(), StoreError>;
     async fn set_ticket(&mut self, day: BusinessDay, number: i64) -> Result<(), StoreError>;
+    /// Writes the restaurant's settings: name, time zone and business-day start.
+    async fn update_restaurant(&mut self, restaurant: &Restaurant) -> Result<(), StoreError>;
     /// Writes status, version, updated_at and cancel reason.
     async fn update_order(&mut self, order: &Order) -> Result<(), StoreError>;
     async fn insert_table(&mut self, table: &Table) -> Result<(), StoreError>;

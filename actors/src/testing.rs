@@ -433,6 +433,18 @@ impl RestaurantTx for MemoryTx {
         Ok(())
     }
 
+    async fn update_restaurant(&mut self, restaurant: &Restaurant) -> Result<(), StoreError> {
+        self.shared.check(false)?;
+        if restaurant.id != self.staged.restaurant.id {
+            return Err(StoreError::Internal(format!(
+                "restaurant {} written in the transaction of {}",
+                restaurant.id, self.staged.restaurant.id
+            )));
+        }
+        self.staged.restaurant = restaurant.clone();
+        Ok(())
+    }
+
     async fn update_order(&mut self, order: &Order) -> Result<(), StoreError> {
         self.shared.check(false)?;
         let stored = self

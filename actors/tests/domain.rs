@@ -6,11 +6,12 @@ mod common;
 use common::staff_of;
 
 use orderhub_actors::domain::{
-    advance, build_order, cancel, fingerprint, next_ticket, validate_menu_item, validate_request,
-    validate_restaurant, validate_table_name, BusinessDay, CancelRule, Currency, DomainError,
-    Event, EventKind, LineRequest, MenuItem, MenuItemId, Money, NewMenuItem, NewRestaurant, Order,
-    OrderItem, OrderStatus, PlaceOrderRequest, Principal, Restaurant, RestaurantId, Role,
-    StaffCall, StaffCallId, Table, TableId, Timestamp, DEFAULT_CURRENCY,
+    advance, build_order, cancel, fingerprint, next_ticket, ticket_day_after_change,
+    validate_menu_item, validate_request, validate_restaurant, validate_table_name, BusinessDay,
+    BusinessDayStart, CancelRule, Currency, DomainError, Event, EventKind, LineRequest, MenuItem,
+    MenuItemId, Money, NewMenuItem, NewRestaurant, Order, OrderItem, OrderStatus,
+    PlaceOrderRequest, Principal, Restaurant, RestaurantId, RestaurantSettings, Role,
+    SettingsChange, StaffCall, StaffCallId, Table, TableId, TimeZone, Timestamp, DEFAULT_CURRENCY,
 };
 use serde_json::json;
 
@@ -19,7 +20,7 @@ const HOUR: i64 = 3_600_000;
 fn restaurant() -> Restaurant {
     validate_restaurant(NewRestaurant {
         name: "Bistro".into(),
-        currency: None,
+        ..NewRestaurant::default()
     })
     .expect("a valid restaurant")
 }
@@ -290,15 +291,15 @@ fn restaurants_take_a_currency_and_bounded_names() {
     let usd = validate_restaurant(NewRestaurant {
         name: "Diner".into(),
         currency: Some("USD".into()),
+        ..NewRestaurant::default()
     })
     .expect("a valid restaurant");
     assert_eq!(usd.currency.as_str(), "USD");
-    assert_eq!(usd.utc_offset_minutes, 0);
     assert_eq!(restaurant().currency.as_str(), DEFAULT_CURRENCY);
     let named = |length| {
         validate_restaurant(NewRestaurant {
             name: "x".repeat(length),
-            currency: None,
+            ..NewRestaurant::default()
         })
     };
     assert!(named(100).is_ok());
@@ -310,6 +311,7 @@ fn menu_items_are_priced_in_the_restaurants_currency() {
     let r = validate_restaurant(NewRestaurant {
         name: "Diner".into(),
         currency: Some("EUR".into()),
+        ..NewRestaurant::default()
     })
     .expect("a valid restaurant");
     let new = |name: &str, price, available| {
@@ -582,19 +584,377 @@ fn now_is_the_system_time_in_milliseconds() {
 #[test]
 fn business_days_turn_at_four_local_west_of_utc_and_before_the_epoch() {
     let midnight_utc = 20_000 * 24 * HOUR;
-    let new_york = -5 * 60;
-    // 08:59 UTC is 03:59 in New York: still the day before.
-    let late = BusinessDay::of(Timestamp(midnight_utc + 8 * HOUR + 59 * 60_000), new_york);
-    let early = BusinessDay::of(Timestamp(midnight_utc + 9 * HOUR), new_york);
+    let four = BusinessDayStart::DEFAULT;
+    // 2024-10-04: New York keeps EDT, UTC-4.
+    let new_york = zone("America/New_York");
+    // 07:59 UTC is 03:59 in New York: still the day before.
+    let late = BusinessDay::of(
+        Timestamp(midnight_utc + 7 * HOUR + 59 * 60_000),
+        &new_york,
+        four,
+    );
+    let early = BusinessDay::of(Timestamp(midnight_utc + 8 * HOUR), &new_york, four);
     assert_eq!(early.0, late.0 + 1);
     assert_eq!(early, BusinessDay(20_000));
 
     // Before 04:00 on the first day of the epoch is the day before it, not day 0.
-    assert_eq!(BusinessDay::of(Timestamp(0), 0), BusinessDay(-1));
-    assert_eq!(BusinessDay::of(Timestamp(4 * HOUR), 0), BusinessDay(0));
-    assert_eq!(BusinessDay::of(Timestamp(-1), 0), BusinessDay(-1));
+    let utc = TimeZone::utc();
+    assert_eq!(BusinessDay::of(Timestamp(0), &utc, four), BusinessDay(-1));
+    assert_eq!(
+        BusinessDay::of(Timestamp(4 * HOUR), &utc, four),
+        BusinessDay(0)
+    );
+    assert_eq!(BusinessDay::of(Timestamp(-1), &utc, four), BusinessDay(-1));
+    // Instants past the time-zone library's range read as its edge, without a panic.
+    assert!(BusinessDay::of(Timestamp(i64::MAX), &new_york, four).0 > 0);
+    assert!(BusinessDay::of(Timestamp(i64::MIN), &new_york, four).0 < 0);
 
-    let today = BusinessDay::of(Timestamp(midnight_utc + 12 * HOUR), 0);
-    assert_eq!(next_ticket(today, 7, today), 8);
-    assert_eq!(next_ticket(BusinessDay(today.0 - 1), 7, today), 1);
+    let today = BusinessDay::of(Timestamp(midnight_utc + 12 * HOUR), &utc, four);
+    assert_eq!(next_ticket(today, 7, today), (today, 8));
+    assert_eq!(next_ticket(BusinessDay(today.0 - 1), 7, today), (today, 1));
+}
+
+fn zone(name: &str) -> TimeZone {
+    TimeZone::parse(name).expect("a zone of the bundled database")
+}
+
+/// Milliseconds since the epoch of a UTC date and time.
+fn utc(date: &str) -> i64 {
+    let at: jiff::Timestamp = date.parse().expect("an RFC 3339 instant");
+    at.as_millisecond()
+}
+
+/// The business day numbered as its date.
+fn day(date: &str) -> BusinessDay {
+    let date: jiff::civil::Date = date.parse().expect("a date");
+    let epoch = jiff::civil::date(1970, 1, 1);
+    BusinessDay(i64::from(epoch.until(date).expect("in range").get_days()))
+}
+
+/// Places an order every `step` minutes from `from` to `to` (UTC) on `restaurant`'s clock, as
+/// the restaurant actor numbers them; returns the instants at which #1 was given, with the
+/// last number of the day before.
+fn turns(restaurant: &Restaurant, from: &str, to: &str, step: i64) -> Vec<(i64, i64)> {
+    let (mut ticket_day, mut last) = (BusinessDay(0), 0);
+    let mut turns = Vec::new();
+    let mut at = utc(from);
+    while at <= utc(to) {
+        let (day, number) = next_ticket(ticket_day, last, restaurant.business_day(Timestamp(at)));
+        if number == 1 {
+            turns.push((at, last));
+        } else {
+            assert_eq!(number, last + 1, "numbers run on at {at}");
+        }
+        (ticket_day, last) = (day, number);
+        at += step * 60_000;
+    }
+    turns
+}
+
+fn restaurant_in(zone_name: &str, starts_at: &str) -> Restaurant {
+    validate_restaurant(NewRestaurant {
+        name: "Bistro".into(),
+        currency: Some("EUR".into()),
+        time_zone: Some(zone_name.into()),
+        business_day_starts_at: Some(starts_at.into()),
+    })
+    .expect("a valid restaurant")
+}
+
+#[test]
+fn tokyo_turns_its_day_at_four_in_the_morning_there() {
+    let tokyo = restaurant_in("Asia/Tokyo", "04:00");
+    // 19:00 UTC is 04:00 JST the next morning.
+    let before = tokyo.business_day(Timestamp(utc("2026-12-01T18:59:59.999Z")));
+    let after = tokyo.business_day(Timestamp(utc("2026-12-01T19:00:00Z")));
+    assert_eq!(before, day("2026-12-01"));
+    assert_eq!(after, day("2026-12-02"));
+    // Lunch at 13:00 JST (04:00 UTC, the old UTC turn) is the same day.
+    assert_eq!(
+        tokyo.business_day(Timestamp(utc("2026-12-02T04:00:00Z"))),
+        day("2026-12-02")
+    );
+    // A yen restaurant is in Tokyo unless told otherwise.
+    assert_eq!(restaurant().time_zone.name(), "Asia/Tokyo");
+    assert_eq!(restaurant().day_starts_at, BusinessDayStart::DEFAULT);
+}
+
+#[test]
+fn berlin_has_a_23_hour_day_in_march_and_a_25_hour_day_in_october() {
+    let berlin = restaurant_in("Europe/Berlin", "04:00");
+    // Clocks go forward on 2026-03-29 at 02:00 CET (01:00 UTC): 04:00 CET (03:00 UTC) on the
+    // 28th, 04:00 CEST (02:00 UTC) on the 29th. One order a minute, numbered right through.
+    let spring = turns(&berlin, "2026-03-27T12:00:00Z", "2026-03-30T12:00:00Z", 1);
+    let at: Vec<i64> = spring.iter().map(|(at, _)| *at).collect();
+    assert_eq!(
+        at,
+        [
+            utc("2026-03-27T12:00:00Z"), // the first order
+            utc("2026-03-28T03:00:00Z"),
+            utc("2026-03-29T02:00:00Z"),
+            utc("2026-03-30T02:00:00Z"),
+        ]
+    );
+    assert_eq!(at[2] - at[1], 23 * HOUR);
+    assert_eq!(at[3] - at[2], 24 * HOUR);
+    // Every minute of the short night counted on: 23 h of orders, #1 to #1380.
+    assert_eq!(spring[2].1, 23 * 60);
+    assert_eq!(
+        berlin.business_day(Timestamp(utc("2026-03-29T01:30:00Z"))),
+        day("2026-03-28")
+    );
+
+    // Clocks go back on 2026-10-25 at 03:00 CEST (01:00 UTC): 04:00 CEST (02:00 UTC) on the
+    // 24th, 04:00 CET (03:00 UTC) on the 25th.
+    let autumn = turns(&berlin, "2026-10-23T12:00:00Z", "2026-10-26T12:00:00Z", 1);
+    let at: Vec<i64> = autumn.iter().map(|(at, _)| *at).collect();
+    assert_eq!(
+        at,
+        [
+            utc("2026-10-23T12:00:00Z"),
+            utc("2026-10-24T02:00:00Z"),
+            utc("2026-10-25T03:00:00Z"),
+            utc("2026-10-26T03:00:00Z"),
+        ]
+    );
+    assert_eq!(at[2] - at[1], 25 * HOUR);
+    assert_eq!(autumn[2].1, 25 * 60);
+}
+
+#[test]
+fn new_york_has_a_23_hour_day_in_march_and_a_25_hour_day_in_november() {
+    let new_york = restaurant_in("America/New_York", "04:00");
+    // Forward on 2026-03-08 at 02:00 EST (07:00 UTC); back on 2026-11-01 at 02:00 EDT
+    // (06:00 UTC). 04:00 EST is 09:00 UTC, 04:00 EDT 08:00 UTC.
+    let spring = turns(&new_york, "2026-03-06T12:00:00Z", "2026-03-09T12:00:00Z", 1);
+    let at: Vec<i64> = spring.iter().map(|(at, _)| *at).collect();
+    assert_eq!(
+        at,
+        [
+            utc("2026-03-06T12:00:00Z"),
+            utc("2026-03-07T09:00:00Z"),
+            utc("2026-03-08T08:00:00Z"),
+            utc("2026-03-09T08:00:00Z"),
+        ]
+    );
+    assert_eq!(at[2] - at[1], 23 * HOUR);
+    assert_eq!(spring[2].1, 23 * 60);
+
+    let autumn = turns(&new_york, "2026-10-30T12:00:00Z", "2026-11-02T12:00:00Z", 1);
+    let at: Vec<i64> = autumn.iter().map(|(at, _)| *at).collect();
+    assert_eq!(
+        at,
+        [
+            utc("2026-10-30T12:00:00Z"),
+            utc("2026-10-31T08:00:00Z"),
+            utc("2026-11-01T09:00:00Z"),
+            utc("2026-11-02T09:00:00Z"),
+        ]
+    );
+    assert_eq!(at[2] - at[1], 25 * HOUR);
+    assert_eq!(autumn[2].1, 25 * 60);
+}
+
+#[test]
+fn a_start_in_the_skipped_hour_turns_the_day_at_the_jump() {
+    // 02:30 does not occur in Berlin on 2026-03-29: clocks go from 02:00 CET to 03:00 CEST
+    // (01:00 UTC). The day turns at the jump, the first instant whose wall clock reads past
+    // 02:30; on the days around it, at 02:30 itself.
+    let berlin = restaurant_in("Europe/Berlin", "02:30");
+    let turned = turns(&berlin, "2026-03-27T12:00:00Z", "2026-03-30T12:00:00Z", 1);
+    let at: Vec<i64> = turned.iter().map(|(at, _)| *at).collect();
+    assert_eq!(
+        at,
+        [
+            utc("2026-03-27T12:00:00Z"),
+            utc("2026-03-28T01:30:00Z"), // 02:30 CET
+            utc("2026-03-29T01:00:00Z"), // 01:59:59 CET, then 03:00 CEST
+            utc("2026-03-30T00:30:00Z"), // 02:30 CEST
+        ]
+    );
+    assert_eq!(
+        berlin.business_day(Timestamp(utc("2026-03-29T00:59:59.999Z"))),
+        day("2026-03-28")
+    );
+    assert_eq!(
+        berlin.business_day(Timestamp(utc("2026-03-29T01:00:00Z"))),
+        day("2026-03-29")
+    );
+}
+
+#[test]
+fn a_start_in_the_repeated_hour_turns_the_day_once() {
+    // 02:30 occurs twice in Berlin on 2026-10-25: at 00:30 UTC (CEST) and 01:30 UTC (CET).
+    // The day turns at the first; in the repeated hour the wall clock reads before 02:30
+    // again, and the tickets keep counting the day already begun: one #1 that night.
+    let berlin = restaurant_in("Europe/Berlin", "02:30");
+    let turned = turns(&berlin, "2026-10-23T12:00:00Z", "2026-10-26T12:00:00Z", 1);
+    let at: Vec<i64> = turned.iter().map(|(at, _)| *at).collect();
+    assert_eq!(
+        at,
+        [
+            utc("2026-10-23T12:00:00Z"),
+            utc("2026-10-24T00:30:00Z"),
+            utc("2026-10-25T00:30:00Z"),
+            utc("2026-10-26T01:30:00Z"),
+        ]
+    );
+    assert_eq!(at[3] - at[2], 25 * HOUR);
+}
+
+#[test]
+fn a_changed_clock_keeps_the_days_count_until_its_next_start() {
+    // A restaurant that kept UTC moves to Tokyo at 01:00 UTC (10:00 JST) on 2026-12-02. Under
+    // UTC it was still the 1st (before 04:00 UTC); in Tokyo it is the 2nd. Tonight's count goes
+    // on as the 2nd's and restarts at 04:00 JST on the 3rd, not at 04:00 UTC.
+    let mut restaurant = restaurant_in("UTC", "04:00");
+    let now = Timestamp(utc("2026-12-02T01:00:00Z"));
+    let before = restaurant.business_day(now);
+    assert_eq!(before, day("2026-12-01"));
+    let change = SettingsChange::validate(RestaurantSettings {
+        time_zone: Some("Asia/Tokyo".into()),
+        ..RestaurantSettings::default()
+    })
+    .expect("valid settings");
+    restaurant = change.apply(&restaurant);
+    let after = restaurant.business_day(now);
+    assert_eq!(after, day("2026-12-02"));
+    let stored = ticket_day_after_change(before, before, after);
+    assert_eq!(stored, after);
+    // The next order is #58 after #57, also at 04:00 UTC, and #1 at 04:00 JST.
+    let at_four_utc = restaurant.business_day(Timestamp(utc("2026-12-02T04:00:00Z")));
+    assert_eq!(next_ticket(stored, 57, after), (after, 58));
+    assert_eq!(next_ticket(stored, 58, at_four_utc), (after, 59));
+    let at_four_jst = restaurant.business_day(Timestamp(utc("2026-12-02T19:00:00Z")));
+    assert_eq!(next_ticket(stored, 59, at_four_jst), (day("2026-12-03"), 1));
+
+    // Moving the start later, past now: the day in progress keeps counting until the new start.
+    let night = Timestamp(utc("2026-12-02T19:30:00Z")); // 04:30 JST on the 3rd
+    let before = restaurant.business_day(night);
+    assert_eq!(before, day("2026-12-03"));
+    let later = SettingsChange::validate(RestaurantSettings {
+        business_day_starts_at: Some("05:00".into()),
+        ..RestaurantSettings::default()
+    })
+    .expect("valid settings")
+    .apply(&restaurant);
+    let after = later.business_day(night);
+    assert_eq!(after, day("2026-12-02"));
+    let stored = ticket_day_after_change(before, before, after);
+    assert_eq!(next_ticket(stored, 3, after), (after, 4));
+    let at_five = later.business_day(Timestamp(utc("2026-12-02T20:00:00Z")));
+    assert_eq!(next_ticket(stored, 4, at_five), (day("2026-12-03"), 1));
+
+    // A count of an earlier day is left alone: the next order starts the day at #1.
+    assert_eq!(
+        ticket_day_after_change(day("2026-11-30"), before, after),
+        day("2026-11-30")
+    );
+}
+
+#[test]
+fn settings_change_only_what_is_given_and_refuse_bad_text() {
+    let restaurant = restaurant_in("Europe/Berlin", "04:00");
+    let renamed = SettingsChange::validate(RestaurantSettings {
+        name: Some(" Brasserie ".into()),
+        ..RestaurantSettings::default()
+    })
+    .expect("a valid name")
+    .apply(&restaurant);
+    assert_eq!(renamed.name, "Brasserie");
+    assert_eq!(renamed.time_zone, restaurant.time_zone);
+    assert_eq!(renamed.day_starts_at, restaurant.day_starts_at);
+    assert_eq!(renamed.id, restaurant.id);
+    let nothing = SettingsChange::validate(RestaurantSettings::default()).expect("empty is valid");
+    assert_eq!(nothing.apply(&restaurant), restaurant);
+
+    let huge = "A".repeat(1 << 20);
+    for bad in [
+        "",
+        "Mars/Base",
+        "../../etc/passwd",
+        "Europe/Berlin\0",
+        huge.as_str(),
+    ] {
+        let refused = SettingsChange::validate(RestaurantSettings {
+            time_zone: Some(bad.into()),
+            ..RestaurantSettings::default()
+        });
+        assert!(
+            matches!(refused, Err(DomainError::BadInput(_))),
+            "{:.40}",
+            bad
+        );
+        let created = validate_restaurant(NewRestaurant {
+            name: "x".into(),
+            time_zone: Some(bad.into()),
+            ..NewRestaurant::default()
+        });
+        assert!(is_bad_input(&created), "{:.40}", bad);
+    }
+    for bad in [
+        "",
+        "25:00",
+        "4:00",
+        "24:00",
+        "04:00 ",
+        "noon",
+        huge.as_str(),
+    ] {
+        let refused = SettingsChange::validate(RestaurantSettings {
+            business_day_starts_at: Some(bad.into()),
+            ..RestaurantSettings::default()
+        });
+        assert!(
+            matches!(refused, Err(DomainError::BadInput(_))),
+            "{:.40}",
+            bad
+        );
+    }
+    let blank = SettingsChange::validate(RestaurantSettings {
+        name: Some("  ".into()),
+        ..RestaurantSettings::default()
+    });
+    assert!(matches!(blank, Err(DomainError::BadInput(_))));
+}
+
+/// Every zone of the bundled database, by name.
+static ZONES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    jiff::tz::TimeZoneDatabase::bundled()
+        .available()
+        .map(|name| name.as_str().to_owned())
+        .collect()
+});
+
+#[test]
+fn every_zone_of_the_bundled_database_is_accepted() {
+    assert!(ZONES.len() > 300, "{} zones", ZONES.len());
+    for name in ZONES.iter() {
+        assert_eq!(zone(name).name(), name);
+    }
+}
+
+proptest::proptest! {
+    /// For any instant, zone and start time, the business day is the local date of (the
+    /// instant's local wall-clock time − the start time), computed here with the time-zone
+    /// library's own calendar arithmetic.
+    #[test]
+    fn the_business_day_is_the_local_date_of_the_instant_minus_the_start(
+        // From 1900 to 2100.
+        at in -2_208_988_800_000_i64..4_102_444_800_000_i64,
+        zone_index in proptest::prelude::any::<proptest::sample::Index>(),
+        start in 0_i64..1440,
+    ) {
+        let name: &String = zone_index.get(ZONES.as_slice());
+        let zone = zone(name);
+        let start = BusinessDayStart::from_minutes(start).expect("0 to 1439");
+        let instant = jiff::Timestamp::from_millisecond(at).expect("in range");
+        let local = zone.zone().to_datetime(instant);
+        let shifted = local
+            .checked_sub(jiff::SignedDuration::from_mins(start.minutes()))
+            .expect("in range");
+        let epoch = jiff::civil::date(1970, 1, 1);
+        let expected = i64::from(epoch.until(shifted.date()).expect("in range").get_days());
+        proptest::prop_assert_eq!(BusinessDay::of(Timestamp(at), &zone, start), BusinessDay(expected));
+    }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{seed, staff_of, RestaurantFixture as Fixture, NOON};
 use orderhub_actors::domain::{
     DomainError, EventKind, LineRequest, MenuItem, MenuItemId, NewMenuItem, OrderId, OrderStatus,
-    Principal, RestaurantId, Role, StaffCall, Table, TableId, Timestamp,
+    Principal, RestaurantId, RestaurantSettings, Role, StaffCall, Table, TableId, Timestamp,
 };
 use orderhub_actors::ports::{Freshness, Store};
 use orderhub_actors::restaurant::{RegistryConfig, RestaurantMsg};
@@ -456,4 +456,78 @@ async fn a_restaurant_the_store_does_not_know_is_not_found() {
         })
         .await;
     assert_eq!(refusal(result), DomainError::NotFound("restaurant"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn update_restaurant_changes_the_clock_and_keeps_the_nights_tickets() {
+    const HOUR: i64 = 3_600_000;
+    let f = &fixture().await;
+    let midnight = NOON.millis() - 12 * HOUR;
+    // 01:00 UTC: before 04:00, still the previous business day in UTC, where the seed is.
+    f.clock.manual.set(Timestamp(midnight + HOUR));
+    let number =
+        |key: &'static str| async move { f.place(f.request(key, 1)).await.expect("place").number };
+    assert_eq!(number("night-1").await, 1);
+    assert_eq!(number("night-2").await, 2);
+    let events = f.event_seqs().await;
+
+    let update = |by: Principal, settings: RestaurantSettings| async move {
+        f.call(|reply| RestaurantMsg::UpdateRestaurant {
+            by: by.clone(),
+            settings: settings.clone(),
+            reply,
+        })
+        .await
+    };
+    let to_tokyo = RestaurantSettings {
+        time_zone: Some("Asia/Tokyo".into()),
+        ..RestaurantSettings::default()
+    };
+    for by in [f.staff(), f.customer()] {
+        let refused = refusal(update(by, to_tokyo.clone()).await);
+        assert!(matches!(refused, DomainError::Forbidden(_)), "{refused:?}");
+    }
+    for bad in [
+        RestaurantSettings {
+            time_zone: Some("../../etc/passwd".into()),
+            ..RestaurantSettings::default()
+        },
+        RestaurantSettings {
+            name: Some("Renamed".into()),
+            business_day_starts_at: Some("25:00".into()),
+            ..RestaurantSettings::default()
+        },
+    ] {
+        let refused = refusal(update(f.admin(), bad).await);
+        assert!(matches!(refused, DomainError::BadInput(_)), "{refused:?}");
+    }
+    let stored = f
+        .store
+        .restaurant(f.id(), Freshness::Recent)
+        .await
+        .expect("read");
+    assert_eq!(stored.as_ref(), Some(&f.seeded.restaurant));
+
+    // 10:00 in Tokyo: there today is already the next date; tonight's count goes on.
+    let moved = update(f.admin(), to_tokyo).await.expect("update");
+    assert_eq!(moved.time_zone.name(), "Asia/Tokyo");
+    assert_eq!(moved.name, f.seeded.restaurant.name);
+    let stored = f
+        .store
+        .restaurant(f.id(), Freshness::Recent)
+        .await
+        .expect("read");
+    assert_eq!(stored, Some(moved));
+    assert_eq!(
+        f.event_seqs().await,
+        events,
+        "no event for a settings change yet"
+    );
+    assert_eq!(number("night-3").await, 3);
+    // 04:00 UTC is lunch in Tokyo: still the same business day there.
+    f.clock.manual.set(Timestamp(midnight + 4 * HOUR));
+    assert_eq!(number("night-4").await, 4);
+    // 19:00 UTC is 04:00 the next morning in Tokyo: the count restarts.
+    f.clock.manual.set(Timestamp(midnight + 19 * HOUR));
+    assert_eq!(number("next-day-1").await, 1);
 }

@@ -338,6 +338,21 @@ export class Beeper {
   }
 }
 
+/**
+ * The time of day of an instant (an RFC 3339 string or milliseconds) on the restaurant's clock,
+ * `timeZone` being its IANA zone from the API, whatever the device's own zone; the device's if
+ * the browser does not know the zone.
+ */
+export function clockTime(at, timeZone) {
+  const date = new Date(at);
+  const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  try {
+    return new Intl.DateTimeFormat(undefined, { ...options, timeZone }).format(date);
+  } catch {
+    return new Intl.DateTimeFormat(undefined, options).format(date);
+  }
+}
+
 /** Relative age in words: "now", "4 min", "1 h 05". */
 export function age(since, now = Date.now()) {
   const minutes = Math.max(0, Math.floor((now - Date.parse(since)) / 60000));

@@ -19,7 +19,7 @@
 //   asked.
 
 import {
-  ApiError, Beeper, Live, age, claims, el, expired, gql, readFragment, showConnection,
+  ApiError, Beeper, Live, age, claims, clockTime, el, expired, gql, readFragment, showConnection,
 } from "./client.js";
 
 const TOKEN_KEY = "orderhub.kitchen.token";
@@ -39,7 +39,7 @@ const ORDER = `fragment Ticket on Order {
   items { menuItemId name quantity note }
 }`;
 const RESTAURANT = `query Kitchen($r: ID!, $seq: Int) { restaurant(id: $r, atLeastSeq: $seq) {
-  name currency tables { id name } menu { id name available price { amount currency } }
+  name currency timeZone tables { id name } menu { id name available price { amount currency } }
 } }`;
 const TABLES = `query Tables($r: ID!, $seq: Int) { restaurant(id: $r, atLeastSeq: $seq) { tables { id name } } }`;
 const OPEN_ORDERS = `query OpenOrders($r: ID!, $after: String) {
@@ -95,7 +95,9 @@ class Board {
   }
 
   async start() {
-    const { name } = await this.setUp(null);
+    const { name, timeZone } = await this.setUp(null);
+    // Times on this screen are the restaurant's, wherever the tablet's clock is set.
+    this.timeZone = timeZone;
     $("restaurant").textContent = name;
     document.title = `Kitchen — ${name}`;
     this.element.hidden = false;
@@ -364,7 +366,8 @@ class Board {
       el("header", {},
         el("span", { class: "number" }, `#${order.number}`),
         el("span", { class: "table" }, this.tables.get(order.tableId) ?? "Table ?"),
-        el("span", { class: "age" }, age(order.placedAt, now))),
+        el("span", { class: "age", title: `placed ${clockTime(order.placedAt, this.timeZone)}` },
+          age(order.placedAt, now))),
       el("ul", { class: "items" }, order.items.map((item) => el("li", {},
         el("span", { class: "qty" }, `${item.quantity}×`), " ", item.name,
         item.note ? el("span", { class: "line-note" }, item.note) : null))),
@@ -385,7 +388,7 @@ class Board {
       ticket.element.querySelector(".age").textContent = age(ticket.placedAt, now);
       setAgeClass(ticket.element, ticket.placedAt, now);
     }
-    $("clock").textContent = new Date(now).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    $("clock").textContent = clockTime(now, this.timeZone);
     $("sound").hidden = this.beeper.ready;
     this.renderCalls();
   }
@@ -397,7 +400,7 @@ class Board {
       el("strong", {}, this.tables.get(call.tableId) ?? "A table"),
       " calls staff",
       call.message ? el("span", { class: "message" }, `“${call.message}”`) : null,
-      el("span", { class: "age" }, age(call.at)),
+      el("span", { class: "age", title: clockTime(call.at, this.timeZone) }, age(call.at)),
       el("button", { type: "button", class: "secondary", onclick: () => this.dismiss(call.id) }, "OK"))));
   }
 

@@ -6,7 +6,7 @@
 // returns the first order instead of placing another.
 
 import {
-  Live, claims, el, expired, gql, money, readFragment, showConnection, uuid,
+  Live, claims, clockTime, el, expired, gql, money, readFragment, showConnection, uuid,
 } from "./client.js";
 
 const TOKEN_KEY = "orderhub.customer.token";
@@ -36,7 +36,7 @@ const MINE = `fragment Mine on Order {
   items { menuItemId name quantity note subtotal { amount currency } }
 }`;
 const MENU = `query Menu($r: ID!) { restaurant(id: $r) {
-  name currency menu { id name available price { amount currency } }
+  name currency timeZone menu { id name available price { amount currency } }
 } }`;
 const PLACE = `mutation Place($i: PlaceOrderInput!) { placeOrder(input: $i) { ...Mine } } ${MINE}`;
 const FOLLOW = `subscription Follow($o: ID!) { orderUpdated(orderId: $o) { ...Mine } } ${MINE}`;
@@ -95,6 +95,8 @@ class Shop {
     $("restaurant").textContent = restaurant.name;
     document.title = restaurant.name;
     this.currency = restaurant.currency;
+    // Times are shown on the restaurant's clock, wherever the guest's phone is set.
+    this.timeZone = restaurant.timeZone;
     this.menu = new Map(restaurant.menu.map((item) => [item.id, item]));
   }
 
@@ -285,7 +287,8 @@ class Shop {
       const reached = STEPS.indexOf(order.status);
       return el("article", { class: "my-order", "data-id": order.id, "data-status": order.status },
         el("header", {},
-          el("strong", {}, `Order #${order.number}`),
+          el("strong", {}, `Order #${order.number}`,
+            el("time", { class: "placed", datetime: order.placedAt }, ` · ${clockTime(order.placedAt, this.timeZone)}`)),
           el("span", { class: "status" }, STATUS[order.status] ?? order.status)),
         order.status === "CANCELLED" ? null : el("ol", { class: "progress" }, STEPS.map((step, i) =>
           el("li", { class: i <= reached ? "done" : null }, STATUS[step]))),

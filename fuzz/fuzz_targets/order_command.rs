@@ -78,7 +78,7 @@ struct Command {
 fuzz_target!(|command: Command| {
     let Ok(restaurant) = validate_restaurant(NewRestaurant {
         name: "Fuzz Bar".into(),
-        currency: None,
+        ..NewRestaurant::default()
     }) else {
         return;
     };

@@ -2,7 +2,8 @@
 
 use async_graphql::{Context, InputObject, Object, ID};
 use orderhub_actors::domain::{
-    self, validate_restaurant, MenuItemId, NewMenuItem, NewRestaurant, RestaurantId, TableId,
+    self, validate_restaurant, MenuItemId, NewMenuItem, NewRestaurant, RestaurantId,
+    RestaurantSettings, TableId,
 };
 use orderhub_actors::ports::{Freshness, Owned};
 use orderhub_actors::restaurant::RestaurantMsg;
@@ -24,6 +25,16 @@ impl Restaurant {
     }
     async fn currency(&self) -> &str {
         self.0.currency.as_str()
+    }
+    /// IANA time zone of the restaurant, e.g. Asia/Tokyo. Business days, ticket numbers,
+    /// reports and estimates follow it, daylight-saving changes included.
+    async fn time_zone(&self) -> &str {
+        self.0.time_zone.name()
+    }
+    /// Local time at which a business day starts (HH:MM, 24 h); orders after midnight and
+    /// before it belong to the evening before.
+    async fn business_day_starts_at(&self) -> String {
+        self.0.day_starts_at.to_string()
     }
     /// The menu, in display order.
     async fn menu(&self, ctx: &Context<'_>) -> ApiResult<Vec<MenuItem>> {
@@ -62,6 +73,18 @@ pub struct CreateRestaurantInput {
     name: String,
     /// ISO 4217; defaults to JPY.
     currency: Option<String>,
+    /// IANA time zone; defaults to Asia/Tokyo for JPY, else UTC. An unknown zone is
+    /// BAD_USER_INPUT.
+    time_zone: Option<String>,
+    /// HH:MM; defaults to 04:00.
+    business_day_starts_at: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct RestaurantSettingsInput {
+    name: Option<String>,
+    time_zone: Option<String>,
+    business_day_starts_at: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -128,6 +151,8 @@ impl RestaurantMutation {
         let restaurant = validate_restaurant(NewRestaurant {
             name: input.name,
             currency: input.currency,
+            time_zone: input.time_zone,
+            business_day_starts_at: input.business_day_starts_at,
         })?;
         let services = services(ctx)?;
         // No actor yet: a new restaurant has no commands to serialize with.
@@ -135,6 +160,32 @@ impl RestaurantMutation {
         services.reads.client_wrote(&by.subject);
         // Its creator reads its own write: from the writer.
         Ok(Restaurant(restaurant, Freshness::Current))
+    }
+
+    /// Manager or admin: only the fields given change; the business day in progress keeps its
+    /// ticket numbers.
+    async fn update_restaurant(
+        &self,
+        ctx: &Context<'_>,
+        restaurant_id: ID,
+        input: RestaurantSettingsInput,
+    ) -> ApiResult<Restaurant> {
+        let restaurant = parse_id("restaurantId", &restaurant_id, RestaurantId::parse)?;
+        // Checked here too, so that a refused caller spawns no actor.
+        principal(ctx)?.may_configure(&restaurant)?;
+        let updated = command(ctx, &restaurant, |by, reply| {
+            RestaurantMsg::UpdateRestaurant {
+                by,
+                settings: RestaurantSettings {
+                    name: input.name.clone(),
+                    time_zone: input.time_zone.clone(),
+                    business_day_starts_at: input.business_day_starts_at.clone(),
+                },
+                reply,
+            }
+        })
+        .await?;
+        Ok(Restaurant(updated, Freshness::Current))
     }
 
     /// Admin.

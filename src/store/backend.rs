@@ -52,8 +52,9 @@ macro_rules! sql_store {
     ($store:ident, $tx:ident, $db:ty) => {
         use async_trait::async_trait;
         use orderhub_actors::domain::{
-            BusinessDay, Currency, Event, EventKind, MenuItem, MenuItemId, Money, Order, OrderId,
-            OrderItem, OrderStatus, Restaurant, RestaurantId, StaffCall, Table, TableId, Timestamp,
+            BusinessDay, BusinessDayStart, Currency, Event, EventKind, MenuItem, MenuItemId, Money,
+            Order, OrderId, OrderItem, OrderStatus, Restaurant, RestaurantId, StaffCall, Table,
+            TableId, TimeZone, Timestamp,
         };
         use orderhub_actors::ports::{
             Counters, Freshness, History, OrderPage, OrderQuery, Owned, RestaurantTx, Store,
@@ -77,13 +78,15 @@ macro_rules! sql_store {
         }
 
         fn restaurant_from(row: &DbRow) -> Result<Restaurant, StoreError> {
-            let offset: i64 = get(row, "utc_offset_minutes")?;
+            let zone: String = get(row, "time_zone")?;
+            let start: i64 = get(row, "business_day_start_minutes")?;
             Ok(Restaurant {
                 id: RestaurantId::from_trusted(get(row, "id")?),
                 name: get(row, "name")?,
                 currency: Currency::from_trusted(get(row, "currency")?),
-                utc_offset_minutes: i32::try_from(offset)
-                    .map_err(|_| corrupt("utc offset", &offset.to_string()))?,
+                time_zone: TimeZone::parse(&zone).map_err(|_| corrupt("time zone", &zone))?,
+                day_starts_at: BusinessDayStart::from_minutes(start)
+                    .ok_or_else(|| corrupt("business day start", &start.to_string()))?,
             })
         }
 
@@ -290,7 +293,8 @@ macro_rules! sql_store {
                     .bind(restaurant.id.as_str())
                     .bind(&restaurant.name)
                     .bind(restaurant.currency.as_str())
-                    .bind(i64::from(restaurant.utc_offset_minutes))
+                    .bind(restaurant.time_zone.name())
+                    .bind(restaurant.day_starts_at.minutes())
                     .bind(Timestamp::now().millis())
                     .execute(&self.pool)
                     .await
@@ -656,6 +660,20 @@ macro_rules! sql_store {
                         .bind(number),
                 )
                 .await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_update_restaurant"))]
+            async fn update_restaurant(&mut self, restaurant: &Restaurant) -> Result<(), StoreError> {
+                let _timer = crate::metrics::QueryTimer::start("tx_update_restaurant");
+                let update = sqlx::query(sql::UPDATE_RESTAURANT)
+                    .bind(self.restaurant.id.as_str().to_owned())
+                    .bind(restaurant.name.as_str())
+                    .bind(restaurant.time_zone.name())
+                    .bind(restaurant.day_starts_at.minutes());
+                self.run(update).await?;
+                // Later reads in this transaction see the settings it wrote.
+                self.restaurant = restaurant.clone();
                 Ok(())
             }
 

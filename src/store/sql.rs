@@ -10,12 +10,17 @@ pub const ORDER_COLUMNS: &str = "id, restaurant_id, table_id, number, status, to
 /// restaurant's lock at once (a PostgreSQL row lock; SQLite's single write lock) and holds it
 /// until commit. Concurrent commands on other nodes wait here, never on stale counters.
 pub const LOCK_RESTAURANT: &str = "UPDATE restaurants SET last_seq = last_seq WHERE id = $1 \
-     RETURNING id, name, currency, utc_offset_minutes, last_seq, ticket_day, last_ticket";
+     RETURNING id, name, currency, time_zone, business_day_start_minutes, \
+     last_seq, ticket_day, last_ticket";
 
-pub const SELECT_RESTAURANT: &str =
-    "SELECT id, name, currency, utc_offset_minutes FROM restaurants WHERE id = $1";
+pub const SELECT_RESTAURANT: &str = "SELECT id, name, currency, time_zone, \
+     business_day_start_minutes FROM restaurants WHERE id = $1";
 pub const INSERT_RESTAURANT: &str = "INSERT INTO restaurants \
-     (id, name, currency, utc_offset_minutes, created_at) VALUES ($1, $2, $3, $4, $5)";
+     (id, name, currency, time_zone, business_day_start_minutes, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+/// The settings `updateRestaurant` changes; run in the restaurant's command transaction.
+pub const UPDATE_RESTAURANT: &str = "UPDATE restaurants SET name = $2, time_zone = $3, \
+     business_day_start_minutes = $4 WHERE id = $1";
 pub const COUNT_RESTAURANTS: &str = "SELECT COUNT(*) FROM restaurants";
 
 macro_rules! menu_columns {

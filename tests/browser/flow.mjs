@@ -38,6 +38,14 @@ await run(async (context) => {
   const card = customer.locator('.my-order[data-status="PLACED"]');
   await card.waitFor();
   check((await card.innerText()).includes("Order #1"), "the guest sees the ticket number");
+  // Its time is on the restaurant's clock (a yen restaurant: Asia/Tokyo, UTC+9, no daylight
+  // saving), whatever the browser's own zone.
+  const placed = card.locator("time.placed");
+  const at = new Date(await placed.getAttribute("datetime"));
+  const pad = (n) => String(n).padStart(2, "0");
+  const tokyo = `${pad((at.getUTCHours() + 9) % 24)}:${pad(at.getUTCMinutes())}`;
+  const shown = await placed.innerText();
+  check(shown.includes(tokyo), `the order's time is Tokyo's ${tokyo}: ${shown}`);
 
   await ticket.click();
   await kitchen.locator('.column[data-status="ACCEPTED"] .ticket[data-number="1"]').waitFor();

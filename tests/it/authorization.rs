@@ -41,7 +41,7 @@ struct Case {
     expected: [Outcome; 8],
 }
 
-const CASES: [Case; 12] = [
+const CASES: [Case; 13] = [
     Case {
         operation: "restaurant",
         field: "restaurant",
@@ -90,6 +90,11 @@ const CASES: [Case; 12] = [
     Case {
         operation: "createRestaurant",
         field: "createRestaurant",
+        expected: [UNAUTH, UNAUTH, FORBID, FORBID, FORBID, FORBID, FORBID, Ok],
+    },
+    Case {
+        operation: "updateRestaurant",
+        field: "updateRestaurant",
         expected: [UNAUTH, UNAUTH, FORBID, FORBID, FORBID, FORBID, FORBID, Ok],
     },
     Case {
@@ -176,6 +181,11 @@ async fn request(server: &TestServer, f: &Fixture, operation: &str) -> (String, 
         ),
         "callStaff" => ("mutation($t: ID!) { callStaff(tableId: $t) { id } }", json!({"t": f.tables[0]})),
         "createRestaurant" => ("mutation { createRestaurant(input: {name: \"X\"}) { id } }", json!({})),
+        // The name it has: allowed or not, nothing changes.
+        "updateRestaurant" => (
+            "mutation($r: ID!) { updateRestaurant(restaurantId: $r, input: {name: \"Test Kitchen\"}) { id } }",
+            json!({"r": f.restaurant}),
+        ),
         "createTable" => ("mutation($r: ID!) { createTable(restaurantId: $r, name: \"T9\") { id } }", json!({"r": f.restaurant})),
         "createMenuItem" => (
             "mutation($r: ID!) { createMenuItem(restaurantId: $r, input: {name: \"Tea\", price: 200}) { id } }",

@@ -231,6 +231,12 @@ fn operations(
                     json!({"n": "Calibration"}),
                     &f.admin,
                 ),
+                "updateRestaurant" => (
+                    "$r: ID!, $n: String!",
+                    "updateRestaurant(restaurantId: $r, input: {name: $n})",
+                    json!({"r": f.restaurant, "n": "Test Kitchen"}),
+                    &f.admin,
+                ),
                 "restaurantEvents" => (
                     "$r: ID!",
                     "restaurantEvents(restaurantId: $r, after: 0)",

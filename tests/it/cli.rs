@@ -162,11 +162,20 @@ async fn first_start_seeds_a_demo_and_tokens_survive_restarts() {
         .expect("the restaurant id is printed");
     let menu = gql(
         first.base.clone(),
-        "query($r: ID!) { restaurant(id: $r) { menu { id available } tables { id } } }",
+        "query($r: ID!) { restaurant(id: $r) { menu { id available } tables { id } timeZone businessDayStartsAt } }",
         json!({"r": restaurant}),
         staff.clone(),
     )
     .await;
+    // A ramen bar in Tokyo: its business day turns at 04:00 there.
+    assert_eq!(
+        menu["data"]["restaurant"]["timeZone"], "Asia/Tokyo",
+        "{menu}"
+    );
+    assert_eq!(
+        menu["data"]["restaurant"]["businessDayStartsAt"], "04:00",
+        "{menu}"
+    );
     let item = menu["data"]["restaurant"]["menu"][0]["id"]
         .as_str()
         .expect("menu")

@@ -11,6 +11,7 @@ mod calibration;
 mod catch_up;
 mod causal;
 mod cli;
+mod clock;
 mod cluster;
 mod cors;
 mod faults;

@@ -14,7 +14,8 @@ pub use event::{Event, EventKind};
 pub use ids::{MenuItemId, OrderId, RestaurantId, StaffCallId, TableId};
 pub use menu::{
     validate_menu_item, validate_restaurant, validate_table_name, MenuItem, NewMenuItem,
-    NewRestaurant, Restaurant, StaffCall, Table, DEFAULT_CURRENCY,
+    NewRestaurant, Restaurant, RestaurantSettings, SettingsChange, StaffCall, Table,
+    DEFAULT_CURRENCY, MAX_RESTAURANT_NAME,
 };
 pub use money::{Currency, Money};
 pub use order::{
@@ -22,7 +23,10 @@ pub use order::{
     OrderItem, OrderStatus, PlaceOrderRequest, MAX_LINES, MAX_QUANTITY,
 };
 pub use text::{check_name, check_text};
-pub use time::{next_ticket, BusinessDay, Timestamp};
+pub use time::{
+    next_ticket, ticket_day_after_change, tzdb_version, BusinessDay, BusinessDayStart, TimeZone,
+    Timestamp,
+};
 
 /// Why a command was refused. Each variant maps to one public error code in the adapter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

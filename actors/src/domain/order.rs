@@ -322,7 +322,8 @@ mod tests {
             id: RestaurantId::generate(),
             name: "Bistro".into(),
             currency: Currency::parse("JPY").unwrap(),
-            utc_offset_minutes: 540,
+            time_zone: crate::domain::TimeZone::utc(),
+            day_starts_at: crate::domain::BusinessDayStart::DEFAULT,
         }
     }
 

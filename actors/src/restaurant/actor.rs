@@ -7,10 +7,10 @@ use tokio::time::Instant;
 
 use super::Deps;
 use crate::domain::{
-    advance, build_order, cancel, fingerprint, next_ticket, validate_menu_item, validate_request,
-    validate_table_name, BusinessDay, CancelRule, DomainError, EventKind, MenuItem, MenuItemId,
-    NewMenuItem, Order, OrderId, OrderStatus, PlaceOrderRequest, Principal, StaffCall, Table,
-    TableId,
+    advance, build_order, cancel, fingerprint, next_ticket, ticket_day_after_change,
+    validate_menu_item, validate_request, validate_table_name, CancelRule, DomainError, EventKind,
+    MenuItem, MenuItemId, NewMenuItem, Order, OrderId, OrderStatus, PlaceOrderRequest, Principal,
+    Restaurant, RestaurantSettings, SettingsChange, StaffCall, Table, TableId,
 };
 use crate::ports::RestaurantTx;
 use crate::{CommandError, StoreError};
@@ -59,6 +59,12 @@ pub enum RestaurantMsg {
         by: Principal,
         item: NewMenuItem,
         reply: Reply<MenuItem>,
+    },
+    /// Changes the given settings; the business day in progress keeps its ticket count.
+    UpdateRestaurant {
+        by: Principal,
+        settings: RestaurantSettings,
+        reply: Reply<Restaurant>,
     },
 }
 
@@ -162,6 +168,11 @@ impl Actor for RestaurantActor {
             RestaurantMsg::CreateMenuItem { by, item, reply } => {
                 answer(reply, state.create_menu_item(&by, item).await)
             }
+            RestaurantMsg::UpdateRestaurant {
+                by,
+                settings,
+                reply,
+            } => answer(reply, state.update_restaurant(&by, settings).await),
         };
         let now = Instant::now();
         // While the pause lasts no command reaches the store (see `begin`): no outcome then, not
@@ -265,13 +276,13 @@ impl RestaurantState {
         let menu = tx
             .menu_items(&wanted.into_iter().collect::<Vec<_>>())
             .await?;
-        let today = BusinessDay::of(now, tx.restaurant().utc_offset_minutes);
+        let today = tx.restaurant().business_day(now);
         let counters = tx.counters();
-        let number = next_ticket(counters.ticket_day, counters.last_ticket, today);
+        let (day, number) = next_ticket(counters.ticket_day, counters.last_ticket, today);
         let order = build_order(request, tx.restaurant(), &menu, number, now)?;
         tx.insert_order(&order, &request.idempotency_key, &request_fingerprint)
             .await?;
-        tx.set_ticket(today, number).await?;
+        tx.set_ticket(day, number).await?;
         self.commit_and_publish(
             tx,
             EventKind::OrderPlaced {
@@ -395,5 +406,38 @@ impl RestaurantState {
         tx.insert_menu_item(&item).await?;
         tx.commit().await?;
         Ok(item)
+    }
+
+    /// Changes the given settings under the restaurant's lock, so no order is numbered
+    /// between reading the clock and writing it. If the ticket count belongs to the business
+    /// day in progress, it is renamed to today's day under the new clock and goes on
+    /// (`ticket_day_after_change`): the count restarts at the next start in the new setting,
+    /// never twice in one night.
+    async fn update_restaurant(
+        &self,
+        by: &Principal,
+        settings: RestaurantSettings,
+    ) -> Result<Restaurant, CommandError> {
+        by.may_configure(&self.restaurant_id)?;
+        let change = SettingsChange::validate(settings)?;
+        let now = self.deps.clock.now();
+        let mut tx = self.begin().await?;
+        let before = tx.restaurant().clone();
+        let after = change.apply(&before);
+        if after == before {
+            return Ok(after); // nothing changed: no write
+        }
+        let counters = tx.counters().clone();
+        let day = ticket_day_after_change(
+            counters.ticket_day,
+            before.business_day(now),
+            after.business_day(now),
+        );
+        tx.update_restaurant(&after).await?;
+        if day != counters.ticket_day {
+            tx.set_ticket(day, counters.last_ticket).await?;
+        }
+        tx.commit().await?;
+        Ok(after)
     }
 }

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use orderhub_actors::channel::{ChannelConfig, ChannelRegistry, Filter, Subscription};
 use orderhub_actors::domain::{
-    Currency, Event, EventKind, LineRequest, MenuItem, MenuItemId, Money, Order, OrderId,
-    OrderStatus, PlaceOrderRequest, Principal, Restaurant, RestaurantId, Role, StaffCall, Table,
-    TableId, Timestamp,
+    BusinessDayStart, Currency, Event, EventKind, LineRequest, MenuItem, MenuItemId, Money, Order,
+    OrderId, OrderStatus, PlaceOrderRequest, Principal, Restaurant, RestaurantId, Role, StaffCall,
+    Table, TableId, TimeZone, Timestamp,
 };
 use orderhub_actors::ports::{Clock, EventSink, Freshness, OrderQuery, Store};
 use orderhub_actors::restaurant::{Deps, RegistryConfig, Reply, RestaurantMsg, RestaurantRegistry};
@@ -39,7 +39,8 @@ pub async fn seed(store: &MemoryStore) -> Seeded {
         id: RestaurantId::generate(),
         name: "Bistro".into(),
         currency: Currency::parse("JPY").expect("JPY is a currency"),
-        utc_offset_minutes: 0,
+        time_zone: TimeZone::utc(),
+        day_starts_at: BusinessDayStart::DEFAULT,
     };
     store
         .create_restaurant(&restaurant)
