@@ -6,11 +6,19 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::support::{eventually, postgres_url, sqlite_url, TestServer, ADVANCE, PLACE};
+use crate::support::{
+    eventually, mariadb_url, postgres_url, sqlite_url, TestServer, ADVANCE, PLACE,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_postgres_never_corrupt_seq_number_or_version() {
     let url = postgres_url("orderhub_two_nodes");
+    two_nodes_share_restaurants(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_mariadb_never_corrupt_seq_number_or_version() {
+    let url = mariadb_url("orderhub_two_nodes");
     two_nodes_share_restaurants(&url).await;
 }
 
