@@ -42,12 +42,13 @@ pub enum LogFormat {
 /// Where the database is and how tokens are signed: what `serve` and `token` share.
 #[derive(Debug, Clone, PartialEq, Args)]
 pub struct StoreArgs {
-    /// Writer database: postgres://… or sqlite://… (a file, created if missing).
+    /// Writer database: postgres://…, mysql://… (MySQL 8 or MariaDB; also mariadb://…) or
+    /// sqlite://… (a file, created if missing).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://orderhub.db")]
     pub database_url: String,
 
-    /// Reader: a PostgreSQL replica for reads that may be a little stale (lists, menus).
-    /// Clients always read their own writes.
+    /// Reader: a PostgreSQL or MySQL replica (of the writer's kind) for reads that may be a
+    /// little stale (lists, menus). Clients always read their own writes.
     #[arg(long, env = "DATABASE_READ_URL")]
     pub database_read_url: Option<String>,
 

@@ -245,14 +245,18 @@ fn the_actor_tree_is_the_documented_one() {
 }
 
 /// Invariant "every command transaction locks its restaurant's row first": the store opens a
-/// transaction in one place, and its first statement is `LOCK_RESTAURANT`, a write to the
-/// restaurant's row (PostgreSQL's row lock, SQLite's write lock) held until commit.
+/// transaction in one place (`TxConnection::begin`, called once), and its first statement is
+/// the dialect's `LOCK_RESTAURANT`, which locks the restaurant's row until commit: a write on
+/// PostgreSQL and SQLite (a row lock; SQLite's write lock), `SELECT … FOR UPDATE` on MySQL.
 #[test]
 fn a_command_transaction_locks_its_restaurant_first() {
     let src = repo_dir().join("src");
     let opened: Vec<PathBuf> = rust_files(&src)
         .into_iter()
-        .filter(|file| read(file).contains(".begin()"))
+        .filter(|file| {
+            let text = read(file);
+            text.contains(".begin()") || text.contains("TransactionManager>::begin")
+        })
         .collect();
     assert_eq!(
         opened,
@@ -260,23 +264,32 @@ fn a_command_transaction_locks_its_restaurant_first() {
         "transactions are opened elsewhere"
     );
     let backend = read(&src.join("store/backend.rs"));
-    assert_eq!(backend.matches(".begin()").count(), 1);
-    let after_begin = &backend[backend.find(".begin()").expect("begin")..];
+    assert!(!backend.contains(".begin()"), "a second way to open one");
+    assert_eq!(backend.matches("TransactionManager>::begin").count(), 1);
+    assert_eq!(backend.matches("TxConnection::begin(").count(), 1);
+    let after_begin = &backend[backend.find("TxConnection::begin(").expect("begin")..];
     let first_query = after_begin
         .find("sqlx::query")
         .map(|at| &after_begin[at..])
         .expect("a statement after begin");
     assert!(
-        first_query.starts_with("sqlx::query(sql::LOCK_RESTAURANT)"),
+        first_query.starts_with("sqlx::query(dialect::sql(dialect::LOCK_RESTAURANT))"),
         "the first statement of a transaction is not LOCK_RESTAURANT"
     );
-    let sql = read(&src.join("store/sql.rs"));
-    let lock = sql
+    let dialects = read(&src.join("store/dialect.rs"));
+    let locks: Vec<&str> = dialects
         .split("pub const LOCK_RESTAURANT: &str = \"")
-        .nth(1)
-        .expect("LOCK_RESTAURANT in sql.rs");
-    assert!(lock.starts_with("UPDATE restaurants "), "{lock}");
-    assert!(!sql.contains("BEGIN"), "a transaction opened in SQL text");
+        .skip(1)
+        .map(|rest| &rest[..rest.find("\";").expect("the statement ends")])
+        .collect();
+    assert_eq!(locks.len(), 2, "one per dialect");
+    assert!(locks[0].starts_with("UPDATE restaurants "), "{}", locks[0]);
+    assert!(locks[1].ends_with("FOR UPDATE"), "{}", locks[1]);
+    let sql = read(&src.join("store/sql.rs"));
+    assert!(
+        !sql.contains("BEGIN") && !dialects.contains("\"BEGIN"),
+        "a transaction opened in SQL text"
+    );
 }
 
 /// Invariant "events are published only after commit": the core publishes in one place,

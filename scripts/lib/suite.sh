@@ -31,6 +31,11 @@ have_debian_package() {
 add_missing_suite_packages() {
   have_postgres_server || missing+=(postgresql)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  # The tests start their own MariaDB servers from these binaries (tests/it/harness/mariadb.rs).
+  if ! { [ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null; } \
+    || ! command -v mariadb-install-db >/dev/null || ! command -v mariadb >/dev/null; then
+    missing+=(mariadb-server mariadb-client)
+  fi
   command -v prometheus >/dev/null || missing+=(prometheus)
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)

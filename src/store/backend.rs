@@ -1,6 +1,12 @@
 //! The sqlx store, written once as a macro and instantiated per backend: sqlx's `Any` driver
 //! lacks the types we need, and code generic over `sqlx::Database` drowns in bounds, while the
-//! SQL text and the Rust around it are identical for PostgreSQL and SQLite.
+//! Rust around the SQL is the same for PostgreSQL, SQLite and MySQL. The SQL is shared too
+//! (`sql`), except for the few statements each backend spells its own way: the macro takes the
+//! backend's module of those (`dialect`, whose header lists them and why).
+//!
+//! A command transaction holds its pooled connection itself, begun and ended through sqlx's
+//! transaction manager, so that the connection that committed is still at hand afterwards:
+//! MariaDB tells a session's last GTID only to that session (`@@last_gtid`).
 
 use orderhub_actors::StoreError;
 
@@ -19,8 +25,27 @@ pub(super) fn store_error(error: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if is_connection_state(db.code().as_deref()) => {
             StoreError::Unavailable(error.to_string())
         }
+        sqlx::Error::Database(db)
+            if db
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|e| is_mysql_unavailable(e.number())) =>
+        {
+            StoreError::Unavailable(error.to_string())
+        }
         _ => StoreError::Internal(error.to_string()),
     }
+}
+
+/// MySQL/MariaDB error numbers that mean the server is away or going: the client's 2002
+/// (socket), 2003 (TCP), 2006 (gone away) and 2013 (lost during a query) when a server relays
+/// them, 1040 (too many connections), 1053 (shutdown in progress), 1927 (MariaDB: connection
+/// killed, as at shutdown) and 4031 (MySQL: disconnected for inactivity). Their SQLSTATE
+/// class 08 is caught with PostgreSQL's above.
+fn is_mysql_unavailable(number: u16) -> bool {
+    matches!(
+        number,
+        1040 | 1053 | 1927 | 2002 | 2003 | 2006 | 2013 | 4031
+    )
 }
 
 /// PostgreSQL class 08 (connection exception) and 57P0x (shutdown, crash recovery);
@@ -33,6 +58,7 @@ fn is_connection_state(code: Option<&str>) -> bool {
 pub struct Replica<DB: sqlx::Database> {
     pub pool: sqlx::Pool<DB>,
     pub routing: std::sync::Arc<super::routing::ReadRouting>,
+    pub positions: Positions,
 }
 
 impl<DB: sqlx::Database> Clone for Replica<DB> {
@@ -40,6 +66,66 @@ impl<DB: sqlx::Database> Clone for Replica<DB> {
         Self {
             pool: self.pool.clone(),
             routing: self.routing.clone(),
+            positions: self.positions.clone(),
+        }
+    }
+}
+
+/// How the writer tells where a commit stands, as the number `ReadRouting` compares.
+#[derive(Debug, Clone)]
+pub enum Positions {
+    /// PostgreSQL: the WAL insert position after the commit.
+    Wal,
+    /// MySQL/MariaDB: the commit's GTID, read on its own connection.
+    Gtid(super::gtid::Primary),
+}
+
+impl Positions {
+    pub(super) fn query(&self) -> &'static str {
+        match self {
+            Positions::Wal => super::dialect::numbered::WRITE_POSITION,
+            Positions::Gtid(primary) => primary.last_gtid_query(),
+        }
+    }
+
+    pub(super) fn parse(&self, text: &str) -> Option<u64> {
+        match self {
+            Positions::Wal => super::routing::parse_lsn(text),
+            Positions::Gtid(primary) => primary.written(text),
+        }
+    }
+}
+
+/// A pooled connection inside a transaction, begun and ended through sqlx's transaction
+/// manager, and rolled back when dropped uncommitted, as sqlx's own `Transaction` is. Unlike
+/// that, it keeps the connection after the commit, for what only that session can tell.
+pub(super) struct TxConnection<DB: sqlx::Database> {
+    pub conn: sqlx::pool::PoolConnection<DB>,
+    open: bool,
+}
+
+impl<DB: sqlx::Database> TxConnection<DB> {
+    pub async fn begin(mut conn: sqlx::pool::PoolConnection<DB>) -> Result<Self, StoreError> {
+        <DB::TransactionManager as sqlx::TransactionManager>::begin(&mut conn, None)
+            .await
+            .map_err(store_error)?;
+        Ok(Self { conn, open: true })
+    }
+
+    pub async fn commit(&mut self) -> Result<(), StoreError> {
+        <DB::TransactionManager as sqlx::TransactionManager>::commit(&mut self.conn)
+            .await
+            .map_err(store_error)?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl<DB: sqlx::Database> Drop for TxConnection<DB> {
+    fn drop(&mut self) {
+        if self.open {
+            // Sent before the connection's next use; the pool's check on return sends it.
+            <DB::TransactionManager as sqlx::TransactionManager>::start_rollback(&mut self.conn);
         }
     }
 }
@@ -49,7 +135,7 @@ pub(super) fn corrupt(what: &str, value: &str) -> StoreError {
 }
 
 macro_rules! sql_store {
-    ($store:ident, $tx:ident, $db:ty) => {
+    ($store:ident, $tx:ident, $db:ty, $dialect:ident) => {
         use async_trait::async_trait;
         use orderhub_actors::domain::{
             BusinessDay, BusinessDayStart, Currency, Event, EventKind, MenuItem, MenuItemId, Money,
@@ -63,8 +149,9 @@ macro_rules! sql_store {
         use sqlx::Row;
         use std::collections::HashMap;
 
-        use crate::store::backend::{corrupt, store_error, Replica};
-        use crate::store::routing::{parse_lsn, ReadRouting};
+        use crate::store::backend::{corrupt, store_error, Positions, Replica, TxConnection};
+        use crate::store::dialect::$dialect as dialect;
+        use crate::store::routing::ReadRouting;
         use crate::store::sql;
 
         type DbRow = <$db as sqlx::Database>::Row;
@@ -74,7 +161,11 @@ macro_rules! sql_store {
         where
             T: sqlx::Decode<'r, $db> + sqlx::Type<$db>,
         {
-            row.try_get(column).map_err(store_error)
+            if dialect::DECODE_UNCHECKED {
+                row.try_get_unchecked(column).map_err(store_error)
+            } else {
+                row.try_get(column).map_err(store_error)
+            }
         }
 
         fn restaurant_from(row: &DbRow) -> Result<Restaurant, StoreError> {
@@ -152,7 +243,7 @@ macro_rules! sql_store {
             if orders.is_empty() {
                 return Ok(orders);
             }
-            let statement = sql::select_items(orders.len());
+            let statement = dialect::built(sql::select_items(orders.len()));
             let mut query = sqlx::query(&statement);
             for order in &orders {
                 query = query.bind(order.id.as_str());
@@ -183,12 +274,34 @@ macro_rules! sql_store {
             Ok(orders)
         }
 
+        /// After a commit, on the connection that made it: where it stands, for
+        /// read-your-writes.
+        async fn record_write_position(
+            conn: &mut DbConnection,
+            positions: &Positions,
+            routing: &ReadRouting,
+        ) {
+            let text = sqlx::query_scalar::<_, Option<String>>(positions.query())
+                .fetch_one(conn)
+                .await;
+            match text {
+                Ok(Some(text)) => match positions.parse(&text) {
+                    Some(position) => routing.committed_up_to(position),
+                    // MariaDB: a session that has not written yet has no last GTID.
+                    None if text.is_empty() => {}
+                    None => tracing::warn!(text, "unparsable commit position"),
+                },
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "cannot read the commit position"),
+            }
+        }
+
         async fn order_by_id(
             conn: &mut DbConnection,
             id: &OrderId,
             restaurant: Option<&RestaurantId>,
         ) -> Result<Option<Order>, StoreError> {
-            let statement = sql::select_order(restaurant.is_some());
+            let statement = dialect::built(sql::select_order(restaurant.is_some()));
             let mut query = sqlx::query(&statement).bind(id.as_str());
             if let Some(restaurant) = restaurant {
                 query = query.bind(restaurant.as_str());
@@ -202,18 +315,6 @@ macro_rules! sql_store {
             };
             let order = order_from(&row)?;
             Ok(with_items(conn, vec![order]).await?.pop())
-        }
-
-        /// Records where the WAL stood after a commit, for read-your-writes. Only ever called
-        /// with a replica configured, which only PostgreSQL stores have.
-        async fn record_write_position(pool: &sqlx::Pool<$db>, routing: &ReadRouting) {
-            match sqlx::query_scalar::<_, String>(sql::WRITE_POSITION).fetch_one(pool).await {
-                Ok(text) => match parse_lsn(&text) {
-                    Some(lsn) => routing.committed_up_to(lsn),
-                    None => tracing::warn!(text, "unparsable WAL position"),
-                },
-                Err(error) => tracing::warn!(%error, "cannot read the WAL position after a commit"),
-            }
         }
 
         pub struct $store {
@@ -246,9 +347,10 @@ macro_rules! sql_store {
                 }
             }
 
-            async fn record_write_position(&self) {
+            /// After a write outside a command transaction, on the connection that made it.
+            async fn record_write_position(&self, conn: &mut DbConnection) {
                 if let Some(replica) = &self.replica {
-                    record_write_position(&self.pool, &replica.routing).await;
+                    record_write_position(conn, &replica.positions, &replica.routing).await;
                 }
             }
 
@@ -268,10 +370,11 @@ macro_rules! sql_store {
                 restaurant: &RestaurantId,
             ) -> Result<Option<Box<dyn RestaurantTx>>, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("begin");
-                let mut tx = self.pool.begin().await.map_err(store_error)?;
-                let row = sqlx::query(sql::LOCK_RESTAURANT)
+                let conn = self.pool.acquire().await.map_err(store_error)?;
+                let mut tx = TxConnection::begin(conn).await?;
+                let row = sqlx::query(dialect::sql(dialect::LOCK_RESTAURANT))
                     .bind(restaurant.as_str())
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut *tx.conn)
                     .await
                     .map_err(store_error)?;
                 let Some(row) = row else { return Ok(None) };
@@ -282,31 +385,33 @@ macro_rules! sql_store {
                 };
                 let restaurant = restaurant_from(&row)?;
                 let after_commit =
-                    self.replica.as_ref().map(|r| (self.pool.clone(), r.routing.clone()));
-                Ok(Some(Box::new($tx { tx, restaurant, counters, after_commit })))
+                    self.replica.as_ref().map(|r| (r.positions.clone(), r.routing.clone()));
+                let last_seq = counters.last_seq;
+                Ok(Some(Box::new($tx { tx, restaurant, counters, last_seq, after_commit })))
             }
 
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "create_restaurant"))]
             async fn create_restaurant(&self, restaurant: &Restaurant) -> Result<(), StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("create_restaurant");
-                sqlx::query(sql::INSERT_RESTAURANT)
+                let mut conn = self.pool.acquire().await.map_err(store_error)?;
+                sqlx::query(dialect::sql(sql::INSERT_RESTAURANT))
                     .bind(restaurant.id.as_str())
                     .bind(&restaurant.name)
                     .bind(restaurant.currency.as_str())
                     .bind(restaurant.time_zone.name())
                     .bind(restaurant.day_starts_at.minutes())
                     .bind(Timestamp::now().millis())
-                    .execute(&self.pool)
+                    .execute(&mut *conn)
                     .await
                     .map_err(store_error)?;
-                self.record_write_position().await;
+                self.record_write_position(&mut conn).await;
                 Ok(())
             }
 
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "count_restaurants"))]
             async fn count_restaurants(&self) -> Result<i64, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("count_restaurants");
-                let row = sqlx::query(sql::COUNT_RESTAURANTS)
+                let row = sqlx::query(dialect::sql(sql::COUNT_RESTAURANTS))
                     .fetch_one(&self.pool)
                     .await
                     .map_err(store_error)?;
@@ -320,7 +425,7 @@ macro_rules! sql_store {
                 freshness: Freshness,
             ) -> Result<Option<Restaurant>, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("restaurant");
-                sqlx::query(sql::SELECT_RESTAURANT)
+                sqlx::query(dialect::sql(sql::SELECT_RESTAURANT))
                     .bind(id.as_str())
                     .fetch_optional(self.read_pool(freshness))
                     .await
@@ -337,7 +442,7 @@ macro_rules! sql_store {
                 freshness: Freshness,
             ) -> Result<Vec<MenuItem>, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("menu");
-                sqlx::query(sql::SELECT_MENU)
+                sqlx::query(dialect::sql(sql::SELECT_MENU))
                     .bind(restaurant.as_str())
                     .fetch_all(self.read_pool(freshness))
                     .await
@@ -354,7 +459,7 @@ macro_rules! sql_store {
                 freshness: Freshness,
             ) -> Result<Vec<Table>, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("tables");
-                sqlx::query(sql::SELECT_TABLES)
+                sqlx::query(dialect::sql(sql::SELECT_TABLES))
                     .bind(restaurant.as_str())
                     .fetch_all(self.read_pool(freshness))
                     .await
@@ -381,13 +486,14 @@ macro_rules! sql_store {
                 freshness: Freshness,
             ) -> Result<OrderPage, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("orders");
-                let statement = sql::select_orders(query.statuses.len(), query.before.is_some());
+                let statement = dialect::built(sql::select_orders(query.statuses.len(), query.before.is_some()));
                 let mut q = sqlx::query(&statement).bind(query.restaurant_id.as_str());
                 for status in &query.statuses {
                     q = q.bind(status.as_str());
                 }
                 if let Some((placed_at, id)) = &query.before {
-                    q = q.bind(placed_at.millis()).bind(id.as_str());
+                    // Once per placeholder: `?` cannot name one twice.
+                    q = q.bind(placed_at.millis()).bind(placed_at.millis()).bind(id.as_str());
                 }
                 let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
                 let mut conn = self.read_connection(freshness).await?;
@@ -418,7 +524,7 @@ macro_rules! sql_store {
                     Owned::Table(id) => (sql::OWNER_OF_TABLE, id.as_str()),
                     Owned::MenuItem(id) => (sql::OWNER_OF_MENU_ITEM, id.as_str()),
                 };
-                let row = sqlx::query(statement)
+                let row = sqlx::query(dialect::sql(statement))
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await
@@ -435,7 +541,7 @@ macro_rules! sql_store {
                 limit: usize,
             ) -> Result<Vec<Event>, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("events");
-                sqlx::query(sql::SELECT_EVENTS)
+                sqlx::query(dialect::sql(sql::SELECT_EVENTS))
                     .bind(restaurant.as_str())
                     .bind(after)
                     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -453,7 +559,7 @@ macro_rules! sql_store {
                 restaurant: &RestaurantId,
             ) -> Result<Option<History>, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("history");
-                let row = sqlx::query(sql::SELECT_HISTORY)
+                let row = sqlx::query(dialect::sql(sql::SELECT_HISTORY))
                     .bind(restaurant.as_str())
                     .fetch_optional(&self.pool)
                     .await
@@ -470,7 +576,7 @@ macro_rules! sql_store {
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "prune_events"))]
             async fn prune_events(&self, before: Timestamp) -> Result<u64, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("prune_events");
-                let done = sqlx::query(sql::PRUNE_EVENTS)
+                let done = sqlx::query(dialect::sql(sql::PRUNE_EVENTS))
                     .bind(before.millis())
                     .execute(&self.pool)
                     .await
@@ -481,7 +587,7 @@ macro_rules! sql_store {
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "setting"))]
             async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("setting");
-                let row = sqlx::query(sql::SELECT_SETTING)
+                let row = sqlx::query(dialect::sql(dialect::SELECT_SETTING))
                     .bind(key)
                     .fetch_optional(&self.pool)
                     .await
@@ -492,7 +598,7 @@ macro_rules! sql_store {
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "init_setting"))]
             async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("init_setting");
-                sqlx::query(sql::INIT_SETTING)
+                sqlx::query(dialect::sql(dialect::INIT_SETTING))
                     .bind(key)
                     .bind(value)
                     .execute(&self.pool)
@@ -506,7 +612,7 @@ macro_rules! sql_store {
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "ping"))]
             async fn ping(&self) -> Result<(), StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("ping");
-                sqlx::query(sql::PING)
+                sqlx::query(dialect::sql(sql::PING))
                     .execute(&self.pool)
                     .await
                     .map_err(store_error)?;
@@ -515,10 +621,12 @@ macro_rules! sql_store {
         }
 
         pub struct $tx {
-            tx: sqlx::Transaction<'static, $db>,
+            tx: TxConnection<$db>,
             restaurant: Restaurant,
             counters: Counters,
-            after_commit: Option<(sqlx::Pool<$db>, std::sync::Arc<ReadRouting>)>,
+            /// The restaurant's seq as this transaction left it so far (under its lock).
+            last_seq: i64,
+            after_commit: Option<(Positions, std::sync::Arc<ReadRouting>)>,
         }
 
         impl $tx {
@@ -526,7 +634,7 @@ macro_rules! sql_store {
                 &mut self,
                 query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
             ) -> Result<u64, StoreError> {
-                let done = query.execute(&mut *self.tx).await.map_err(store_error)?;
+                let done = query.execute(&mut *self.tx.conn).await.map_err(store_error)?;
                 Ok(done.rows_affected())
             }
         }
@@ -544,10 +652,10 @@ macro_rules! sql_store {
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_table"))]
             async fn table(&mut self, id: &TableId) -> Result<Option<Table>, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("tx_table");
-                sqlx::query(sql::SELECT_TABLE)
+                sqlx::query(dialect::sql(sql::SELECT_TABLE))
                     .bind(id.as_str())
                     .bind(self.restaurant.id.as_str())
-                    .fetch_optional(&mut *self.tx)
+                    .fetch_optional(&mut *self.tx.conn)
                     .await
                     .map_err(store_error)?
                     .as_ref()
@@ -564,13 +672,13 @@ macro_rules! sql_store {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let statement = sql::select_menu_items(ids.len());
+                let statement = dialect::built(sql::select_menu_items(ids.len()));
                 let mut query = sqlx::query(&statement).bind(self.restaurant.id.as_str());
                 for id in ids {
                     query = query.bind(id.as_str());
                 }
                 query
-                    .fetch_all(&mut *self.tx)
+                    .fetch_all(&mut *self.tx.conn)
                     .await
                     .map_err(store_error)?
                     .iter()
@@ -581,7 +689,7 @@ macro_rules! sql_store {
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_order"))]
             async fn order(&mut self, id: &OrderId) -> Result<Option<Order>, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("tx_order");
-                order_by_id(&mut self.tx, id, Some(&self.restaurant.id)).await
+                order_by_id(&mut self.tx.conn, id, Some(&self.restaurant.id)).await
             }
 
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_order_by_key"))]
@@ -590,10 +698,10 @@ macro_rules! sql_store {
                 key: &str,
             ) -> Result<Option<(String, OrderId)>, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("tx_order_by_key");
-                let row = sqlx::query(sql::ORDER_BY_KEY)
+                let row = sqlx::query(dialect::sql(dialect::ORDER_BY_KEY))
                     .bind(self.restaurant.id.as_str())
                     .bind(key)
-                    .fetch_optional(&mut *self.tx)
+                    .fetch_optional(&mut *self.tx.conn)
                     .await
                     .map_err(store_error)?;
                 row.map(|row| {
@@ -613,7 +721,7 @@ macro_rules! sql_store {
                 fingerprint: &str,
             ) -> Result<(), StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("tx_insert_order");
-                let insert = sqlx::query(sql::INSERT_ORDER)
+                let insert = sqlx::query(dialect::sql(sql::INSERT_ORDER))
                     .bind(order.id.as_str())
                     .bind(order.restaurant_id.as_str())
                     .bind(order.table_id.as_str())
@@ -629,7 +737,7 @@ macro_rules! sql_store {
                     .bind(key)
                     .bind(fingerprint);
                 self.run(insert).await?;
-                let statement = sql::insert_items(order.items.len());
+                let statement = dialect::built(sql::insert_items(order.items.len()));
                 let mut items = sqlx::query(&statement);
                 for (line, item) in order.items.iter().enumerate() {
                     items = items
@@ -654,10 +762,10 @@ macro_rules! sql_store {
                 let _timer = crate::metrics::QueryTimer::start("tx_set_ticket");
                 let id = self.restaurant.id.as_str().to_owned();
                 self.run(
-                    sqlx::query(sql::SET_TICKET)
-                        .bind(id)
+                    sqlx::query(dialect::sql(sql::SET_TICKET))
                         .bind(day.0)
-                        .bind(number),
+                        .bind(number)
+                        .bind(id),
                 )
                 .await?;
                 Ok(())
@@ -666,11 +774,11 @@ macro_rules! sql_store {
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_update_restaurant"))]
             async fn update_restaurant(&mut self, restaurant: &Restaurant) -> Result<(), StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("tx_update_restaurant");
-                let update = sqlx::query(sql::UPDATE_RESTAURANT)
-                    .bind(self.restaurant.id.as_str().to_owned())
+                let update = sqlx::query(dialect::sql(sql::UPDATE_RESTAURANT))
                     .bind(restaurant.name.as_str())
                     .bind(restaurant.time_zone.name())
-                    .bind(restaurant.day_starts_at.minutes());
+                    .bind(restaurant.day_starts_at.minutes())
+                    .bind(self.restaurant.id.as_str().to_owned());
                 self.run(update).await?;
                 // Later reads in this transaction see the settings it wrote.
                 self.restaurant = restaurant.clone();
@@ -680,12 +788,12 @@ macro_rules! sql_store {
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_update_order"))]
             async fn update_order(&mut self, order: &Order) -> Result<(), StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("tx_update_order");
-                let update = sqlx::query(sql::UPDATE_ORDER)
-                    .bind(order.id.as_str())
+                let update = sqlx::query(dialect::sql(sql::UPDATE_ORDER))
                     .bind(order.status.as_str())
                     .bind(order.version)
                     .bind(order.updated_at.millis())
-                    .bind(order.cancel_reason.as_deref());
+                    .bind(order.cancel_reason.as_deref())
+                    .bind(order.id.as_str());
                 self.run(update).await?;
                 Ok(())
             }
@@ -693,7 +801,7 @@ macro_rules! sql_store {
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_insert_table"))]
             async fn insert_table(&mut self, table: &Table) -> Result<(), StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("tx_insert_table");
-                let insert = sqlx::query(sql::INSERT_TABLE)
+                let insert = sqlx::query(dialect::sql(sql::INSERT_TABLE))
                     .bind(table.id.as_str())
                     .bind(table.restaurant_id.as_str())
                     .bind(table.name.as_str())
@@ -705,7 +813,7 @@ macro_rules! sql_store {
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_insert_menu_item"))]
             async fn insert_menu_item(&mut self, item: &MenuItem) -> Result<(), StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("tx_insert_menu_item");
-                let insert = sqlx::query(sql::INSERT_MENU_ITEM)
+                let insert = sqlx::query(dialect::sql(sql::INSERT_MENU_ITEM))
                     .bind(item.id.as_str())
                     .bind(item.restaurant_id.as_str())
                     .bind(item.name.as_str())
@@ -719,9 +827,9 @@ macro_rules! sql_store {
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_set_availability"))]
             async fn set_availability(&mut self, item: &MenuItem) -> Result<(), StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("tx_set_availability");
-                let update = sqlx::query(sql::SET_AVAILABILITY)
-                    .bind(item.id.as_str())
+                let update = sqlx::query(dialect::sql(sql::SET_AVAILABILITY))
                     .bind(item.available)
+                    .bind(item.id.as_str())
                     .bind(item.restaurant_id.as_str());
                 self.run(update).await?;
                 Ok(())
@@ -730,7 +838,7 @@ macro_rules! sql_store {
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_insert_staff_call"))]
             async fn insert_staff_call(&mut self, call: &StaffCall) -> Result<(), StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("tx_insert_staff_call");
-                let insert = sqlx::query(sql::INSERT_STAFF_CALL)
+                let insert = sqlx::query(dialect::sql(sql::INSERT_STAFF_CALL))
                     .bind(call.id.as_str())
                     .bind(call.restaurant_id.as_str())
                     .bind(call.table_id.as_str())
@@ -747,15 +855,20 @@ macro_rules! sql_store {
                 at: Timestamp,
             ) -> Result<Event, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("tx_append_event");
-                let row = sqlx::query(sql::NEXT_SEQ)
-                    .bind(self.restaurant.id.as_str())
-                    .fetch_one(&mut *self.tx)
-                    .await
-                    .map_err(store_error)?;
-                let seq: i64 = get(&row, "last_seq")?;
+                let next = sqlx::query(dialect::sql(dialect::NEXT_SEQ))
+                    .bind(self.restaurant.id.as_str().to_owned());
+                let seq: i64 = if dialect::NEXT_SEQ_RETURNS {
+                    let row = next.fetch_one(&mut *self.tx.conn).await.map_err(store_error)?;
+                    get(&row, "last_seq")?
+                } else {
+                    // The restaurant's row is locked by this transaction since `begin`.
+                    self.run(next).await?;
+                    self.last_seq + 1
+                };
+                self.last_seq = seq;
                 let payload = serde_json::to_string(&kind)
                     .map_err(|e| StoreError::Internal(e.to_string()))?;
-                let insert = sqlx::query(sql::INSERT_EVENT)
+                let insert = sqlx::query(dialect::sql(sql::INSERT_EVENT))
                     .bind(self.restaurant.id.as_str().to_owned())
                     .bind(seq)
                     .bind(kind.name())
@@ -773,9 +886,10 @@ macro_rules! sql_store {
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_commit"))]
             async fn commit(self: Box<Self>) -> Result<(), StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("tx_commit");
-                self.tx.commit().await.map_err(store_error)?;
-                if let Some((pool, routing)) = &self.after_commit {
-                    record_write_position(pool, routing).await;
+                let mut this = *self;
+                this.tx.commit().await?;
+                if let Some((positions, routing)) = &this.after_commit {
+                    record_write_position(&mut this.tx.conn, positions, routing).await;
                 }
                 Ok(())
             }

@@ -1,17 +1,12 @@
-//! SQL shared by both backends. Both accept `$1`-style placeholders, `RETURNING` and
-//! `ON CONFLICT`, so every statement is written once.
+//! SQL shared by every backend, written once with `$1`-style placeholders. PostgreSQL and
+//! SQLite run it as it is; MySQL, which has only `?`, runs it through `dialect::mysql::sql`,
+//! which is why every statement here numbers its placeholders in the order they appear and uses
+//! each once (a test checks). What differs per backend is in `dialect`.
 
 use std::fmt::Write;
 
 pub const ORDER_COLUMNS: &str = "id, restaurant_id, table_id, number, status, total, currency, \
      note, cancel_reason, placed_at, updated_at, version";
-
-/// The first statement of every command transaction: a write, so that it takes the
-/// restaurant's lock at once (a PostgreSQL row lock; SQLite's single write lock) and holds it
-/// until commit. Concurrent commands on other nodes wait here, never on stale counters.
-pub const LOCK_RESTAURANT: &str = "UPDATE restaurants SET last_seq = last_seq WHERE id = $1 \
-     RETURNING id, name, currency, time_zone, business_day_start_minutes, \
-     last_seq, ticket_day, last_ticket";
 
 pub const SELECT_RESTAURANT: &str = "SELECT id, name, currency, time_zone, \
      business_day_start_minutes FROM restaurants WHERE id = $1";
@@ -19,8 +14,8 @@ pub const INSERT_RESTAURANT: &str = "INSERT INTO restaurants \
      (id, name, currency, time_zone, business_day_start_minutes, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6)";
 /// The settings `updateRestaurant` changes; run in the restaurant's command transaction.
-pub const UPDATE_RESTAURANT: &str = "UPDATE restaurants SET name = $2, time_zone = $3, \
-     business_day_start_minutes = $4 WHERE id = $1";
+pub const UPDATE_RESTAURANT: &str = "UPDATE restaurants SET name = $1, time_zone = $2, \
+     business_day_start_minutes = $3 WHERE id = $4";
 pub const COUNT_RESTAURANTS: &str = "SELECT COUNT(*) FROM restaurants";
 
 macro_rules! menu_columns {
@@ -40,7 +35,7 @@ pub const SELECT_MENU: &str = concat!(
 pub const INSERT_MENU_ITEM: &str = "INSERT INTO menu_items \
      (id, restaurant_id, name, price, available, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
 pub const SET_AVAILABILITY: &str =
-    "UPDATE menu_items SET available = $2 WHERE id = $1 AND restaurant_id = $3";
+    "UPDATE menu_items SET available = $1 WHERE id = $2 AND restaurant_id = $3";
 
 pub const SELECT_TABLES: &str = "SELECT id, restaurant_id, name FROM restaurant_tables \
      WHERE restaurant_id = $1 ORDER BY created_at, id";
@@ -53,22 +48,18 @@ pub const OWNER_OF_ORDER: &str = "SELECT restaurant_id FROM orders WHERE id = $1
 pub const OWNER_OF_TABLE: &str = "SELECT restaurant_id FROM restaurant_tables WHERE id = $1";
 pub const OWNER_OF_MENU_ITEM: &str = "SELECT restaurant_id FROM menu_items WHERE id = $1";
 
-pub const ORDER_BY_KEY: &str = "SELECT request_fingerprint, id FROM orders \
-     WHERE restaurant_id = $1 AND idempotency_key = $2";
 pub const INSERT_ORDER: &str = "INSERT INTO orders (id, restaurant_id, table_id, number, \
      status, total, currency, note, cancel_reason, placed_at, updated_at, version, \
      idempotency_key, request_fingerprint) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
-pub const UPDATE_ORDER: &str = "UPDATE orders SET status = $2, version = $3, updated_at = $4, \
-     cancel_reason = $5 WHERE id = $1";
+pub const UPDATE_ORDER: &str = "UPDATE orders SET status = $1, version = $2, updated_at = $3, \
+     cancel_reason = $4 WHERE id = $5";
 pub const SET_TICKET: &str =
-    "UPDATE restaurants SET ticket_day = $2, last_ticket = $3 WHERE id = $1";
+    "UPDATE restaurants SET ticket_day = $1, last_ticket = $2 WHERE id = $3";
 
 pub const INSERT_STAFF_CALL: &str = "INSERT INTO staff_calls \
      (id, restaurant_id, table_id, message, at) VALUES ($1, $2, $3, $4, $5)";
 
-pub const NEXT_SEQ: &str =
-    "UPDATE restaurants SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq";
 pub const INSERT_EVENT: &str = "INSERT INTO events (restaurant_id, seq, kind, payload, at) \
      VALUES ($1, $2, $3, $4, $5)";
 pub const SELECT_EVENTS: &str = "SELECT seq, at, payload FROM events \
@@ -79,21 +70,7 @@ pub const SELECT_HISTORY: &str = "SELECT r.last_seq, \
      FROM restaurants r WHERE r.id = $1";
 pub const PRUNE_EVENTS: &str = "DELETE FROM events WHERE at < $1";
 
-pub const SELECT_SETTING: &str = "SELECT value FROM settings WHERE key = $1";
-pub const INIT_SETTING: &str =
-    "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
-
 pub const PING: &str = "SELECT 1";
-
-/// PostgreSQL only (a replica is only ever configured for PostgreSQL): the WAL insert
-/// position, taken right after a commit, is past that commit's record.
-pub const WRITE_POSITION: &str = "SELECT pg_current_wal_insert_lsn()::text";
-
-/// PostgreSQL replica: how far it has replayed, and how far behind it is (zero when it has
-/// replayed everything it received).
-pub const REPLICA_STATE: &str = "SELECT pg_last_wal_replay_lsn()::text AS replayed, \
-     (CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
-     ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END)::float8 AS lag";
 
 /// `$first, $first+1, …` for `count` values, for `IN (…)` lists and multi-row inserts.
 pub fn placeholders(first: usize, count: usize) -> String {
@@ -144,17 +121,20 @@ pub fn insert_items(lines: usize) -> String {
     )
 }
 
-/// Newest first; `$1` restaurant, then the statuses, then the keyset position, then the limit.
-/// The page is read joined to its restaurant's row, in one statement and so one snapshot on
-/// every backend: each row carries the `last_seq` (`page_seq`) that the page reflects, and a
-/// page without orders is one row of the restaurant with null order columns.
+/// Newest first; `$1` restaurant, then the statuses, then the keyset position (its time twice,
+/// then its id), then the limit. The page is read joined to its restaurant's row, in one
+/// statement and so one snapshot on every backend: each row carries the `last_seq`
+/// (`page_seq`) that the page reflects, and a page without orders is one row of the restaurant
+/// with null order columns. The restaurant comes first, as a derived table, so that the
+/// placeholders appear in order (see `dialect::mysql::sql`).
 pub fn select_orders(statuses: usize, after_cursor: bool) -> String {
     let columns: Vec<String> = ORDER_COLUMNS
         .split(", ")
         .map(|c| format!("o.{c}"))
         .collect();
     let mut sql = format!(
-        "SELECT r.last_seq AS page_seq, {} FROM restaurants r \
+        "SELECT r.last_seq AS page_seq, {} \
+         FROM (SELECT id, last_seq FROM restaurants WHERE id = $1) r \
          LEFT JOIN orders o ON o.restaurant_id = r.id",
         columns.join(", ")
     );
@@ -164,17 +144,14 @@ pub fn select_orders(statuses: usize, after_cursor: bool) -> String {
         next += statuses;
     }
     if after_cursor {
-        let (at, id) = (next, next + 1);
+        let (before, at, id) = (next, next + 1, next + 2);
         let _ = write!(
             sql,
-            " AND (o.placed_at < ${at} OR (o.placed_at = ${at} AND o.id < ${id}))"
+            " AND (o.placed_at < ${before} OR (o.placed_at = ${at} AND o.id < ${id}))"
         );
-        next += 2;
+        next += 3;
     }
-    let _ = write!(
-        sql,
-        " WHERE r.id = $1 ORDER BY o.placed_at DESC, o.id DESC LIMIT ${next}"
-    );
+    let _ = write!(sql, " ORDER BY o.placed_at DESC, o.id DESC LIMIT ${next}");
     sql
 }
 
@@ -199,15 +176,77 @@ mod tests {
     #[test]
     fn order_pages_number_their_parameters_in_order() {
         assert!(select_orders(0, false).ends_with(
-            "o.restaurant_id = r.id WHERE r.id = $1 ORDER BY o.placed_at DESC, o.id DESC LIMIT $2"
+            "WHERE id = $1) r LEFT JOIN orders o ON o.restaurant_id = r.id \
+             ORDER BY o.placed_at DESC, o.id DESC LIMIT $2"
         ));
         let sql = select_orders(2, true);
         assert!(sql.contains("o.status IN ($2, $3)"), "{sql}");
         assert!(
-            sql.contains("o.placed_at < $4 OR (o.placed_at = $4 AND o.id < $5)"),
+            sql.contains("o.placed_at < $4 OR (o.placed_at = $5 AND o.id < $6)"),
             "{sql}"
         );
-        assert!(sql.ends_with("LIMIT $6"), "{sql}");
+        assert!(sql.ends_with("LIMIT $7"), "{sql}");
+    }
+
+    /// The `$n` of a statement, in the order they appear.
+    fn numbers(statement: &str) -> Vec<usize> {
+        statement
+            .split('$')
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .collect()
+    }
+
+    /// What lets MySQL run them with `?`: `$1`, `$2`, … in the order they appear, each once.
+    #[test]
+    fn every_statement_numbers_its_placeholders_in_order() {
+        let constants = [
+            SELECT_RESTAURANT,
+            INSERT_RESTAURANT,
+            UPDATE_RESTAURANT,
+            COUNT_RESTAURANTS,
+            SELECT_MENU,
+            INSERT_MENU_ITEM,
+            SET_AVAILABILITY,
+            SELECT_TABLES,
+            SELECT_TABLE,
+            INSERT_TABLE,
+            OWNER_OF_ORDER,
+            OWNER_OF_TABLE,
+            OWNER_OF_MENU_ITEM,
+            INSERT_ORDER,
+            UPDATE_ORDER,
+            SET_TICKET,
+            INSERT_STAFF_CALL,
+            INSERT_EVENT,
+            SELECT_EVENTS,
+            SELECT_HISTORY,
+            PRUNE_EVENTS,
+            PING,
+        ];
+        let built = [
+            select_order(false),
+            select_order(true),
+            select_items(3),
+            select_menu_items(2),
+            insert_items(3),
+            select_orders(0, false),
+            select_orders(3, true),
+            select_last_seqs(2),
+        ];
+        let statements = constants
+            .iter()
+            .map(|s| s.to_string())
+            .chain(built)
+            .collect::<Vec<_>>();
+        for statement in &statements {
+            let numbers = numbers(statement);
+            let expected: Vec<usize> = (1..=numbers.len()).collect();
+            assert_eq!(numbers, expected, "{statement}");
+        }
     }
 
     #[test]

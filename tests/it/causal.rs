@@ -8,7 +8,8 @@ use std::time::Duration;
 use orderhub_actors::domain::Role;
 
 use crate::support::{
-    eventually, metric_value, on_every_backend, replica, Fixture, TestServer, PLACE,
+    eventually, mariadb_replica, metric_value, on_every_backend, replica, Fixture, TestServer,
+    PLACE,
 };
 use crate::ws_client::{WsClient, TRANSPORT_WS};
 
@@ -246,4 +247,9 @@ async fn a_client_reads_what_it_has_seen(server: &'static TestServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_reads_what_it_has_seen_on_a_postgres_replica() {
     a_client_reads_what_it_has_seen(replica()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reads_what_it_has_seen_on_a_mariadb_replica() {
+    a_client_reads_what_it_has_seen(mariadb_replica()).await;
 }

@@ -40,7 +40,7 @@ fn bad_configuration_fails_with_one_line() {
     let unreachable = format!("postgres://postgres@127.0.0.1:{closed_port}/x?connect_timeout=2");
     let cases: [(&[(&str, &str)], &str); 6] = [
         (
-            &[("DATABASE_URL", "mysql://localhost/x")],
+            &[("DATABASE_URL", "oracle://localhost/x")],
             "DATABASE_URL must start with",
         ),
         (

@@ -108,6 +108,16 @@ async fn restaurants_named(server: &TestServer, name: &str) -> i64 {
         let count = sqlx::query_scalar(COUNT).bind(name).fetch_one(&pool).await;
         pool.close().await;
         count.expect("count restaurants")
+    } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+        let pool = sqlx::MySqlPool::connect(&url.replacen("mariadb:", "mysql:", 1))
+            .await
+            .expect("connect to MariaDB");
+        let count = sqlx::query_scalar(&COUNT.replace("$1", "?"))
+            .bind(name)
+            .fetch_one(&pool)
+            .await;
+        pool.close().await;
+        count.expect("count restaurants")
     } else {
         let pool = sqlx::PgPool::connect(url)
             .await

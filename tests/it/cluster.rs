@@ -1,24 +1,32 @@
-//! Several nodes sharing PostgreSQL and Redis: every subscriber on every node sees every
-//! event in order (Redis outages are in `faults`).
+//! Several nodes sharing a database (PostgreSQL, MariaDB) and Redis: every subscriber on every
+//! node sees every event in order (Redis outages are in `faults`).
 
 use serde_json::json;
 
 use crate::harness::redis::RedisServer;
 use crate::realtime::{place_orders, seqs, warm_up};
-use crate::support::{postgres_url, NodeProcess, SECRET};
+use crate::support::{mariadb_url, postgres_url, NodeProcess, SECRET};
 use crate::ws_client::{WsClient, LEGACY, RESTAURANT_EVENTS, TRANSPORT_WS};
 
 /// Two server processes; the channels' periodic store check is turned off, so that whatever
 /// reaches the other node travelled through Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_on_two_processes_see_every_event_in_order() {
+    two_processes_through_redis(&postgres_url("orderhub_cluster")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_on_two_processes_on_mariadb_see_every_event_in_order() {
+    two_processes_through_redis(&mariadb_url("orderhub_cluster")).await;
+}
+
+async fn two_processes_through_redis(database: &str) {
     let _alone = crate::support::load_test().await;
     let redis = RedisServer::start();
-    let database = postgres_url("orderhub_cluster");
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     let redis_url = redis.url();
     let env = [
-        ("DATABASE_URL", database.as_str()),
+        ("DATABASE_URL", database),
         ("REDIS_URL", redis_url.as_str()),
         ("ORDERHUB_JWT_SECRET", SECRET),
         ("ORDERHUB_NO_DEMO", "true"),

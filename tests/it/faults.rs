@@ -1,5 +1,5 @@
 //! Faults survived: a node stopped or killed mid-burst, Redis away for ten seconds,
-//! PostgreSQL restarted under load. Every order that was confirmed is stored, every stored
+//! PostgreSQL and MariaDB restarted under load. Every order that was confirmed is stored, every stored
 //! order reached the kitchen exactly once and in order, and no call hangs.
 
 use serde_json::{json, Value};
@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::harness::mariadb::MariaDbServer;
 use crate::harness::postgres::PgServer;
 use crate::harness::redis::RedisServer;
 use crate::realtime::place_orders;
@@ -99,15 +100,18 @@ impl Board {
 
 /// What the database holds for a restaurant: its order ids and its number of events.
 fn stored(pg: &PgServer, db: &str, f: &Fixture) -> (HashSet<String>, i64) {
+    stored_in(&|sql| pg.psql(db, sql), f)
+}
+
+/// `stored`, with `query` running one statement and returning its rows, one a line.
+fn stored_in(query: &dyn Fn(&str) -> String, f: &Fixture) -> (HashSet<String>, i64) {
     let restaurant = &f.restaurant;
-    let orders = pg.psql(
-        db,
-        &format!("SELECT id FROM orders WHERE restaurant_id = '{restaurant}'"),
-    );
-    let events = pg.psql(
-        db,
-        &format!("SELECT count(*) FROM events WHERE restaurant_id = '{restaurant}'"),
-    );
+    let orders = query(&format!(
+        "SELECT id FROM orders WHERE restaurant_id = '{restaurant}'"
+    ));
+    let events = query(&format!(
+        "SELECT count(*) FROM events WHERE restaurant_id = '{restaurant}'"
+    ));
     let orders = orders.lines().map(str::to_owned).collect();
     (orders, events.trim().parse().expect("a count"))
 }
@@ -438,17 +442,81 @@ struct Outcome {
     error: Option<(String, String)>,
 }
 
+/// A database server of its own, which a test stops and starts again.
+#[derive(Clone)]
+enum Restartable {
+    Postgres(Arc<PgServer>),
+    MariaDb(Arc<MariaDbServer>),
+}
+
+impl Restartable {
+    fn name(&self) -> &'static str {
+        match self {
+            Restartable::Postgres(_) => "PostgreSQL",
+            Restartable::MariaDb(_) => "MariaDB",
+        }
+    }
+
+    /// A new database on it, and its URL.
+    fn database(&self, db: &str) -> String {
+        match self {
+            Restartable::Postgres(pg) => {
+                pg.create_database(db);
+                pg.url(db)
+            }
+            Restartable::MariaDb(server) => {
+                server.create_database(db);
+                server.url(db)
+            }
+        }
+    }
+
+    /// One statement's rows, one a line.
+    fn query(&self, db: &str, sql: &str) -> String {
+        match self {
+            Restartable::Postgres(pg) => pg.psql(db, sql),
+            Restartable::MariaDb(server) => server.sql(db, sql),
+        }
+    }
+
+    /// Stops it (sessions cut mid-transaction), waits `down`, starts it again.
+    fn restart_after(&self, down: Duration) {
+        match self {
+            Restartable::Postgres(pg) => {
+                pg.stop();
+                std::thread::sleep(down);
+                pg.start_again();
+            }
+            Restartable::MariaDb(server) => {
+                server.stop();
+                std::thread::sleep(down);
+                server.start_again();
+            }
+        }
+    }
+}
+
 /// PostgreSQL restarted (fast shutdown: sessions cut mid-transaction) while orders stream in.
 /// Calls during the outage fail within seconds with UNAVAILABLE and nothing internal in the
 /// message; nothing is half-written; afterwards orders are taken again without restarting
 /// orderhub, and the kitchen has every stored order once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_mid_burst_fails_fast_and_recovers() {
+    let server = Restartable::Postgres(Arc::new(PgServer::start()));
+    restart_mid_burst_fails_fast_and_recovers(server, "orderhub_pg_restart").await;
+}
+
+/// The same with MariaDB shut down normally (SIGTERM: sessions killed, transactions rolled
+/// back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_restart_mid_burst_fails_fast_and_recovers() {
+    let server = Restartable::MariaDb(Arc::new(MariaDbServer::start()));
+    restart_mid_burst_fails_fast_and_recovers(server, "orderhub_mariadb_restart").await;
+}
+
+async fn restart_mid_burst_fails_fast_and_recovers(pg: Restartable, db: &str) {
     let _alone = crate::support::load_test().await;
-    let pg = Arc::new(PgServer::start());
-    let db = "orderhub_pg_restart";
-    pg.create_database(db);
-    let database = pg.url(db);
+    let database = pg.database(db);
     let node = NodeProcess::start(
         scratch(),
         &[
@@ -504,9 +572,7 @@ async fn postgres_restart_mid_burst_fails_fast_and_recovers() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let server = pg.clone();
     let back = tokio::task::spawn_blocking(move || {
-        server.stop();
-        std::thread::sleep(Duration::from_secs(4));
-        server.start_again();
+        server.restart_after(Duration::from_secs(4));
         Instant::now()
     })
     .await
@@ -520,7 +586,8 @@ async fn postgres_restart_mid_burst_fails_fast_and_recovers() {
     let failed: Vec<_> = outcomes.iter().filter(|(_, o)| o.error.is_some()).collect();
     let slowest = failed.iter().map(|(_, o)| o.took).max();
     eprintln!(
-        "PostgreSQL restart: {} calls, {} failed (slowest failure {slowest:?})",
+        "{} restart: {} calls, {} failed (slowest failure {slowest:?})",
+        pg.name(),
         outcomes.len(),
         failed.len()
     );
@@ -528,7 +595,17 @@ async fn postgres_restart_mid_burst_fails_fast_and_recovers() {
     for (_, outcome) in &failed {
         let (code, message) = outcome.error.as_ref().expect("an error");
         assert_eq!(code, "UNAVAILABLE", "{outcome:?}");
-        for internal in ["sqlx", "postgres", "refused", "pool", "terminating", "57P"] {
+        for internal in [
+            "sqlx",
+            "postgres",
+            "mysql",
+            "mariadb",
+            "refused",
+            "pool",
+            "terminating",
+            "shutdown",
+            "57P",
+        ] {
             assert!(
                 !message.to_lowercase().contains(internal),
                 "internals leaked: {message}"
@@ -551,13 +628,13 @@ async fn postgres_restart_mid_burst_fails_fast_and_recovers() {
     );
 
     // Nothing half-written: every stored order has its two lines, its total and its event.
-    let lines = pg.psql(
+    let lines = pg.query(
         db,
         "SELECT count(*) FROM orders o WHERE total <> 1800 OR \
          (SELECT count(*) FROM order_items i WHERE i.order_id = o.id) <> 2",
     );
     assert_eq!(lines.trim(), "0", "half-written orders");
-    let (orders, events) = stored(&pg, db, &f);
+    let (orders, events) = stored_in(&|sql| pg.query(db, sql), &f);
     let confirmed = outcomes.iter().filter(|(_, o)| o.error.is_none()).count();
     assert!(orders.len() >= confirmed, "a confirmed order is missing");
     assert_eq!(events as usize, orders.len(), "one event per order");

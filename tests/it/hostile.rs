@@ -1038,6 +1038,10 @@ mod hostile_http_requests {
     async fn postgres() {
         super::hostile_http(crate::support::postgres()).await;
     }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mariadb() {
+        super::hostile_http(crate::support::mariadb()).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

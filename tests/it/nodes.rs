@@ -6,12 +6,22 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::support::{eventually, postgres_url, sqlite_url, TestServer, ADVANCE, PLACE};
+use crate::support::{
+    eventually, mariadb_url, postgres_url, sqlite_url, TestServer, ADVANCE, PLACE,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_postgres_never_corrupt_seq_number_or_version() {
     let url = postgres_url("orderhub_two_nodes");
     two_nodes_share_restaurants(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_mariadb_never_corrupt_seq_number_or_version() {
+    let url = mariadb_url("orderhub_two_nodes");
+    // The second node names the same server `mariadb://`, which is the same protocol.
+    let other = url.replacen("mysql://", "mariadb://", 1);
+    two_nodes_on(&url, &other).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,8 +33,13 @@ async fn two_nodes_on_sqlite_never_corrupt_seq_number_or_version() {
 /// Each node has its own actor for the restaurant, so only the database can keep their
 /// writes in order.
 async fn two_nodes_share_restaurants(url: &str) {
-    let a = TestServer::start(url, &[]);
-    let b = TestServer::start(url, &[]);
+    two_nodes_on(url, url).await;
+}
+
+/// `two_nodes_share_restaurants`, the nodes reaching the database by `a_url` and `b_url`.
+async fn two_nodes_on(a_url: &str, b_url: &str) {
+    let a = TestServer::start(a_url, &[]);
+    let b = TestServer::start(b_url, &[]);
     let f = a.fixture().await;
     const ORDERS_PER_NODE: usize = 15;
     let places = (0..2 * ORDERS_PER_NODE).map(|i| {
@@ -65,7 +80,7 @@ async fn two_nodes_share_restaurants(url: &str) {
         .iter()
         .all(|r| r.code().is_none() || r.code() == Some("CONFLICT")));
 
-    let store = orderhub::store::connect(url, None, ShutdownSignal::new().shutdown())
+    let store = orderhub::store::connect(a_url, None, ShutdownSignal::new().shutdown())
         .await
         .expect("store");
     let restaurant = orderhub_actors::domain::RestaurantId::parse(&f.restaurant).expect("id");

@@ -15,6 +15,7 @@ on_every_backend!(
     sold_out_items_are_refused,
     bad_order_input_is_refused,
     idempotency_key_returns_the_first_order,
+    idempotency_keys_are_compared_exactly,
     concurrent_retries_order_once,
     concurrent_advances_have_one_winner,
     orders_page_newest_first_with_filters,
@@ -320,6 +321,36 @@ async fn idempotency_key_returns_the_first_order(server: &'static TestServer) {
         2,
         "the retry consumed no ticket number"
     );
+}
+
+/// Keys that differ only in case, by a trailing space or by a long tail are different keys
+/// (MySQL's usual collations would take the first two for equal, and a key may be longer than
+/// an index holds).
+async fn idempotency_keys_are_compared_exactly(server: &'static TestServer) {
+    let f = server.fixture().await;
+    let long = "🍜".repeat(128);
+    let mut longer_by_one = "🍜".repeat(127);
+    longer_by_one.push('🥟');
+    let keys = ["Key", "key", "key ", long.as_str(), longer_by_one.as_str()];
+    let mut ids = std::collections::BTreeSet::new();
+    for key in keys {
+        let input = f.order_input(key, &[(0, 1)]);
+        let placed = server
+            .gql(Some(&f.customer), PLACE, json!({"i": input}))
+            .await;
+        ids.insert(placed.ok().str("placeOrder.id"));
+    }
+    assert_eq!(ids.len(), keys.len(), "one order per key");
+    for key in keys {
+        let input = f.order_input(key, &[(0, 1)]);
+        let again = server
+            .gql(Some(&f.customer), PLACE, json!({"i": input}))
+            .await;
+        assert!(
+            ids.contains(&again.ok().str("placeOrder.id")),
+            "{key:?} replays"
+        );
+    }
 }
 
 async fn concurrent_retries_order_once(server: &'static TestServer) {

@@ -642,7 +642,17 @@ async fn resuming_past_the_newest_event_is_history_gone_with_the_newest_seq(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_before_the_retained_history_is_history_gone() {
-    let server = TestServer::start(&sqlite_url("retention"), &["--event-retention", "1s"]);
+    history_gone_after_retention(&sqlite_url("retention")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_before_the_retained_history_is_history_gone_on_mariadb() {
+    history_gone_after_retention(&crate::support::mariadb_url("orderhub_retention")).await;
+}
+
+/// On a node of its own on `url`, with one second of retention.
+async fn history_gone_after_retention(url: &str) {
+    let server = TestServer::start(url, &["--event-retention", "1s"]);
     let f = server.fixture().await;
     place_orders(&server, &f, "old", 3).await;
     // The retention window has to pass (and the pruner, every 100 ms, to run): a duration.

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::harness::mariadb::MariaDbServer;
 use crate::harness::postgres::PgServer;
 
 pub const SECRET: &str = "integration-tests-secret-0123456789abcdef";
@@ -540,8 +541,69 @@ pub fn replica() -> &'static TestServer {
     })
 }
 
-/// Runs a scenario `async fn(&'static TestServer)` once per backend: SQLite, PostgreSQL, and
-/// PostgreSQL with a replica 1 s behind.
+pub fn mariadb_server() -> &'static MariaDbServer {
+    static SERVER: OnceLock<MariaDbServer> = OnceLock::new();
+    SERVER.get_or_init(MariaDbServer::start)
+}
+
+/// A fresh database on the shared MariaDB server.
+pub fn mariadb_url(name: &str) -> String {
+    let server = mariadb_server();
+    server.create_database(name);
+    server.url(name)
+}
+
+/// A replica of the shared MariaDB server that applies each transaction 1 s late
+/// (`MASTER_DELAY=1`).
+pub fn lagging_mariadb_replica() -> &'static MariaDbServer {
+    static REPLICA: OnceLock<MariaDbServer> = OnceLock::new();
+    REPLICA.get_or_init(|| mariadb_server().start_replica(Duration::from_secs(1)))
+}
+
+/// A fresh database on the shared MariaDB server, and the URL of the same database on its
+/// lagging replica once the replica has it.
+pub fn mariadb_replicated_urls(name: &str) -> (String, String) {
+    let primary = mariadb_url(name);
+    let replica = lagging_mariadb_replica();
+    let query =
+        format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{name}'");
+    crate::harness::wait_until(
+        "the MariaDB replica has the new database",
+        Duration::from_secs(30),
+        || replica.sql("", &query) == "1",
+    );
+    (primary, replica.url(name))
+}
+
+pub fn mariadb() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(|| TestServer::start(&mariadb_url("orderhub_shared"), &[]))
+}
+
+/// A MariaDB node whose reads that may be stale go to a replica 1 s behind.
+pub fn mariadb_replica() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let (primary, replica) = mariadb_replicated_urls("orderhub_replicated");
+        let server = TestServer::start(&primary, &["--database-read-url", &replica]);
+        // As for PostgreSQL: routed reads fail until the replica has the schema.
+        crate::harness::wait_until(
+            "the MariaDB replica has the schema",
+            Duration::from_secs(30),
+            || {
+                lagging_mariadb_replica().sql(
+                    "",
+                    "SELECT COUNT(*) FROM information_schema.TABLES \
+                     WHERE TABLE_SCHEMA = 'orderhub_replicated' AND TABLE_NAME = 'events'",
+                ) == "1"
+            },
+        );
+        server
+    })
+}
+
+/// Runs a scenario `async fn(&'static TestServer)` once per backend: SQLite, PostgreSQL,
+/// PostgreSQL with a replica 1 s behind, MariaDB, and MariaDB with a replica 1 s behind.
 macro_rules! on_every_backend {
     ($($scenario:ident),* $(,)?) => {
         $(
@@ -557,6 +619,14 @@ macro_rules! on_every_backend {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn replica() {
                     super::$scenario(crate::support::replica()).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mariadb() {
+                    super::$scenario(crate::support::mariadb()).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mariadb_replica() {
+                    super::$scenario(crate::support::mariadb_replica()).await;
                 }
             }
         )*

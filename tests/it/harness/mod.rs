@@ -5,6 +5,7 @@
 //! Only processes started here are ever stopped.
 #![allow(dead_code)]
 
+pub mod mariadb;
 pub mod postgres;
 pub mod prometheus;
 pub mod redis;
