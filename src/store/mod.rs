@@ -229,14 +229,7 @@ async fn sample_mysql_replica(
     primary: gtid::Primary,
     mut shutdown: Shutdown,
 ) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(routing::SAMPLE_EVERY) => {}
-            () = shutdown.stopped() => return,
-        }
-        let Some(routing) = routing.upgrade() else {
-            return;
-        };
+    while let Some(routing) = next_sample(&routing, &mut shutdown).await {
         let applied = sqlx::query_scalar::<_, Option<String>>(primary.applied_query())
             .fetch_one(&pool)
             .await;
@@ -305,14 +298,7 @@ async fn connect_replica(
 }
 
 async fn sample_replica(pool: sqlx::PgPool, routing: Weak<ReadRouting>, mut shutdown: Shutdown) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(routing::SAMPLE_EVERY) => {}
-            () = shutdown.stopped() => return,
-        }
-        let Some(routing) = routing.upgrade() else {
-            return;
-        };
+    while let Some(routing) = next_sample(&routing, &mut shutdown).await {
         match sqlx::query(dialect::numbered::REPLICA_STATE)
             .fetch_one(&pool)
             .await
@@ -371,6 +357,18 @@ async fn sample_replica_seqs<DB>(
                 return;
             }
         }
+    }
+}
+
+/// Waits until a replica sampler's next turn: the routing it feeds, or `None` once the node
+/// stops or nothing reads through that routing any more.
+async fn next_sample(
+    routing: &Weak<ReadRouting>,
+    shutdown: &mut Shutdown,
+) -> Option<Arc<ReadRouting>> {
+    tokio::select! {
+        () = tokio::time::sleep(routing::SAMPLE_EVERY) => routing.upgrade(),
+        () = shutdown.stopped() => None,
     }
 }
 
