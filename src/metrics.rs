@@ -180,7 +180,7 @@ fn describe() {
     );
     describe_gauge!(
         POOL_CONNECTIONS,
-        "Database pool connections by pool (writer, replica) and state (open, idle)."
+        "Database pool connections by pool (writer, replica; SQLite: commands) and state (open, idle)."
     );
     describe_gauge!(
         REPLICA_LAG,

@@ -52,11 +52,14 @@ pub enum Owned<'a> {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Starts a transaction that holds the restaurant's write lock until it commits or is
-    /// dropped, so that commands of one restaurant are serialized across every node.
-    /// `None` when there is no such restaurant.
+    /// dropped, so that commands of one restaurant are serialized across every node, and reads
+    /// what `lookup` asks for ([`RestaurantTx::found`]) as it is once the lock is held: what
+    /// a command that held it before committed is in it. `None` when there is no such
+    /// restaurant.
     async fn begin(
         &self,
         restaurant: &RestaurantId,
+        lookup: Lookup<'_>,
     ) -> Result<Option<Box<dyn RestaurantTx>>, StoreError>;
 
     async fn create_restaurant(&self, restaurant: &Restaurant) -> Result<(), StoreError>;
@@ -149,17 +152,56 @@ pub struct Counters {
     pub last_ticket: i64,
 }
 
+/// What a command reads under its restaurant's lock. The store reads it in the statement that
+/// takes the lock, so a command costs one round trip to read and one to write (besides the
+/// transaction's begin and commit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lookup<'a> {
+    /// An earlier order with this idempotency key.
+    pub idempotency_key: Option<&'a str>,
+    pub table: Option<&'a TableId>,
+    pub menu_items: &'a [MenuItemId],
+    /// An order of the restaurant, with its items.
+    pub order: Option<&'a OrderId>,
+}
+
+impl Lookup<'_> {
+    /// The lock alone.
+    pub const NOTHING: Lookup<'static> = Lookup {
+        idempotency_key: None,
+        table: None,
+        menu_items: &[],
+        order: None,
+    };
+}
+
+/// What a [`Lookup`] found in the restaurant (anything of another restaurant is not found).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The order placed earlier with the idempotency key: that request's fingerprint and the
+    /// order's id.
+    pub by_key: Option<(String, OrderId)>,
+    pub table: Option<Table>,
+    /// Those of the asked-for items that exist, in no particular order.
+    pub menu_items: Vec<MenuItem>,
+    pub order: Option<Order>,
+}
+
 /// A transaction on one restaurant, holding its lock. Dropping it without `commit` rolls back.
+///
+/// Writes may be staged and sent together at `commit` (one statement where the backend
+/// allows), so a write's failure, such as a unique key's `Conflict`, may surface there. The
+/// restaurant's counters are written once, at commit, from what the transaction did.
 #[async_trait]
 pub trait RestaurantTx: Send {
     fn restaurant(&self) -> &Restaurant;
     fn counters(&self) -> &Counters;
+    /// What `begin`'s lookup found.
+    fn found(&self) -> &Found;
 
-    async fn table(&mut self, id: &TableId) -> Result<Option<Table>, StoreError>;
-    async fn menu_items(&mut self, ids: &[MenuItemId]) -> Result<Vec<MenuItem>, StoreError>;
+    /// An order of the restaurant, as this transaction sees it: a round trip of its own, for
+    /// what the lookup did not know to ask for (the order of an idempotent retry).
     async fn order(&mut self, id: &OrderId) -> Result<Option<Order>, StoreError>;
-    /// The order placed earlier with this idempotency key, and that request's fingerprint.
-    async fn order_by_key(&mut self, key: &str) -> Result<Option<(String, OrderId)>, StoreError>;
 
     async fn insert_order(
         &mut self,

@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::domain::{
-    BusinessDay, Event, EventKind, MenuItem, MenuItemId, Order, OrderId, Restaurant, RestaurantId,
-    StaffCall, Table, TableId, Timestamp,
+    BusinessDay, Event, EventKind, MenuItem, Order, OrderId, Restaurant, RestaurantId, StaffCall,
+    Table, Timestamp,
 };
 use crate::ports::{
-    Bus, BusSignal, Clock, Counters, EventSink, Freshness, History, Listener, Listening, OrderPage,
-    OrderQuery, Owned, RestaurantTx, Store,
+    Bus, BusSignal, Clock, Counters, EventSink, Found, Freshness, History, Listener, Listening,
+    Lookup, OrderPage, OrderQuery, Owned, RestaurantTx, Store,
 };
 use crate::StoreError;
 
@@ -147,6 +147,7 @@ impl Store for MemoryStore {
     async fn begin(
         &self,
         restaurant: &RestaurantId,
+        lookup: Lookup<'_>,
     ) -> Result<Option<Box<dyn RestaurantTx>>, StoreError> {
         self.shared.check(false)?;
         let Some(slot) = self.slot(restaurant) else {
@@ -155,10 +156,12 @@ impl Store for MemoryStore {
         let held = slot.write.clone().lock_owned().await;
         // Snapshot after taking the lock: the previous holder's commit is in it.
         let staged = lock(&slot.committed).clone();
+        let found = look_up(&staged, lookup);
         Ok(Some(Box::new(MemoryTx {
             shared: self.shared.clone(),
             counters: staged.counters.clone(),
             staged,
+            found,
             slot,
             _held: held,
         })))
@@ -340,6 +343,27 @@ impl Store for MemoryStore {
     }
 }
 
+fn look_up(data: &Data, lookup: Lookup<'_>) -> Found {
+    Found {
+        by_key: lookup.idempotency_key.and_then(|key| {
+            data.orders
+                .iter()
+                .find(|stored| stored.key == key)
+                .map(|stored| (stored.fingerprint.clone(), stored.order.id.clone()))
+        }),
+        table: lookup
+            .table
+            .and_then(|id| data.tables.iter().find(|t| &t.id == id).cloned()),
+        menu_items: data
+            .menu
+            .iter()
+            .filter(|m| lookup.menu_items.contains(&m.id))
+            .cloned()
+            .collect(),
+        order: lookup.order.and_then(|id| find_order(data, id).cloned()),
+    }
+}
+
 fn find_order<'a>(data: &'a Data, id: &OrderId) -> Option<&'a Order> {
     data.orders
         .iter()
@@ -356,6 +380,7 @@ struct MemoryTx {
     /// As locked at `begin`, like the SQL store's; `staged.counters` moves on.
     counters: Counters,
     staged: Data,
+    found: Found,
 }
 
 #[async_trait]
@@ -368,35 +393,13 @@ impl RestaurantTx for MemoryTx {
         &self.counters
     }
 
-    async fn table(&mut self, id: &TableId) -> Result<Option<Table>, StoreError> {
-        self.shared.check(false)?;
-        Ok(self.staged.tables.iter().find(|t| &t.id == id).cloned())
-    }
-
-    async fn menu_items(&mut self, ids: &[MenuItemId]) -> Result<Vec<MenuItem>, StoreError> {
-        self.shared.check(false)?;
-        Ok(self
-            .staged
-            .menu
-            .iter()
-            .filter(|m| ids.contains(&m.id))
-            .cloned()
-            .collect())
+    fn found(&self) -> &Found {
+        &self.found
     }
 
     async fn order(&mut self, id: &OrderId) -> Result<Option<Order>, StoreError> {
         self.shared.check(false)?;
         Ok(find_order(&self.staged, id).cloned())
-    }
-
-    async fn order_by_key(&mut self, key: &str) -> Result<Option<(String, OrderId)>, StoreError> {
-        self.shared.check(false)?;
-        Ok(self
-            .staged
-            .orders
-            .iter()
-            .find(|stored| stored.key == key)
-            .map(|stored| (stored.fingerprint.clone(), stored.order.id.clone())))
     }
 
     async fn insert_order(

@@ -245,9 +245,10 @@ fn the_actor_tree_is_the_documented_one() {
 }
 
 /// Invariant "every command transaction locks its restaurant's row first": the store opens a
-/// transaction in one place (`TxConnection::begin`, called once), and its first statement is
-/// the dialect's `LOCK_RESTAURANT`, which locks the restaurant's row until commit: a write on
-/// PostgreSQL and SQLite (a row lock; SQLite's write lock), `SELECT … FOR UPDATE` on MySQL.
+/// transaction in one place (`TxConnection::begin`, called once, with the dialect's `BEGIN`),
+/// and its first statement is `sql::lock_and_look_up` with the dialect's `LOCK`, which locks
+/// the restaurant's row until commit: `FOR UPDATE OF r` on PostgreSQL, `FOR UPDATE` on MySQL,
+/// and on SQLite the write lock that `BEGIN IMMEDIATE` took.
 #[test]
 fn a_command_transaction_locks_its_restaurant_first() {
     let src = repo_dir().join("src");
@@ -268,28 +269,48 @@ fn a_command_transaction_locks_its_restaurant_first() {
     assert_eq!(backend.matches("TransactionManager>::begin").count(), 1);
     assert_eq!(backend.matches("TxConnection::begin(").count(), 1);
     let after_begin = &backend[backend.find("TxConnection::begin(").expect("begin")..];
-    let first_query = after_begin
-        .find("sqlx::query")
-        .map(|at| &after_begin[at..])
-        .expect("a statement after begin");
     assert!(
-        first_query.starts_with("sqlx::query(dialect::sql(dialect::LOCK_RESTAURANT))"),
-        "the first statement of a transaction is not LOCK_RESTAURANT"
+        after_begin.starts_with("TxConnection::begin(conn, dialect::BEGIN)"),
+        "a transaction begun otherwise than its dialect says"
+    );
+    let built = after_begin
+        .find("let statement =\n                    dialect::built(sql::lock_and_look_up(shape, dialect::key_is, dialect::LOCK));")
+        .expect("the lock statement");
+    let run = after_begin
+        .find("lock_and_look_up(&mut tx, &statement, restaurant, &lookup)")
+        .expect("the lock statement run");
+    assert!(
+        built < run && !after_begin[..run].contains("sqlx::query"),
+        "the first statement of a transaction is not the lock"
     );
     let dialects = read(&src.join("store/dialect.rs"));
-    let locks: Vec<&str> = dialects
-        .split("pub const LOCK_RESTAURANT: &str = \"")
-        .skip(1)
-        .map(|rest| &rest[..rest.find("\";").expect("the statement ends")])
-        .collect();
-    assert_eq!(locks.len(), 2, "one per dialect");
-    assert!(locks[0].starts_with("UPDATE restaurants "), "{}", locks[0]);
-    assert!(locks[1].ends_with("FOR UPDATE"), "{}", locks[1]);
-    let sql = read(&src.join("store/sql.rs"));
-    assert!(
-        !sql.contains("BEGIN") && !dialects.contains("\"BEGIN"),
-        "a transaction opened in SQL text"
+    let constants = |name: &str| -> Vec<String> {
+        dialects
+            .split(&format!("pub const {name}: "))
+            .skip(1)
+            .map(|rest| rest[..rest.find(';').expect("the constant ends")].to_owned())
+            .collect()
+    };
+    assert_eq!(
+        constants("LOCK"),
+        [
+            "&str = \" FOR UPDATE OF r\"",
+            "&str = \"\"",
+            "&str = \" FOR UPDATE\""
+        ],
+        "PostgreSQL, SQLite, MySQL"
     );
+    assert_eq!(
+        constants("BEGIN"),
+        [
+            "Option<&str> = None",
+            "Option<&str> = Some(\"BEGIN IMMEDIATE\")",
+            "Option<&str> = None"
+        ],
+        "PostgreSQL, SQLite, MySQL"
+    );
+    let sql = read(&src.join("store/sql.rs"));
+    assert!(!sql.contains("BEGIN"), "a transaction opened in SQL text");
 }
 
 /// Invariant "events are published only after commit": the core publishes in one place,

@@ -8,13 +8,13 @@ use common::{seed, Seeded};
 use orderhub_actors::domain::{
     EventKind, Money, Order, OrderId, OrderStatus, StaffCall, Timestamp,
 };
-use orderhub_actors::ports::{RestaurantTx, Store};
+use orderhub_actors::ports::{Lookup, RestaurantTx, Store};
 use orderhub_actors::testing::MemoryStore;
 use orderhub_actors::StoreError;
 
 async fn begin(store: &MemoryStore, seeded: &Seeded) -> Box<dyn RestaurantTx> {
     store
-        .begin(seeded.id())
+        .begin(seeded.id(), Lookup::NOTHING)
         .await
         .expect("begin")
         .expect("the restaurant exists")

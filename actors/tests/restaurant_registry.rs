@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{eventually, let_pass, RestaurantFixture as Fixture};
 use orderhub_actors::domain::{Order, PlaceOrderRequest, Principal, RestaurantId};
 use orderhub_actors::faults::{panic_next, Target};
-use orderhub_actors::ports::{Freshness, RestaurantTx, Store};
+use orderhub_actors::ports::{Freshness, Lookup, RestaurantTx, Store};
 use orderhub_actors::restaurant::{RegistryConfig, RestaurantMsg, RestaurantRegistry};
 use orderhub_actors::supervisor::{MAX_RESTARTS, RESTART_PERIOD};
 use orderhub_actors::CommandError;
@@ -22,7 +22,7 @@ impl Fixture {
     /// actor then waits in `begin` with its command, and the rest queue behind it.
     async fn hold_the_restaurant(&self) -> Box<dyn RestaurantTx> {
         self.store
-            .begin(self.id())
+            .begin(self.id(), Lookup::NOTHING)
             .await
             .expect("begin")
             .expect("the restaurant exists")

@@ -83,7 +83,7 @@ pub enum Positions {
 impl Positions {
     pub(super) fn query(&self) -> &'static str {
         match self {
-            Positions::Wal => super::dialect::numbered::WRITE_POSITION,
+            Positions::Wal => super::dialect::postgres::WRITE_POSITION,
             Positions::Gtid(primary) => primary.last_gtid_query(),
         }
     }
@@ -105,10 +105,17 @@ pub(super) struct TxConnection<DB: sqlx::Database> {
 }
 
 impl<DB: sqlx::Database> TxConnection<DB> {
-    pub async fn begin(mut conn: sqlx::pool::PoolConnection<DB>) -> Result<Self, StoreError> {
-        <DB::TransactionManager as sqlx::TransactionManager>::begin(&mut conn, None)
-            .await
-            .map_err(store_error)?;
+    /// `statement`: the dialect's own `BEGIN …`, if it has one.
+    pub async fn begin(
+        mut conn: sqlx::pool::PoolConnection<DB>,
+        statement: Option<&'static str>,
+    ) -> Result<Self, StoreError> {
+        <DB::TransactionManager as sqlx::TransactionManager>::begin(
+            &mut conn,
+            statement.map(std::borrow::Cow::Borrowed),
+        )
+        .await
+        .map_err(store_error)?;
         Ok(Self { conn, open: true })
     }
 
@@ -130,6 +137,55 @@ impl<DB: sqlx::Database> Drop for TxConnection<DB> {
     }
 }
 
+/// A value of a staged write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Value {
+    Text(String),
+    MaybeText(Option<String>),
+    Int(i64),
+    Bool(bool),
+}
+
+/// A write a command transaction sends at commit: a shared statement (`sql`, numbered `$1…`
+/// in order, each once) and its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Staged {
+    pub statement: std::borrow::Cow<'static, str>,
+    pub values: Vec<Value>,
+}
+
+/// The statements that send `writes` in the dialect's `batch` form, each with its values:
+/// one for `With` and `Script`, one per write for `OneByOne`. Still `$n`-numbered.
+pub(super) fn batches(
+    batch: super::dialect::Batch,
+    writes: &[Staged],
+) -> Vec<(std::borrow::Cow<'static, str>, Vec<&Value>)> {
+    use super::dialect::Batch;
+    use super::sql::shifted;
+    if writes.len() < 2 || batch == Batch::OneByOne {
+        return writes
+            .iter()
+            .map(|w| (w.statement.clone(), w.values.iter().collect()))
+            .collect();
+    }
+    let mut text = String::new();
+    let mut offset = 0;
+    let last = writes.len() - 1;
+    for (i, write) in writes.iter().enumerate() {
+        let statement = shifted(&write.statement, offset);
+        offset += write.values.len();
+        match batch {
+            Batch::With if i == 0 => text = format!("WITH w0 AS ({statement})"),
+            Batch::With if i < last => text.push_str(&format!(", w{i} AS ({statement})")),
+            Batch::With => text.push_str(&format!(" {statement}")),
+            Batch::Script | Batch::OneByOne if i == 0 => text = statement,
+            Batch::Script | Batch::OneByOne => text.push_str(&format!("; {statement}")),
+        }
+    }
+    let values = writes.iter().flat_map(|w| w.values.iter()).collect();
+    vec![(text.into(), values)]
+}
+
 pub(super) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Internal(format!("stored {what} is invalid: {value:?}"))
 }
@@ -143,13 +199,16 @@ macro_rules! sql_store {
             TableId, TimeZone, Timestamp,
         };
         use orderhub_actors::ports::{
-            Counters, Freshness, History, OrderPage, OrderQuery, Owned, RestaurantTx, Store,
+            Counters, Found, Freshness, History, Lookup, OrderPage, OrderQuery, Owned,
+            RestaurantTx, Store,
         };
         use orderhub_actors::StoreError;
         use sqlx::Row;
         use std::collections::HashMap;
 
-        use crate::store::backend::{corrupt, store_error, Positions, Replica, TxConnection};
+        use crate::store::backend::{
+            batches, corrupt, store_error, Positions, Replica, Staged, TxConnection, Value,
+        };
         use crate::store::dialect::$dialect as dialect;
         use crate::store::routing::ReadRouting;
         use crate::store::sql;
@@ -202,26 +261,133 @@ macro_rules! sql_store {
             })
         }
 
-        /// An order without its items; `with_items` adds them.
-        fn order_from(row: &DbRow) -> Result<Order, StoreError> {
-            let status: String = get(row, "status")?;
+        /// An order without its items (`with_items` adds them), from its columns, each named
+        /// with `prefix` before it.
+        fn order_from(row: &DbRow, prefix: &str) -> Result<Order, StoreError> {
+            let column = |name: &str| format!("{prefix}{name}");
+            let status: String = get(row, &column("status"))?;
             Ok(Order {
-                id: OrderId::from_trusted(get(row, "id")?),
-                restaurant_id: RestaurantId::from_trusted(get(row, "restaurant_id")?),
-                table_id: TableId::from_trusted(get(row, "table_id")?),
-                number: get(row, "number")?,
+                id: OrderId::from_trusted(get(row, &column("id"))?),
+                restaurant_id: RestaurantId::from_trusted(get(row, &column("restaurant_id"))?),
+                table_id: TableId::from_trusted(get(row, &column("table_id"))?),
+                number: get(row, &column("number"))?,
                 status: OrderStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
                 items: Vec::new(),
                 total: Money::new(
-                    get(row, "total")?,
-                    Currency::from_trusted(get(row, "currency")?),
+                    get(row, &column("total"))?,
+                    Currency::from_trusted(get(row, &column("currency"))?),
                 ),
-                note: get(row, "note")?,
-                cancel_reason: get(row, "cancel_reason")?,
-                placed_at: Timestamp(get(row, "placed_at")?),
-                updated_at: Timestamp(get(row, "updated_at")?),
-                version: get(row, "version")?,
+                note: get(row, &column("note"))?,
+                cancel_reason: get(row, &column("cancel_reason"))?,
+                placed_at: Timestamp(get(row, &column("placed_at"))?),
+                updated_at: Timestamp(get(row, &column("updated_at"))?),
+                version: get(row, &column("version"))?,
             })
+        }
+
+        /// What `sql::lock_and_look_up`'s rows hold besides the restaurant: one row per
+        /// (menu item × order line) found, so both are gathered by their keys.
+        fn found_from(
+            rows: &[DbRow],
+            lookup: &Lookup<'_>,
+            restaurant: &Restaurant,
+        ) -> Result<Found, StoreError> {
+            let mut found = Found::default();
+            let mut items = std::collections::BTreeMap::new();
+            let mut lines = std::collections::BTreeMap::new();
+            for row in rows {
+                if lookup.idempotency_key.is_some() && found.by_key.is_none() {
+                    if let Some(id) = get::<Option<String>>(row, "k_id")? {
+                        found.by_key = Some((get(row, "k_fingerprint")?, OrderId::from_trusted(id)));
+                    }
+                }
+                if lookup.table.is_some() && found.table.is_none() {
+                    if let Some(id) = get::<Option<String>>(row, "t_id")? {
+                        found.table = Some(Table {
+                            id: TableId::from_trusted(id),
+                            restaurant_id: restaurant.id.clone(),
+                            name: get(row, "t_name")?,
+                        });
+                    }
+                }
+                if !lookup.menu_items.is_empty() {
+                    if let Some(id) = get::<Option<String>>(row, "m_id")? {
+                        if !items.contains_key(&id) {
+                            let item = MenuItem {
+                                id: MenuItemId::from_trusted(id.clone()),
+                                restaurant_id: restaurant.id.clone(),
+                                name: get(row, "m_name")?,
+                                price: Money::new(get(row, "m_price")?, restaurant.currency.clone()),
+                                available: get(row, "m_available")?,
+                            };
+                            items.insert(id, item);
+                        }
+                    }
+                }
+                if lookup.order.is_some() && get::<Option<String>>(row, "o_id")?.is_some() {
+                    if found.order.is_none() {
+                        found.order = Some(order_from(row, "o_")?);
+                    }
+                    if let (Some(line), Some(order)) =
+                        (get::<Option<i64>>(row, "oi_line")?, &found.order)
+                    {
+                        lines.entry(line).or_insert(OrderItem {
+                            menu_item_id: MenuItemId::from_trusted(get(row, "oi_menu_item_id")?),
+                            name: get(row, "oi_name")?,
+                            unit_price: Money::new(
+                                get(row, "oi_unit_price")?,
+                                order.total.currency.clone(),
+                            ),
+                            quantity: get(row, "oi_quantity")?,
+                            note: get(row, "oi_note")?,
+                        });
+                    }
+                }
+            }
+            found.menu_items = items.into_values().collect();
+            if let Some(order) = &mut found.order {
+                order.items = lines.into_values().collect();
+            }
+            Ok(found)
+        }
+
+        async fn lock_and_look_up(
+            tx: &mut TxConnection<$db>,
+            statement: &str,
+            restaurant: &RestaurantId,
+            lookup: &Lookup<'_>,
+        ) -> Result<Vec<DbRow>, StoreError> {
+            let mut query = sqlx::query(statement);
+            if let Some(key) = lookup.idempotency_key {
+                query = query.bind(key);
+            }
+            if let Some(table) = lookup.table {
+                query = query.bind(table.as_str());
+            }
+            for item in lookup.menu_items {
+                query = query.bind(item.as_str());
+            }
+            if let Some(order) = lookup.order {
+                query = query.bind(order.as_str());
+            }
+            query
+                .bind(restaurant.as_str())
+                .fetch_all(&mut *tx.conn)
+                .await
+                .map_err(store_error)
+        }
+
+        /// Binds a staged write's value.
+        fn bind<'q>(
+            query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            value: &'q Value,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+            match value {
+                Value::Text(text) => query.bind(text.as_str()),
+                Value::MaybeText(text) => query.bind(text.as_deref()),
+                Value::Int(int) => query.bind(*int),
+                Value::Bool(bool) => query.bind(*bool),
+            }
         }
 
         fn event_from(restaurant_id: &RestaurantId, row: &DbRow) -> Result<Event, StoreError> {
@@ -313,18 +479,26 @@ macro_rules! sql_store {
             else {
                 return Ok(None);
             };
-            let order = order_from(&row)?;
+            let order = order_from(&row, "")?;
             Ok(with_items(conn, vec![order]).await?.pop())
         }
 
         pub struct $store {
             pool: sqlx::Pool<$db>,
+            /// Where command transactions run: `pool` unless told otherwise.
+            commands: sqlx::Pool<$db>,
             replica: Option<Replica<$db>>,
         }
 
         impl $store {
             pub fn new(pool: sqlx::Pool<$db>) -> Self {
-                Self { pool, replica: None }
+                Self { commands: pool.clone(), pool, replica: None }
+            }
+
+            /// Command transactions run on `commands`, a pool of the same database.
+            #[allow(dead_code)] // SQLite's only
+            pub fn with_command_pool(self, commands: sqlx::Pool<$db>) -> Self {
+                Self { commands, ..self }
             }
 
             pub fn with_replica(self, replica: Replica<$db>) -> Self {
@@ -368,26 +542,52 @@ macro_rules! sql_store {
             async fn begin(
                 &self,
                 restaurant: &RestaurantId,
+                lookup: Lookup<'_>,
             ) -> Result<Option<Box<dyn RestaurantTx>>, StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("begin");
-                let conn = self.pool.acquire().await.map_err(store_error)?;
-                let mut tx = TxConnection::begin(conn).await?;
-                let row = sqlx::query(dialect::sql(dialect::LOCK_RESTAURANT))
-                    .bind(restaurant.as_str())
-                    .fetch_optional(&mut *tx.conn)
-                    .await
-                    .map_err(store_error)?;
-                let Some(row) = row else { return Ok(None) };
-                let counters = Counters {
-                    last_seq: get(&row, "last_seq")?,
-                    ticket_day: BusinessDay(get(&row, "ticket_day")?),
-                    last_ticket: get(&row, "last_ticket")?,
+                let conn = self.commands.acquire().await.map_err(store_error)?;
+                let mut tx = TxConnection::begin(conn, dialect::BEGIN).await?;
+                let shape = sql::LookupShape {
+                    key: lookup.idempotency_key.is_some(),
+                    table: lookup.table.is_some(),
+                    menu_items: lookup.menu_items.len(),
+                    order: lookup.order.is_some(),
+                    snapshot_seq: dialect::SNAPSHOT_SEQ,
                 };
-                let restaurant = restaurant_from(&row)?;
+                let statement =
+                    dialect::built(sql::lock_and_look_up(shape, dialect::key_is, dialect::LOCK));
+                let mut rows = lock_and_look_up(&mut tx, &statement, restaurant, &lookup).await?;
+                let waited_out = match rows.first() {
+                    Some(row) if dialect::SNAPSHOT_SEQ => {
+                        get::<i64>(row, "snapshot_seq")? != get::<i64>(row, "last_seq")?
+                    }
+                    _ => false,
+                };
+                if waited_out {
+                    // Another node's command committed while this one waited: read again,
+                    // now under the lock (see `SNAPSHOT_SEQ`).
+                    rows = lock_and_look_up(&mut tx, &statement, restaurant, &lookup).await?;
+                }
+                let Some(row) = rows.first() else { return Ok(None) };
+                let counters = Counters {
+                    last_seq: get(row, "last_seq")?,
+                    ticket_day: BusinessDay(get(row, "ticket_day")?),
+                    last_ticket: get(row, "last_ticket")?,
+                };
+                let restaurant = restaurant_from(row)?;
+                let found = found_from(&rows, &lookup, &restaurant)?;
                 let after_commit =
                     self.replica.as_ref().map(|r| (r.positions.clone(), r.routing.clone()));
-                let last_seq = counters.last_seq;
-                Ok(Some(Box::new($tx { tx, restaurant, counters, last_seq, after_commit })))
+                Ok(Some(Box::new($tx {
+                    tx,
+                    written: counters.clone(),
+                    counters,
+                    restaurant,
+                    restaurant_changed: false,
+                    found,
+                    writes: Vec::new(),
+                    after_commit,
+                })))
             }
 
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "create_restaurant"))]
@@ -510,7 +710,7 @@ macro_rules! sql_store {
                 for row in &rows {
                     // The restaurant's row alone: a page without orders.
                     if get::<Option<String>>(row, "id")?.is_some() {
-                        orders.push(order_from(row)?);
+                        orders.push(order_from(row, "")?);
                     }
                 }
                 Ok(OrderPage { orders: with_items(&mut conn, orders).await?, seq })
@@ -623,19 +823,54 @@ macro_rules! sql_store {
         pub struct $tx {
             tx: TxConnection<$db>,
             restaurant: Restaurant,
+            /// As locked at `begin`.
             counters: Counters,
-            /// The restaurant's seq as this transaction left it so far (under its lock).
-            last_seq: i64,
+            /// As this transaction leaves them so far (under the lock).
+            written: Counters,
+            restaurant_changed: bool,
+            found: Found,
+            /// Sent together at commit (`dialect::BATCH`).
+            writes: Vec<Staged>,
             after_commit: Option<(Positions, std::sync::Arc<ReadRouting>)>,
         }
 
         impl $tx {
-            async fn run<'q>(
-                &mut self,
-                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
-            ) -> Result<u64, StoreError> {
-                let done = query.execute(&mut *self.tx.conn).await.map_err(store_error)?;
-                Ok(done.rows_affected())
+            fn stage(&mut self, statement: impl Into<std::borrow::Cow<'static, str>>, values: Vec<Value>) {
+                self.writes.push(Staged { statement: statement.into(), values });
+            }
+
+            fn text(text: &str) -> Value {
+                Value::Text(text.to_owned())
+            }
+
+            /// Sends the staged writes, and the restaurant's row if the transaction changed it.
+            async fn send_writes(&mut self) -> Result<(), StoreError> {
+                if self.restaurant_changed || self.written != self.counters {
+                    let restaurant = &self.restaurant;
+                    let values = vec![
+                        Value::Text(restaurant.name.clone()),
+                        Value::Text(restaurant.time_zone.name().to_owned()),
+                        Value::Int(restaurant.day_starts_at.minutes()),
+                        Value::Int(self.written.last_seq),
+                        Value::Int(self.written.ticket_day.0),
+                        Value::Int(self.written.last_ticket),
+                        Value::Text(restaurant.id.as_str().to_owned()),
+                    ];
+                    self.stage(sql::UPDATE_RESTAURANT, values);
+                }
+                let writes = std::mem::take(&mut self.writes);
+                for (statement, values) in batches(dialect::BATCH, &writes) {
+                    let statement = match statement {
+                        std::borrow::Cow::Borrowed(constant) => std::borrow::Cow::Borrowed(dialect::sql(constant)),
+                        std::borrow::Cow::Owned(built) => std::borrow::Cow::Owned(dialect::built(built)),
+                    };
+                    let mut query = sqlx::query(&statement);
+                    for value in values {
+                        query = bind(query, value);
+                    }
+                    query.execute(&mut *self.tx.conn).await.map_err(store_error)?;
+                }
+                Ok(())
             }
         }
 
@@ -649,41 +884,8 @@ macro_rules! sql_store {
                 &self.counters
             }
 
-            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_table"))]
-            async fn table(&mut self, id: &TableId) -> Result<Option<Table>, StoreError> {
-                let _timer = crate::metrics::QueryTimer::start("tx_table");
-                sqlx::query(dialect::sql(sql::SELECT_TABLE))
-                    .bind(id.as_str())
-                    .bind(self.restaurant.id.as_str())
-                    .fetch_optional(&mut *self.tx.conn)
-                    .await
-                    .map_err(store_error)?
-                    .as_ref()
-                    .map(table_from)
-                    .transpose()
-            }
-
-            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_menu_items"))]
-            async fn menu_items(
-                &mut self,
-                ids: &[MenuItemId],
-            ) -> Result<Vec<MenuItem>, StoreError> {
-                let _timer = crate::metrics::QueryTimer::start("tx_menu_items");
-                if ids.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let statement = dialect::built(sql::select_menu_items(ids.len()));
-                let mut query = sqlx::query(&statement).bind(self.restaurant.id.as_str());
-                for id in ids {
-                    query = query.bind(id.as_str());
-                }
-                query
-                    .fetch_all(&mut *self.tx.conn)
-                    .await
-                    .map_err(store_error)?
-                    .iter()
-                    .map(menu_item_from)
-                    .collect()
+            fn found(&self) -> &Found {
+                &self.found
             }
 
             #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_order"))]
@@ -692,189 +894,151 @@ macro_rules! sql_store {
                 order_by_id(&mut self.tx.conn, id, Some(&self.restaurant.id)).await
             }
 
-            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_order_by_key"))]
-            async fn order_by_key(
-                &mut self,
-                key: &str,
-            ) -> Result<Option<(String, OrderId)>, StoreError> {
-                let _timer = crate::metrics::QueryTimer::start("tx_order_by_key");
-                let row = sqlx::query(dialect::sql(dialect::ORDER_BY_KEY))
-                    .bind(self.restaurant.id.as_str())
-                    .bind(key)
-                    .fetch_optional(&mut *self.tx.conn)
-                    .await
-                    .map_err(store_error)?;
-                row.map(|row| {
-                    Ok((
-                        get(&row, "request_fingerprint")?,
-                        OrderId::from_trusted(get(&row, "id")?),
-                    ))
-                })
-                .transpose()
-            }
-
-            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_insert_order"))]
             async fn insert_order(
                 &mut self,
                 order: &Order,
                 key: &str,
                 fingerprint: &str,
             ) -> Result<(), StoreError> {
-                let _timer = crate::metrics::QueryTimer::start("tx_insert_order");
-                let insert = sqlx::query(dialect::sql(sql::INSERT_ORDER))
-                    .bind(order.id.as_str())
-                    .bind(order.restaurant_id.as_str())
-                    .bind(order.table_id.as_str())
-                    .bind(order.number)
-                    .bind(order.status.as_str())
-                    .bind(order.total.amount)
-                    .bind(order.total.currency.as_str())
-                    .bind(order.note.as_deref())
-                    .bind(order.cancel_reason.as_deref())
-                    .bind(order.placed_at.millis())
-                    .bind(order.updated_at.millis())
-                    .bind(order.version)
-                    .bind(key)
-                    .bind(fingerprint);
-                self.run(insert).await?;
-                let statement = dialect::built(sql::insert_items(order.items.len()));
-                let mut items = sqlx::query(&statement);
-                for (line, item) in order.items.iter().enumerate() {
-                    items = items
-                        .bind(order.id.as_str())
-                        .bind(i64::try_from(line).unwrap_or(i64::MAX))
-                        .bind(item.menu_item_id.as_str())
-                        .bind(item.name.as_str())
-                        .bind(item.unit_price.amount)
-                        .bind(item.quantity)
-                        .bind(item.note.as_deref());
+                let values = vec![
+                    Self::text(order.id.as_str()),
+                    Self::text(order.restaurant_id.as_str()),
+                    Self::text(order.table_id.as_str()),
+                    Value::Int(order.number),
+                    Self::text(order.status.as_str()),
+                    Value::Int(order.total.amount),
+                    Self::text(order.total.currency.as_str()),
+                    Value::MaybeText(order.note.clone()),
+                    Value::MaybeText(order.cancel_reason.clone()),
+                    Value::Int(order.placed_at.millis()),
+                    Value::Int(order.updated_at.millis()),
+                    Value::Int(order.version),
+                    Self::text(key),
+                    Self::text(fingerprint),
+                ];
+                self.stage(sql::INSERT_ORDER, values);
+                if order.items.is_empty() {
+                    return Ok(());
                 }
-                self.run(items).await?;
+                let mut values = Vec::with_capacity(order.items.len() * 7);
+                for (line, item) in order.items.iter().enumerate() {
+                    values.extend([
+                        Self::text(order.id.as_str()),
+                        Value::Int(i64::try_from(line).unwrap_or(i64::MAX)),
+                        Self::text(item.menu_item_id.as_str()),
+                        Self::text(item.name.as_str()),
+                        Value::Int(item.unit_price.amount),
+                        Value::Int(item.quantity),
+                        Value::MaybeText(item.note.clone()),
+                    ]);
+                }
+                self.stage(sql::insert_items(order.items.len()), values);
                 Ok(())
             }
 
-            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_set_ticket"))]
             async fn set_ticket(
                 &mut self,
                 day: BusinessDay,
                 number: i64,
             ) -> Result<(), StoreError> {
-                let _timer = crate::metrics::QueryTimer::start("tx_set_ticket");
-                let id = self.restaurant.id.as_str().to_owned();
-                self.run(
-                    sqlx::query(dialect::sql(sql::SET_TICKET))
-                        .bind(day.0)
-                        .bind(number)
-                        .bind(id),
-                )
-                .await?;
+                self.written.ticket_day = day;
+                self.written.last_ticket = number;
                 Ok(())
             }
 
-            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_update_restaurant"))]
             async fn update_restaurant(&mut self, restaurant: &Restaurant) -> Result<(), StoreError> {
-                let _timer = crate::metrics::QueryTimer::start("tx_update_restaurant");
-                let update = sqlx::query(dialect::sql(sql::UPDATE_RESTAURANT))
-                    .bind(restaurant.name.as_str())
-                    .bind(restaurant.time_zone.name())
-                    .bind(restaurant.day_starts_at.minutes())
-                    .bind(self.restaurant.id.as_str().to_owned());
-                self.run(update).await?;
+                if restaurant.id != self.restaurant.id {
+                    return Err(StoreError::Internal(format!(
+                        "restaurant {} written in the transaction of {}",
+                        restaurant.id, self.restaurant.id
+                    )));
+                }
                 // Later reads in this transaction see the settings it wrote.
                 self.restaurant = restaurant.clone();
+                self.restaurant_changed = true;
                 Ok(())
             }
 
-            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_update_order"))]
             async fn update_order(&mut self, order: &Order) -> Result<(), StoreError> {
-                let _timer = crate::metrics::QueryTimer::start("tx_update_order");
-                let update = sqlx::query(dialect::sql(sql::UPDATE_ORDER))
-                    .bind(order.status.as_str())
-                    .bind(order.version)
-                    .bind(order.updated_at.millis())
-                    .bind(order.cancel_reason.as_deref())
-                    .bind(order.id.as_str());
-                self.run(update).await?;
+                let values = vec![
+                    Self::text(order.status.as_str()),
+                    Value::Int(order.version),
+                    Value::Int(order.updated_at.millis()),
+                    Value::MaybeText(order.cancel_reason.clone()),
+                    Self::text(order.id.as_str()),
+                ];
+                self.stage(sql::UPDATE_ORDER, values);
                 Ok(())
             }
 
-            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_insert_table"))]
             async fn insert_table(&mut self, table: &Table) -> Result<(), StoreError> {
-                let _timer = crate::metrics::QueryTimer::start("tx_insert_table");
-                let insert = sqlx::query(dialect::sql(sql::INSERT_TABLE))
-                    .bind(table.id.as_str())
-                    .bind(table.restaurant_id.as_str())
-                    .bind(table.name.as_str())
-                    .bind(Timestamp::now().millis());
-                self.run(insert).await?;
+                let values = vec![
+                    Self::text(table.id.as_str()),
+                    Self::text(table.restaurant_id.as_str()),
+                    Self::text(table.name.as_str()),
+                    Value::Int(Timestamp::now().millis()),
+                ];
+                self.stage(sql::INSERT_TABLE, values);
                 Ok(())
             }
 
-            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_insert_menu_item"))]
             async fn insert_menu_item(&mut self, item: &MenuItem) -> Result<(), StoreError> {
-                let _timer = crate::metrics::QueryTimer::start("tx_insert_menu_item");
-                let insert = sqlx::query(dialect::sql(sql::INSERT_MENU_ITEM))
-                    .bind(item.id.as_str())
-                    .bind(item.restaurant_id.as_str())
-                    .bind(item.name.as_str())
-                    .bind(item.price.amount)
-                    .bind(item.available)
-                    .bind(Timestamp::now().millis());
-                self.run(insert).await?;
+                let values = vec![
+                    Self::text(item.id.as_str()),
+                    Self::text(item.restaurant_id.as_str()),
+                    Self::text(item.name.as_str()),
+                    Value::Int(item.price.amount),
+                    Value::Bool(item.available),
+                    Value::Int(Timestamp::now().millis()),
+                ];
+                self.stage(sql::INSERT_MENU_ITEM, values);
                 Ok(())
             }
 
-            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_set_availability"))]
             async fn set_availability(&mut self, item: &MenuItem) -> Result<(), StoreError> {
-                let _timer = crate::metrics::QueryTimer::start("tx_set_availability");
-                let update = sqlx::query(dialect::sql(sql::SET_AVAILABILITY))
-                    .bind(item.available)
-                    .bind(item.id.as_str())
-                    .bind(item.restaurant_id.as_str());
-                self.run(update).await?;
+                let values = vec![
+                    Value::Bool(item.available),
+                    Self::text(item.id.as_str()),
+                    Self::text(item.restaurant_id.as_str()),
+                ];
+                self.stage(sql::SET_AVAILABILITY, values);
                 Ok(())
             }
 
-            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_insert_staff_call"))]
             async fn insert_staff_call(&mut self, call: &StaffCall) -> Result<(), StoreError> {
-                let _timer = crate::metrics::QueryTimer::start("tx_insert_staff_call");
-                let insert = sqlx::query(dialect::sql(sql::INSERT_STAFF_CALL))
-                    .bind(call.id.as_str())
-                    .bind(call.restaurant_id.as_str())
-                    .bind(call.table_id.as_str())
-                    .bind(call.message.as_deref())
-                    .bind(call.at.millis());
-                self.run(insert).await?;
+                let values = vec![
+                    Self::text(call.id.as_str()),
+                    Self::text(call.restaurant_id.as_str()),
+                    Self::text(call.table_id.as_str()),
+                    Value::MaybeText(call.message.clone()),
+                    Value::Int(call.at.millis()),
+                ];
+                self.stage(sql::INSERT_STAFF_CALL, values);
                 Ok(())
             }
 
-            #[tracing::instrument(name = "store.query", level = "debug", skip_all, fields(operation = "tx_append_event"))]
+            /// The next seq is counted here: the restaurant's row is locked since `begin`.
             async fn append_event(
                 &mut self,
                 kind: EventKind,
                 at: Timestamp,
             ) -> Result<Event, StoreError> {
-                let _timer = crate::metrics::QueryTimer::start("tx_append_event");
-                let next = sqlx::query(dialect::sql(dialect::NEXT_SEQ))
-                    .bind(self.restaurant.id.as_str().to_owned());
-                let seq: i64 = if dialect::NEXT_SEQ_RETURNS {
-                    let row = next.fetch_one(&mut *self.tx.conn).await.map_err(store_error)?;
-                    get(&row, "last_seq")?
-                } else {
-                    // The restaurant's row is locked by this transaction since `begin`.
-                    self.run(next).await?;
-                    self.last_seq + 1
-                };
-                self.last_seq = seq;
+                let seq = self
+                    .written
+                    .last_seq
+                    .checked_add(1)
+                    .ok_or_else(|| StoreError::Internal("seq overflow".into()))?;
                 let payload = serde_json::to_string(&kind)
                     .map_err(|e| StoreError::Internal(e.to_string()))?;
-                let insert = sqlx::query(dialect::sql(sql::INSERT_EVENT))
-                    .bind(self.restaurant.id.as_str().to_owned())
-                    .bind(seq)
-                    .bind(kind.name())
-                    .bind(payload)
-                    .bind(at.millis());
-                self.run(insert).await?;
+                let values = vec![
+                    Self::text(self.restaurant.id.as_str()),
+                    Value::Int(seq),
+                    Self::text(kind.name()),
+                    Value::Text(payload),
+                    Value::Int(at.millis()),
+                ];
+                self.stage(sql::INSERT_EVENT, values);
+                self.written.last_seq = seq;
                 Ok(Event {
                     restaurant_id: self.restaurant.id.clone(),
                     seq,
@@ -887,6 +1051,7 @@ macro_rules! sql_store {
             async fn commit(self: Box<Self>) -> Result<(), StoreError> {
                 let _timer = crate::metrics::QueryTimer::start("tx_commit");
                 let mut this = *self;
+                this.send_writes().await?;
                 this.tx.commit().await?;
                 if let Some((positions, routing)) = &this.after_commit {
                     record_write_position(&mut this.tx.conn, positions, routing).await;

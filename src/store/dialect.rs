@@ -4,26 +4,46 @@
 //! Each module has the same items:
 //! - `sql(statement)` and `built(statement)`: a shared statement (`$1`-style placeholders), a
 //!   constant or one built for its number of values, as this backend spells it;
-//! - `LOCK_RESTAURANT`: the first statement of every command transaction, which takes the
-//!   restaurant's row lock and reads its counters;
-//! - `NEXT_SEQ` and `NEXT_SEQ_RETURNS`: advance the restaurant's seq, and whether the statement
-//!   returns the new value (`last_seq`) or the store counts it itself under the lock;
-//! - `ORDER_BY_KEY`: an order by its idempotency key (`$1` restaurant, `$2` key);
+//! - `BEGIN` and `LOCK`: how a command transaction begins, and the suffix of its first
+//!   statement (`sql::lock_and_look_up`), which together take the restaurant's lock until
+//!   commit: commands of one restaurant queue there, on every node;
+//! - `SNAPSHOT_SEQ`: whether the lock statement may have read the rest in a snapshot from
+//!   before its wait, and must say so;
+//! - `BATCH`: how a transaction's staged writes travel at commit ([`Batch`]);
+//! - `key_is(param)`: the condition that an order (alias `k`) has the idempotency key `param`;
 //! - `SELECT_SETTING` and `INIT_SETTING`: the `settings` table, whose `key` column MySQL
 //!   reserves as a word;
 //! - `DECODE_UNCHECKED`: whether columns are decoded without sqlx's type check.
 //!
-//! Where MySQL differs from the other two, and why:
-//! - placeholders are `?`, taken in the order they appear: `mysql::sql` rewrites `$n`;
-//! - there is no `UPDATE … RETURNING`: the lock is `SELECT … FOR UPDATE`, and the next seq is
-//!   `last_seq + 1` of the counters read under that lock, counted by the store;
-//! - there is no `ON CONFLICT`: `ON DUPLICATE KEY UPDATE` with a no-op assignment (not
+//! Where they differ, and why:
+//! - PostgreSQL locks with `FOR UPDATE OF r` and sends a transaction's writes as one
+//!   statement, each a data-modifying `WITH` part;
+//! - SQLite has one writer and no `FOR UPDATE`: `BEGIN IMMEDIATE` takes its write lock at
+//!   once, and the writes go as one script of statements;
+//! - MySQL's placeholders are `?`, taken in the order they appear: `mysql::sql` rewrites `$n`;
+//! - MySQL has no `ON CONFLICT`: `ON DUPLICATE KEY UPDATE` with a no-op assignment (not
 //!   `INSERT IGNORE`, which would also turn other errors into warnings);
-//! - `key` is quoted with backticks;
-//! - the unique key on idempotency keys is on their SHA-256 (see `migrations/mysql`), so the
-//!   lookup compares that.
+//! - MySQL quotes `key` with backticks;
+//! - MySQL's unique key on idempotency keys is on their SHA-256 (see `migrations/mysql`), so
+//!   the lookup compares that;
+//! - MySQL has neither data-modifying `WITH` nor several statements in one prepared
+//!   statement: its writes go one statement each, after one lock-and-read like the others.
 
-/// PostgreSQL and SQLite: both take `$1`-style placeholders, `RETURNING` and `ON CONFLICT`.
+/// How a command transaction's staged writes are sent at commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    /// One statement: `WITH w0 AS (write), w1 AS (write) … last write`. PostgreSQL runs
+    /// every part (with or without `RETURNING`) and checks foreign keys at the statement's
+    /// end, so a line may refer to the order inserted beside it.
+    With,
+    /// One call of several `;`-separated statements; sqlx runs them in turn, binding `$n` to
+    /// the n-th value of the whole call (sqlx-sqlite's `SqliteArguments::bind`).
+    Script,
+    /// Each write its own statement.
+    OneByOne,
+}
+
+/// What PostgreSQL and SQLite share: `$1`-style placeholders and `ON CONFLICT`.
 pub mod numbered {
     /// The statement as it is.
     pub fn sql(statement: &'static str) -> &'static str {
@@ -35,19 +55,9 @@ pub mod numbered {
         statement
     }
 
-    /// A write, so that it takes the restaurant's lock at once (a PostgreSQL row lock;
-    /// SQLite's single write lock) and holds it until commit. Concurrent commands on other
-    /// nodes wait here, never on stale counters.
-    pub const LOCK_RESTAURANT: &str = "UPDATE restaurants SET last_seq = last_seq WHERE id = $1 \
-         RETURNING id, name, currency, time_zone, business_day_start_minutes, \
-         last_seq, ticket_day, last_ticket";
-
-    pub const NEXT_SEQ: &str =
-        "UPDATE restaurants SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq";
-    pub const NEXT_SEQ_RETURNS: bool = true;
-
-    pub const ORDER_BY_KEY: &str = "SELECT request_fingerprint, id FROM orders \
-         WHERE restaurant_id = $1 AND idempotency_key = $2";
+    pub fn key_is(param: &str) -> String {
+        format!("k.idempotency_key = {param}")
+    }
 
     /// sqlx checks each column's type before decoding it.
     pub const DECODE_UNCHECKED: bool = false;
@@ -55,20 +65,54 @@ pub mod numbered {
     pub const SELECT_SETTING: &str = "SELECT value FROM settings WHERE key = $1";
     pub const INIT_SETTING: &str =
         "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
+}
 
-    /// PostgreSQL: the WAL insert position, taken right after a commit, is past that
+/// PostgreSQL 15 and later.
+pub mod postgres {
+    pub use super::numbered::*;
+    use super::Batch;
+
+    pub const BEGIN: Option<&str> = None;
+    /// Locks the restaurant's row only; a blocked lock re-reads that row when it gets it
+    /// (READ COMMITTED's re-check), so the counters are never stale.
+    pub const LOCK: &str = " FOR UPDATE OF r";
+    /// The rest of a statement that waited for the lock was read in the snapshot taken when
+    /// it started, before the holder committed; READ COMMITTED re-reads only the locked row
+    /// (PostgreSQL's manual, 13.2.1). The lock statement therefore also reads the
+    /// restaurant's seq as of that snapshot, and the store runs it again, under the lock now
+    /// held, when it differs from the locked row's: every command that changes an order or
+    /// the menu moves the seq.
+    pub const SNAPSHOT_SEQ: bool = true;
+    pub const BATCH: Batch = Batch::With;
+
+    /// The WAL insert position, taken right after a commit, is past that
     /// commit's record.
     pub const WRITE_POSITION: &str = "SELECT pg_current_wal_insert_lsn()::text";
 
-    /// PostgreSQL replica: how far it has replayed, and how far behind it is (zero when it
+    /// A replica: how far it has replayed, and how far behind it is (zero when it
     /// has replayed everything it received).
     pub const REPLICA_STATE: &str = "SELECT pg_last_wal_replay_lsn()::text AS replayed, \
          (CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
          ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END)::float8 AS lag";
 }
 
+/// SQLite 3.35 and later (the bundled one is newer).
+pub mod sqlite {
+    pub use super::numbered::*;
+    use super::Batch;
+
+    /// Takes the database's write lock at once: a deferred transaction would take it at its
+    /// first write, after reading.
+    pub const BEGIN: Option<&str> = Some("BEGIN IMMEDIATE");
+    pub const LOCK: &str = "";
+    /// One writer at a time: nothing commits while the lock statement runs.
+    pub const SNAPSHOT_SEQ: bool = false;
+    pub const BATCH: Batch = Batch::Script;
+}
+
 /// MySQL 8.0 and MariaDB 10.11 (the SQL both accept).
 pub mod mysql {
+    use super::Batch;
     use std::collections::HashMap;
     use std::sync::{PoisonError, RwLock};
     use std::time::Duration;
@@ -120,19 +164,20 @@ pub mod mysql {
         out
     }
 
-    /// Under READ COMMITTED a locking read sees the newest committed row and keeps it locked
-    /// until commit: concurrent commands of the restaurant, on any node, queue here.
-    pub const LOCK_RESTAURANT: &str = "SELECT id, name, currency, time_zone, \
-         business_day_start_minutes, last_seq, ticket_day, last_ticket \
-         FROM restaurants WHERE id = ? FOR UPDATE";
-
-    /// No `RETURNING`: the new value is the locked `last_seq` plus one, which the store counts.
-    pub const NEXT_SEQ: &str = "UPDATE restaurants SET last_seq = last_seq + 1 WHERE id = ?";
-    pub const NEXT_SEQ_RETURNS: bool = false;
+    pub const BEGIN: Option<&str> = None;
+    /// Under READ COMMITTED a locking read sees the newest committed rows and keeps them
+    /// locked until commit. MariaDB has no `FOR UPDATE OF`, so the joined rows (the command's
+    /// table, menu items or order) are locked too; only commands of the same restaurant,
+    /// queued on its row anyway, want them.
+    pub const LOCK: &str = " FOR UPDATE";
+    /// A locking read reads the newest committed rows, after the wait.
+    pub const SNAPSHOT_SEQ: bool = false;
+    pub const BATCH: Batch = Batch::OneByOne;
 
     /// By the key's SHA-256, which the unique key holds (a key may be longer than an index).
-    pub const ORDER_BY_KEY: &str = "SELECT request_fingerprint, id FROM orders \
-         WHERE restaurant_id = ? AND idempotency_key_sha256 = UNHEX(SHA2(?, 256))";
+    pub fn key_is(param: &str) -> String {
+        format!("k.idempotency_key_sha256 = UNHEX(SHA2({param}, 256))")
+    }
 
     /// Columns are decoded without sqlx's type check: sqlx 0.8 takes a text column with a
     /// binary collation (the ids' `utf8mb4_bin`) for VARBINARY and refuses it as a `String`.
@@ -225,39 +270,26 @@ mod tests {
     }
 
     #[test]
-    fn only_mysql_quotes_the_reserved_word_and_locks_with_select() {
+    fn only_mysql_quotes_the_reserved_word() {
         assert!(mysql::SELECT_SETTING.contains("`key`") && mysql::INIT_SETTING.contains("`key`"));
         assert!(!numbered::SELECT_SETTING.contains('`'));
-        assert!(mysql::LOCK_RESTAURANT.ends_with("FOR UPDATE"));
-        assert!(numbered::LOCK_RESTAURANT.contains("RETURNING"));
-        assert!(!mysql::NEXT_SEQ.contains("RETURNING") && !mysql::NEXT_SEQ_RETURNS);
-        assert!(numbered::NEXT_SEQ.ends_with("RETURNING last_seq") && numbered::NEXT_SEQ_RETURNS);
-        for statement in [
-            mysql::LOCK_RESTAURANT,
-            mysql::ORDER_BY_KEY,
-            mysql::INIT_SETTING,
-        ] {
-            assert!(!statement.contains('$'), "{statement}");
-        }
+        assert!(!mysql::INIT_SETTING.contains('$'));
     }
 
     #[test]
-    fn both_dialects_read_the_same_columns_of_the_lock() {
-        let columns = |statement: &str| {
-            let start = statement.find("RETURNING").map_or_else(
-                || statement.find("SELECT").map(|at| at + "SELECT".len()),
-                |at| Some(at + "RETURNING".len()),
-            );
-            let rest = &statement[start.unwrap_or(0)..];
-            let end = rest.find(" FROM").unwrap_or(rest.len());
-            rest[..end]
-                .split(',')
-                .map(|c| c.trim().to_owned())
-                .collect::<Vec<_>>()
+    fn each_dialect_locks_the_restaurant_in_its_own_way() {
+        let shape = sql::LookupShape {
+            key: true,
+            ..sql::LookupShape::default()
         };
-        assert_eq!(
-            columns(numbered::LOCK_RESTAURANT),
-            columns(mysql::LOCK_RESTAURANT)
-        );
+        let pg = sql::lock_and_look_up(shape, postgres::key_is, postgres::LOCK);
+        assert!(pg.ends_with("WHERE r.id = $2 FOR UPDATE OF r"), "{pg}");
+        let my = mysql::built(sql::lock_and_look_up(shape, mysql::key_is, mysql::LOCK));
+        assert!(my.contains("UNHEX(SHA2(?, 256))"), "{my}");
+        assert!(my.ends_with("WHERE r.id = ? FOR UPDATE"), "{my}");
+        let lite = sql::lock_and_look_up(shape, sqlite::key_is, sqlite::LOCK);
+        assert!(lite.ends_with("WHERE r.id = $2"), "{lite}");
+        assert_eq!(sqlite::BEGIN, Some("BEGIN IMMEDIATE"));
+        assert_eq!((postgres::BEGIN, mysql::BEGIN), (None, None));
     }
 }

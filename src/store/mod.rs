@@ -35,11 +35,11 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 pub mod postgres {
-    super::backend::sql_store!(PgStore, PgTx, sqlx::Postgres, numbered);
+    super::backend::sql_store!(PgStore, PgTx, sqlx::Postgres, postgres);
 }
 
 pub mod sqlite {
-    super::backend::sql_store!(SqliteStore, SqliteTx, sqlx::Sqlite, numbered);
+    super::backend::sql_store!(SqliteStore, SqliteTx, sqlx::Sqlite, sqlite);
 }
 
 /// MySQL 8.0 and MariaDB 10.11.
@@ -137,12 +137,24 @@ pub async fn connect(
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(ConnectError::Connect)?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        tokio::spawn(sample_pool("writer", pool.clone(), shutdown));
-        Ok(Arc::new(sqlite::SqliteStore::new(pool)))
+        // SQLite has one writer. Command transactions queue for one connection of their own,
+        // first come first served, instead of for the file's write lock, whose busy handler
+        // sleeps up to 100 ms between tries.
+        let commands = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(ConnectError::Connect)?;
+        tokio::spawn(sample_pool("writer", pool.clone(), shutdown.clone()));
+        tokio::spawn(sample_pool("commands", commands.clone(), shutdown));
+        Ok(Arc::new(
+            sqlite::SqliteStore::new(pool).with_command_pool(commands),
+        ))
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(ConnectError::Scheme(format!("{scheme}:")))
@@ -299,7 +311,7 @@ async fn connect_replica(
 
 async fn sample_replica(pool: sqlx::PgPool, routing: Weak<ReadRouting>, mut shutdown: Shutdown) {
     while let Some(routing) = next_sample(&routing, &mut shutdown).await {
-        match sqlx::query(dialect::numbered::REPLICA_STATE)
+        match sqlx::query(dialect::postgres::REPLICA_STATE)
             .fetch_one(&pool)
             .await
         {
@@ -313,7 +325,7 @@ async fn sample_replica(pool: sqlx::PgPool, routing: Weak<ReadRouting>, mut shut
             }
             Err(error) => tracing::debug!(%error, "cannot sample the replica"),
         }
-        sample_replica_seqs(&pool, &routing, dialect::numbered::built).await;
+        sample_replica_seqs(&pool, &routing, dialect::postgres::built).await;
     }
 }
 

@@ -13,25 +13,18 @@ pub const SELECT_RESTAURANT: &str = "SELECT id, name, currency, time_zone, \
 pub const INSERT_RESTAURANT: &str = "INSERT INTO restaurants \
      (id, name, currency, time_zone, business_day_start_minutes, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6)";
-/// The settings `updateRestaurant` changes; run in the restaurant's command transaction.
+/// A command transaction's one write of its restaurant's row, at commit: the settings
+/// `updateRestaurant` changes, and the counters (seq, ticket day and number) as the
+/// transaction leaves them.
 pub const UPDATE_RESTAURANT: &str = "UPDATE restaurants SET name = $1, time_zone = $2, \
-     business_day_start_minutes = $3 WHERE id = $4";
+     business_day_start_minutes = $3, last_seq = $4, ticket_day = $5, last_ticket = $6 \
+     WHERE id = $7";
 pub const COUNT_RESTAURANTS: &str = "SELECT COUNT(*) FROM restaurants";
 
-macro_rules! menu_columns {
-    () => {
-        "m.id, m.restaurant_id, m.name, m.price, m.available, r.currency"
-    };
-}
-
-/// A menu item's columns, its price's currency taken from the restaurant (alias `r`).
-pub const MENU_COLUMNS: &str = menu_columns!();
-pub const SELECT_MENU: &str = concat!(
-    "SELECT ",
-    menu_columns!(),
-    " FROM menu_items m JOIN restaurants r ON r.id = m.restaurant_id \
-     WHERE m.restaurant_id = $1 ORDER BY m.created_at, m.id"
-);
+/// A menu item's price takes its currency from the restaurant.
+pub const SELECT_MENU: &str = "SELECT m.id, m.restaurant_id, m.name, m.price, m.available, \
+     r.currency FROM menu_items m JOIN restaurants r ON r.id = m.restaurant_id \
+     WHERE m.restaurant_id = $1 ORDER BY m.created_at, m.id";
 pub const INSERT_MENU_ITEM: &str = "INSERT INTO menu_items \
      (id, restaurant_id, name, price, available, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
 pub const SET_AVAILABILITY: &str =
@@ -39,8 +32,6 @@ pub const SET_AVAILABILITY: &str =
 
 pub const SELECT_TABLES: &str = "SELECT id, restaurant_id, name FROM restaurant_tables \
      WHERE restaurant_id = $1 ORDER BY created_at, id";
-pub const SELECT_TABLE: &str = "SELECT id, restaurant_id, name FROM restaurant_tables \
-     WHERE id = $1 AND restaurant_id = $2";
 pub const INSERT_TABLE: &str = "INSERT INTO restaurant_tables \
      (id, restaurant_id, name, created_at) VALUES ($1, $2, $3, $4)";
 
@@ -54,8 +45,6 @@ pub const INSERT_ORDER: &str = "INSERT INTO orders (id, restaurant_id, table_id,
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 pub const UPDATE_ORDER: &str = "UPDATE orders SET status = $1, version = $2, updated_at = $3, \
      cancel_reason = $4 WHERE id = $5";
-pub const SET_TICKET: &str =
-    "UPDATE restaurants SET ticket_day = $1, last_ticket = $2 WHERE id = $3";
 
 pub const INSERT_STAFF_CALL: &str = "INSERT INTO staff_calls \
      (id, restaurant_id, table_id, message, at) VALUES ($1, $2, $3, $4, $5)";
@@ -101,12 +90,105 @@ pub fn select_items(orders: usize) -> String {
     )
 }
 
-pub fn select_menu_items(ids: usize) -> String {
+/// What a command transaction's first statement reads besides its restaurant's row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LookupShape {
+    pub key: bool,
+    pub table: bool,
+    pub menu_items: usize,
+    pub order: bool,
+    /// Also read the restaurant's `last_seq` as the statement's snapshot has it
+    /// (`snapshot_seq`), unlocked: see `dialect::postgres::SNAPSHOT_SEQ`.
+    pub snapshot_seq: bool,
+}
+
+/// The first statement of every command transaction: the restaurant's row (its settings and
+/// counters), locked by the dialect's `lock` suffix, with what the command needs to read
+/// joined to it, so that one round trip takes the lock and reads. Values: the idempotency key
+/// (compared by the dialect's `key_is`), the table, the menu items, the order, then the
+/// restaurant. One row per (menu item × order line) found, at least one; no row when there
+/// is no such restaurant. Joined columns are prefixed by their table's alias (`k_`, `t_`,
+/// `m_`, `o_`, `oi_`), so they never clash with the restaurant's.
+pub fn lock_and_look_up(shape: LookupShape, key_is: fn(&str) -> String, lock: &str) -> String {
+    let mut columns = vec![
+        "r.id, r.name, r.currency, r.time_zone, r.business_day_start_minutes, r.last_seq, \
+         r.ticket_day, r.last_ticket"
+            .to_owned(),
+    ];
+    let mut joins = String::new();
+    let mut next = 1;
+    if shape.snapshot_seq {
+        columns.push("r0.last_seq AS snapshot_seq".into());
+        joins.push_str(" JOIN restaurants r0 ON r0.id = r.id");
+    }
+    if shape.key {
+        columns.push("k.id AS k_id, k.request_fingerprint AS k_fingerprint".into());
+        let _ = write!(
+            joins,
+            " LEFT JOIN orders k ON k.restaurant_id = r.id AND {}",
+            key_is(&format!("${next}"))
+        );
+        next += 1;
+    }
+    if shape.table {
+        columns.push("t.id AS t_id, t.name AS t_name".into());
+        let _ = write!(
+            joins,
+            " LEFT JOIN restaurant_tables t ON t.restaurant_id = r.id AND t.id = ${next}"
+        );
+        next += 1;
+    }
+    if shape.menu_items > 0 {
+        columns.push(
+            "m.id AS m_id, m.name AS m_name, m.price AS m_price, m.available AS m_available".into(),
+        );
+        let _ = write!(
+            joins,
+            " LEFT JOIN menu_items m ON m.restaurant_id = r.id AND m.id IN ({})",
+            placeholders(next, shape.menu_items)
+        );
+        next += shape.menu_items;
+    }
+    if shape.order {
+        columns.extend(ORDER_COLUMNS.split(", ").map(|c| format!("o.{c} AS o_{c}")));
+        columns.push(
+            "oi.line AS oi_line, oi.menu_item_id AS oi_menu_item_id, oi.name AS oi_name, \
+             oi.unit_price AS oi_unit_price, oi.quantity AS oi_quantity, oi.note AS oi_note"
+                .into(),
+        );
+        let _ = write!(
+            joins,
+            " LEFT JOIN orders o ON o.restaurant_id = r.id AND o.id = ${next} \
+             LEFT JOIN order_items oi ON oi.order_id = o.id"
+        );
+        next += 1;
+    }
     format!(
-        "SELECT {MENU_COLUMNS} FROM menu_items m JOIN restaurants r ON r.id = m.restaurant_id \
-         WHERE m.restaurant_id = $1 AND m.id IN ({})",
-        placeholders(2, ids)
+        "SELECT {} FROM restaurants r{joins} WHERE r.id = ${next}{lock}",
+        columns.join(", ")
     )
+}
+
+/// The statement with each `$n` made `$(n + by)`: a staged write's own numbering, moved
+/// behind the values of the writes sent before it in the same statement.
+pub fn shifted(statement: &str, by: usize) -> String {
+    let mut out = String::with_capacity(statement.len() + 16);
+    let mut rest = statement;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - at - 1);
+        match rest[at + 1..at + 1 + digits].parse::<usize>() {
+            Ok(n) => {
+                let _ = write!(out, "${}", n + by);
+            }
+            Err(_) => out.push('$'),
+        }
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `(order_id, line, menu_item_id, name, unit_price, quantity, note)` for `lines` rows.
@@ -212,14 +294,12 @@ mod tests {
             INSERT_MENU_ITEM,
             SET_AVAILABILITY,
             SELECT_TABLES,
-            SELECT_TABLE,
             INSERT_TABLE,
             OWNER_OF_ORDER,
             OWNER_OF_TABLE,
             OWNER_OF_MENU_ITEM,
             INSERT_ORDER,
             UPDATE_ORDER,
-            SET_TICKET,
             INSERT_STAFF_CALL,
             INSERT_EVENT,
             SELECT_EVENTS,
@@ -231,7 +311,18 @@ mod tests {
             select_order(false),
             select_order(true),
             select_items(3),
-            select_menu_items(2),
+            lock_and_look_up(LookupShape::default(), |p| format!("k = {p}"), ""),
+            lock_and_look_up(
+                LookupShape {
+                    key: true,
+                    table: true,
+                    menu_items: 3,
+                    order: true,
+                    snapshot_seq: true,
+                },
+                |p| format!("k = {p}"),
+                " FOR UPDATE",
+            ),
             insert_items(3),
             select_orders(0, false),
             select_orders(3, true),
@@ -247,6 +338,37 @@ mod tests {
             let expected: Vec<usize> = (1..=numbers.len()).collect();
             assert_eq!(numbers, expected, "{statement}");
         }
+    }
+
+    #[test]
+    fn shifting_moves_every_placeholder_and_nothing_else() {
+        assert_eq!(
+            shifted("a = $1 AND b IN ($2, $10) AND c = '$'", 4),
+            "a = $5 AND b IN ($6, $14) AND c = '$'"
+        );
+        assert_eq!(shifted("SELECT 1", 3), "SELECT 1");
+    }
+
+    #[test]
+    fn the_lock_reads_only_what_is_asked_for() {
+        let bare = lock_and_look_up(LookupShape::default(), |p| format!("k = {p}"), " LOCK");
+        assert!(
+            bare.ends_with("FROM restaurants r WHERE r.id = $1 LOCK"),
+            "{bare}"
+        );
+        let items = lock_and_look_up(
+            LookupShape {
+                menu_items: 2,
+                ..LookupShape::default()
+            },
+            |p| format!("k = {p}"),
+            "",
+        );
+        assert!(
+            items.contains("m.id IN ($1, $2) WHERE r.id = $3"),
+            "{items}"
+        );
+        assert!(!items.contains("orders"), "{items}");
     }
 
     #[test]

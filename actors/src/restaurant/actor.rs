@@ -12,7 +12,7 @@ use crate::domain::{
     MenuItem, MenuItemId, NewMenuItem, Order, OrderId, OrderStatus, PlaceOrderRequest, Principal,
     Restaurant, RestaurantSettings, SettingsChange, StaffCall, Table, TableId,
 };
-use crate::ports::RestaurantTx;
+use crate::ports::{Lookup, RestaurantTx};
 use crate::{CommandError, StoreError};
 
 pub type Reply<T> = RpcReplyPort<Result<T, CommandError>>;
@@ -197,7 +197,7 @@ fn answer<T: Send + 'static>(reply: Reply<T>, result: Result<T, CommandError>) -
 }
 
 impl RestaurantState {
-    async fn begin(&self) -> Result<Box<dyn RestaurantTx>, CommandError> {
+    async fn begin(&self, lookup: Lookup<'_>) -> Result<Box<dyn RestaurantTx>, CommandError> {
         if self
             .store_down_until
             .is_some_and(|until| Instant::now() < until)
@@ -209,7 +209,7 @@ impl RestaurantState {
         }
         self.deps
             .store
-            .begin(&self.restaurant_id)
+            .begin(&self.restaurant_id, lookup)
             .await?
             .ok_or(CommandError::not_found("restaurant"))
     }
@@ -229,15 +229,24 @@ impl RestaurantState {
         Ok(())
     }
 
-    /// Loads an order the principal may see; anything else is NOT_FOUND, never FORBIDDEN,
-    /// so that nobody learns which orders exist at other tables.
-    async fn visible_order(
-        tx: &mut Box<dyn RestaurantTx>,
+    /// Begins with the order looked up; one the principal may not see is NOT_FOUND, never
+    /// FORBIDDEN, so that nobody learns which orders exist at other tables.
+    async fn begin_with_order(
+        &self,
         by: &Principal,
         order_id: &OrderId,
-    ) -> Result<Order, CommandError> {
-        match tx.order(order_id).await? {
-            Some(order) if by.may_see_order(&order) => Ok(order),
+    ) -> Result<(Box<dyn RestaurantTx>, Order), CommandError> {
+        let tx = self
+            .begin(Lookup {
+                order: Some(order_id),
+                ..Lookup::NOTHING
+            })
+            .await?;
+        match &tx.found().order {
+            Some(order) if by.may_see_order(order) => {
+                let order = order.clone();
+                Ok((tx, order))
+            }
             _ => Err(CommandError::not_found("order")),
         }
     }
@@ -250,9 +259,23 @@ impl RestaurantState {
         by.may_act_for_table(&request.restaurant_id, &request.table_id)?;
         let request = &validate_request(request)?;
         let now = self.deps.clock.now();
-        let mut tx = self.begin().await?;
+        let wanted: Vec<MenuItemId> = request
+            .items
+            .iter()
+            .map(|line| line.menu_item_id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut tx = self
+            .begin(Lookup {
+                idempotency_key: Some(&request.idempotency_key),
+                table: Some(&request.table_id),
+                menu_items: &wanted,
+                order: None,
+            })
+            .await?;
         let request_fingerprint = fingerprint(request);
-        if let Some((earlier, order_id)) = tx.order_by_key(&request.idempotency_key).await? {
+        if let Some((earlier, order_id)) = tx.found().by_key.clone() {
             if earlier != request_fingerprint {
                 return Err(DomainError::Conflict(
                     "idempotencyKey was already used for a different order".into(),
@@ -265,21 +288,14 @@ impl RestaurantState {
                     .into()
             });
         }
-        if tx.table(&request.table_id).await?.is_none() {
+        if tx.found().table.is_none() {
             return Err(CommandError::not_found("table"));
         }
-        let wanted: BTreeSet<MenuItemId> = request
-            .items
-            .iter()
-            .map(|line| line.menu_item_id.clone())
-            .collect();
-        let menu = tx
-            .menu_items(&wanted.into_iter().collect::<Vec<_>>())
-            .await?;
+        let menu = &tx.found().menu_items;
         let today = tx.restaurant().business_day(now);
         let counters = tx.counters();
         let (day, number) = next_ticket(counters.ticket_day, counters.last_ticket, today);
-        let order = build_order(request, tx.restaurant(), &menu, number, now)?;
+        let order = build_order(request, tx.restaurant(), menu, number, now)?;
         tx.insert_order(&order, &request.idempotency_key, &request_fingerprint)
             .await?;
         tx.set_ticket(day, number).await?;
@@ -300,8 +316,7 @@ impl RestaurantState {
         to: OrderStatus,
         expected_version: Option<i64>,
     ) -> Result<Order, CommandError> {
-        let mut tx = self.begin().await?;
-        let order = Self::visible_order(&mut tx, by, order_id).await?;
+        let (mut tx, order) = self.begin_with_order(by, order_id).await?;
         by.may_operate(&order.restaurant_id)?;
         let advanced = advance(&order, to, expected_version, self.deps.clock.now())?;
         tx.update_order(&advanced).await?;
@@ -319,8 +334,7 @@ impl RestaurantState {
         order_id: &OrderId,
         reason: &str,
     ) -> Result<Order, CommandError> {
-        let mut tx = self.begin().await?;
-        let order = Self::visible_order(&mut tx, by, order_id).await?;
+        let (mut tx, order) = self.begin_with_order(by, order_id).await?;
         let cancelled = cancel(
             &order,
             CancelRule::for_principal(by),
@@ -343,11 +357,17 @@ impl RestaurantState {
         available: bool,
     ) -> Result<MenuItem, CommandError> {
         by.may_operate(&self.restaurant_id)?;
-        let mut tx = self.begin().await?;
+        let mut tx = self
+            .begin(Lookup {
+                menu_items: std::slice::from_ref(menu_item_id),
+                ..Lookup::NOTHING
+            })
+            .await?;
         let mut item = tx
-            .menu_items(std::slice::from_ref(menu_item_id))
-            .await?
-            .pop()
+            .found()
+            .menu_items
+            .first()
+            .cloned()
             .ok_or(CommandError::not_found("menu item"))?;
         if item.available == available {
             return Ok(item); // nothing changed: no write, no event
@@ -368,10 +388,16 @@ impl RestaurantState {
         message: Option<String>,
     ) -> Result<StaffCall, CommandError> {
         by.may_view_restaurant(&self.restaurant_id)?;
-        let mut tx = self.begin().await?;
+        let mut tx = self
+            .begin(Lookup {
+                table: Some(table_id),
+                ..Lookup::NOTHING
+            })
+            .await?;
         let table = tx
-            .table(table_id)
-            .await?
+            .found()
+            .table
+            .clone()
             .ok_or(CommandError::not_found("table"))?;
         by.may_act_for_table(&table.restaurant_id, &table.id)?;
         let call = StaffCall::new(&table, message, self.deps.clock.now())?;
@@ -384,7 +410,7 @@ impl RestaurantState {
     async fn create_table(&self, by: &Principal, name: &str) -> Result<Table, CommandError> {
         by.may_administer()?;
         let name = validate_table_name(name)?;
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(Lookup::NOTHING).await?;
         let table = Table {
             id: TableId::generate(),
             restaurant_id: self.restaurant_id.clone(),
@@ -401,7 +427,7 @@ impl RestaurantState {
         input: NewMenuItem,
     ) -> Result<MenuItem, CommandError> {
         by.may_administer()?;
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(Lookup::NOTHING).await?;
         let item = validate_menu_item(tx.restaurant(), input)?;
         tx.insert_menu_item(&item).await?;
         tx.commit().await?;
@@ -421,7 +447,7 @@ impl RestaurantState {
         by.may_configure(&self.restaurant_id)?;
         let change = SettingsChange::validate(settings)?;
         let now = self.deps.clock.now();
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(Lookup::NOTHING).await?;
         let before = tx.restaurant().clone();
         let after = change.apply(&before);
         if after == before {

@@ -15,7 +15,7 @@ use orderhub_actors::domain::{
     OrderId, OrderStatus, PlaceOrderRequest, Principal, Restaurant, RestaurantId, Role, StaffCall,
     Table, TableId, TimeZone, Timestamp,
 };
-use orderhub_actors::ports::{Clock, EventSink, Freshness, OrderQuery, Store};
+use orderhub_actors::ports::{Clock, EventSink, Freshness, Lookup, OrderQuery, Store};
 use orderhub_actors::restaurant::{Deps, RegistryConfig, Reply, RestaurantMsg, RestaurantRegistry};
 use orderhub_actors::shutdown::ShutdownSignal;
 use orderhub_actors::testing::{ManualClock, MemoryBus, MemoryStore};
@@ -59,7 +59,7 @@ pub async fn seed(store: &MemoryStore) -> Seeded {
         available: true,
     };
     let mut tx = store
-        .begin(&restaurant.id)
+        .begin(&restaurant.id, Lookup::NOTHING)
         .await
         .expect("begin")
         .expect("the restaurant exists");
@@ -76,7 +76,7 @@ pub async fn seed(store: &MemoryStore) -> Seeded {
 /// Commits one event (a staff call) and publishes it on the bus, as a restaurant actor does.
 pub async fn emit(store: &MemoryStore, bus: &MemoryBus, seeded: &Seeded) -> Event {
     let mut tx = store
-        .begin(seeded.id())
+        .begin(seeded.id(), Lookup::NOTHING)
         .await
         .expect("begin")
         .expect("the restaurant exists");
