@@ -6,6 +6,7 @@ mod ids;
 mod menu;
 mod money;
 mod order;
+mod tax;
 pub mod text;
 mod time;
 
@@ -21,6 +22,10 @@ pub use money::{Currency, Money};
 pub use order::{
     advance, build_order, cancel, fingerprint, validate_request, CancelRule, LineRequest, Order,
     OrderItem, OrderStatus, PlaceOrderRequest, MAX_LINES, MAX_QUANTITY,
+};
+pub use tax::{
+    tax_lines, BasisPoints, ServiceMode, TaxCategory, TaxLine, TaxRounding, TaxRule, TaxRules,
+    TaxSettings, TaxSummary,
 };
 pub use text::{check_name, check_text};
 pub use time::{
