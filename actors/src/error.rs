@@ -106,7 +106,7 @@ impl DomainError {
             DomainError::NotFound(_) => ErrorCode::NotFound,
             DomainError::Forbidden(_) => ErrorCode::Forbidden,
             DomainError::BadInput(_) => ErrorCode::BadUserInput,
-            DomainError::SoldOut(_) => ErrorCode::SoldOut,
+            DomainError::SoldOut(_) | DomainError::OptionSoldOut(_) => ErrorCode::SoldOut,
             DomainError::InvalidTransition { .. } => ErrorCode::InvalidTransition,
             DomainError::Conflict(_) => ErrorCode::Conflict,
         }

@@ -70,7 +70,7 @@ pub trait Store: Send + Sync + 'static {
         id: &RestaurantId,
         freshness: Freshness,
     ) -> Result<Option<Restaurant>, StoreError>;
-    /// In display order.
+    /// The items not archived, in display order (by position).
     async fn menu(
         &self,
         restaurant: &RestaurantId,
@@ -161,6 +161,8 @@ pub struct Lookup<'a> {
     pub idempotency_key: Option<&'a str>,
     pub table: Option<&'a TableId>,
     pub menu_items: &'a [MenuItemId],
+    /// Every item on the menu (not archived), instead of `menu_items`.
+    pub whole_menu: bool,
     /// An order of the restaurant, with its items.
     pub order: Option<&'a OrderId>,
 }
@@ -171,7 +173,14 @@ impl Lookup<'_> {
         idempotency_key: None,
         table: None,
         menu_items: &[],
+        whole_menu: false,
         order: None,
+    };
+
+    /// The lock and the menu.
+    pub const WHOLE_MENU: Lookup<'static> = Lookup {
+        whole_menu: true,
+        ..Lookup::NOTHING
     };
 }
 
@@ -182,7 +191,8 @@ pub struct Found {
     /// order's id.
     pub by_key: Option<(String, OrderId)>,
     pub table: Option<Table>,
-    /// Those of the asked-for items that exist, in no particular order.
+    /// Those of the asked-for items that exist (archived too), or the whole menu; in no
+    /// particular order.
     pub menu_items: Vec<MenuItem>,
     pub order: Option<Order>,
 }
@@ -216,7 +226,8 @@ pub trait RestaurantTx: Send {
     async fn update_order(&mut self, order: &Order) -> Result<(), StoreError>;
     async fn insert_table(&mut self, table: &Table) -> Result<(), StoreError>;
     async fn insert_menu_item(&mut self, item: &MenuItem) -> Result<(), StoreError>;
-    async fn set_availability(&mut self, item: &MenuItem) -> Result<(), StoreError>;
+    /// Writes every field of the item but its id and restaurant.
+    async fn update_menu_item(&mut self, item: &MenuItem) -> Result<(), StoreError>;
     async fn insert_staff_call(&mut self, call: &StaffCall) -> Result<(), StoreError>;
     /// Appends the event with the restaurant's next seq.
     async fn append_event(&mut self, kind: EventKind, at: Timestamp) -> Result<Event, StoreError>;

@@ -220,7 +220,13 @@ impl Store for MemoryStore {
     ) -> Result<Vec<MenuItem>, StoreError> {
         self.shared.check(false)?;
         Ok(self
-            .read(restaurant, |data| data.menu.clone())
+            .read(restaurant, |data| {
+                // The SQL store's order: on the menu, by position.
+                let mut menu: Vec<MenuItem> =
+                    data.menu.iter().filter(|m| !m.archived).cloned().collect();
+                menu.sort_by_key(|m| m.position);
+                menu
+            })
             .unwrap_or_default())
     }
 
@@ -357,7 +363,13 @@ fn look_up(data: &Data, lookup: Lookup<'_>) -> Found {
         menu_items: data
             .menu
             .iter()
-            .filter(|m| lookup.menu_items.contains(&m.id))
+            .filter(|m| {
+                if lookup.whole_menu {
+                    !m.archived
+                } else {
+                    lookup.menu_items.contains(&m.id)
+                }
+            })
             .cloned()
             .collect(),
         order: lookup.order.and_then(|id| find_order(data, id).cloned()),
@@ -484,10 +496,10 @@ impl RestaurantTx for MemoryTx {
         Ok(())
     }
 
-    async fn set_availability(&mut self, item: &MenuItem) -> Result<(), StoreError> {
+    async fn update_menu_item(&mut self, item: &MenuItem) -> Result<(), StoreError> {
         self.shared.check(false)?;
         if let Some(stored) = self.staged.menu.iter_mut().find(|m| m.id == item.id) {
-            stored.available = item.available;
+            *stored = item.clone();
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use orderhub_actors::ports::{Freshness, Owned};
 use orderhub_actors::ErrorCode;
 
 use super::live::{self, Rendered};
+use super::restaurants::Restaurant;
 use super::types::{DateTime, MenuItem, Order, OrderStatus, StaffCall};
 use super::{owner, parse_id, principal, services, ApiError};
 use std::sync::Arc;
@@ -169,6 +170,8 @@ pub enum RestaurantEvent {
     OrderStatusChanged(OrderStatusChanged),
     MenuItemAvailabilityChanged(MenuItemAvailabilityChanged),
     StaffCalled(StaffCalled),
+    MenuItemChanged(MenuItemChanged),
+    RestaurantChanged(RestaurantChanged),
 }
 
 impl From<domain::Event> for RestaurantEvent {
@@ -206,6 +209,24 @@ impl From<domain::Event> for RestaurantEvent {
                 at,
                 call: StaffCall(call),
             }),
+            domain::EventKind::MenuItemChanged { menu_item } => {
+                RestaurantEvent::MenuItemChanged(MenuItemChanged {
+                    seq,
+                    restaurant_id,
+                    at,
+                    archived: menu_item.archived,
+                    menu_item: MenuItem(menu_item),
+                })
+            }
+            domain::EventKind::RestaurantChanged { restaurant } => {
+                RestaurantEvent::RestaurantChanged(RestaurantChanged {
+                    seq,
+                    restaurant_id,
+                    at,
+                    // Its menu and tables, if asked for, as fresh as the event.
+                    restaurant: Restaurant(restaurant, Freshness::Current),
+                })
+            }
         }
     }
 }
@@ -242,4 +263,23 @@ pub struct StaffCalled {
     restaurant_id: ID,
     at: DateTime,
     call: StaffCall,
+}
+
+/// An item was created, changed or archived, or one of its options changed availability.
+#[derive(SimpleObject)]
+pub struct MenuItemChanged {
+    seq: i32,
+    restaurant_id: ID,
+    at: DateTime,
+    menu_item: MenuItem,
+    archived: bool,
+}
+
+/// Ordering paused or resumed, stations or tax settings changed.
+#[derive(SimpleObject)]
+pub struct RestaurantChanged {
+    seq: i32,
+    restaurant_id: ID,
+    at: DateTime,
+    restaurant: Restaurant,
 }

@@ -4,6 +4,7 @@ mod document;
 mod error;
 mod events;
 mod live;
+mod menu;
 mod nulls;
 mod orders;
 mod restaurants;
@@ -33,7 +34,11 @@ use crate::auth::AuthError;
 pub struct Query(orders::OrderQuery, restaurants::RestaurantQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(orders::OrderMutation, restaurants::RestaurantMutation);
+pub struct Mutation(
+    orders::OrderMutation,
+    restaurants::RestaurantMutation,
+    menu::MenuMutation,
+);
 
 pub type AppSchema = Schema<Query, Mutation, events::Subscription>;
 

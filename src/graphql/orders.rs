@@ -4,13 +4,14 @@ use async_graphql::{Context, InputObject, Object, ID};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use orderhub_actors::domain::{
-    self, LineRequest, MenuItemId, OrderId, PlaceOrderRequest, Principal, RestaurantId, TableId,
+    self, LineRequest, MenuItemId, OptionId, OrderId, PlaceOrderRequest, Principal, RestaurantId,
+    TableId,
     Timestamp,
 };
 use orderhub_actors::ports::{Freshness, OrderPage, OrderQuery as PageQuery, Owned};
 use orderhub_actors::restaurant::{Reply, RestaurantMsg};
 
-use super::types::{Order, OrderConnection, OrderEdge, OrderStatus, PageInfo};
+use super::types::{Order, OrderConnection, OrderEdge, OrderStatus, PageInfo, ServiceMode};
 use super::{
     at_least, command, freshness, owner, parse_id, principal, reflects, services, ApiError,
     ApiResult,
@@ -138,6 +139,8 @@ pub struct OrderItemInput {
     /// 1 to 99.
     quantity: i32,
     note: Option<String>,
+    /// The chosen options: each group's count within its min and max, no option twice. Order does not matter (also not for idempotency).
+    option_ids: Option<Vec<ID>>,
 }
 
 #[derive(InputObject)]
@@ -148,6 +151,8 @@ pub struct PlaceOrderInput {
     note: Option<String>,
     /// Chosen by the client, 1 to 128 characters. The same key for the same restaurant returns the same order: a retried request never orders twice.
     idempotency_key: String,
+    /// Defaults to EAT_IN.
+    service_mode: Option<ServiceMode>,
 }
 
 impl PlaceOrderInput {
@@ -162,10 +167,21 @@ impl PlaceOrderInput {
             .items
             .into_iter()
             .map(|line| {
+                let option_ids = line.option_ids.unwrap_or_default();
+                if option_ids.len() > domain::MAX_OPTIONS_PER_LINE {
+                    return Err(ApiError::bad_input(format!(
+                        "a line chooses at most {} options",
+                        domain::MAX_OPTIONS_PER_LINE
+                    )));
+                }
                 Ok(LineRequest {
                     menu_item_id: parse_id("menuItemId", &line.menu_item_id, MenuItemId::parse)?,
                     quantity: i64::from(line.quantity),
                     note: line.note,
+                    option_ids: option_ids
+                        .iter()
+                        .map(|id| parse_id("optionIds", id, OptionId::parse))
+                        .collect::<ApiResult<_>>()?,
                 })
             })
             .collect::<ApiResult<Vec<_>>>()?;
@@ -175,6 +191,7 @@ impl PlaceOrderInput {
             items,
             note: self.note,
             idempotency_key: self.idempotency_key,
+            service_mode: self.service_mode.map(Into::into).unwrap_or_default(),
         })
     }
 }

@@ -2,18 +2,18 @@
 
 use async_graphql::{Context, InputObject, Object, ID};
 use orderhub_actors::domain::{
-    self, validate_restaurant, MenuItemId, NewMenuItem, NewRestaurant, RestaurantId,
-    RestaurantSettings, TableId,
+    self, validate_restaurant, BasisPoints, MenuItemId, NewRestaurant, RestaurantId,
+    RestaurantSettings, TableId, TaxRules, TaxSettingsChange,
 };
 use orderhub_actors::ports::{Freshness, Owned};
 use orderhub_actors::restaurant::RestaurantMsg;
 
-use super::types::{MenuItem, StaffCall, Table};
-use super::{command, freshness, owner, parse_id, principal, services, ApiResult};
+use super::types::{MenuItem, ServiceMode, StaffCall, Table, TaxCategory, TaxRounding, TaxRule};
+use super::{command, freshness, owner, parse_id, principal, services, ApiError, ApiResult};
 
 /// A restaurant, and how fresh the reads of its menu and tables must be: as fresh as the read
 /// that found it (`atLeastSeq` holds for the whole selection).
-pub struct Restaurant(domain::Restaurant, Freshness);
+pub struct Restaurant(pub domain::Restaurant, pub Freshness);
 
 #[Object]
 impl Restaurant {
@@ -36,7 +36,17 @@ impl Restaurant {
     async fn business_day_starts_at(&self) -> String {
         self.0.day_starts_at.to_string()
     }
-    /// The menu, in display order.
+    /// Whether menu prices include tax.
+    async fn prices_include_tax(&self) -> bool {
+        self.0.tax.prices_include_tax
+    }
+    async fn tax_rules(&self) -> Vec<TaxRule> {
+        self.0.tax.rules.as_slice().iter().map(TaxRule::from).collect()
+    }
+    async fn tax_rounding(&self) -> TaxRounding {
+        self.0.tax.rounding.into()
+    }
+    /// The menu, in display order. Archived items are not on it.
     async fn menu(&self, ctx: &Context<'_>) -> ApiResult<Vec<MenuItem>> {
         let menu = services(ctx)?.store.menu(&self.0.id, self.1).await?;
         Ok(menu.into_iter().map(MenuItem).collect())
@@ -78,6 +88,63 @@ pub struct CreateRestaurantInput {
     time_zone: Option<String>,
     /// HH:MM; defaults to 04:00.
     business_day_starts_at: Option<String>,
+    /// Defaults to true.
+    prices_include_tax: Option<bool>,
+    /// Defaults to Japan's rules for JPY (food and soft drinks 10 % eat-in, 8 % takeout; alcohol and other 10 %) and to none (rate 0) for other currencies.
+    tax_rules: Option<Vec<TaxRuleInput>>,
+    /// Defaults to DOWN.
+    tax_rounding: Option<TaxRounding>,
+}
+
+#[derive(InputObject, Clone)]
+pub struct TaxRuleInput {
+    category: TaxCategory,
+    service_mode: ServiceMode,
+    /// 0 to 10000.
+    basis_points: i32,
+}
+
+#[derive(InputObject, Clone)]
+pub struct TaxSettingsInput {
+    prices_include_tax: Option<bool>,
+    /// Replaces every rule when given.
+    tax_rules: Option<Vec<TaxRuleInput>>,
+    tax_rounding: Option<TaxRounding>,
+}
+
+/// The change the inputs ask for, the rules checked (`BAD_USER_INPUT` for a rate outside
+/// 0..=10000, a (category, mode) pair twice, or more rules than pairs).
+fn tax_change(
+    prices_include_tax: Option<bool>,
+    rules: Option<Vec<TaxRuleInput>>,
+    rounding: Option<TaxRounding>,
+) -> ApiResult<TaxSettingsChange> {
+    let rules = match rules {
+        Some(rules) if rules.len() > TaxRules::MAX_RULES => {
+            return Err(ApiError::bad_input(format!(
+                "taxRules: at most {}",
+                TaxRules::MAX_RULES
+            )))
+        }
+        Some(rules) => Some(TaxRules::new(
+            rules
+                .into_iter()
+                .map(|rule| {
+                    Ok(domain::TaxRule {
+                        category: rule.category.into(),
+                        service_mode: rule.service_mode.into(),
+                        basis_points: BasisPoints::new(i64::from(rule.basis_points))?,
+                    })
+                })
+                .collect::<Result<Vec<_>, domain::DomainError>>()?,
+        )?),
+        None => None,
+    };
+    Ok(TaxSettingsChange {
+        prices_include_tax,
+        rules,
+        rounding: rounding.map(Into::into),
+    })
 }
 
 #[derive(InputObject)]
@@ -85,14 +152,6 @@ pub struct RestaurantSettingsInput {
     name: Option<String>,
     time_zone: Option<String>,
     business_day_starts_at: Option<String>,
-}
-
-#[derive(InputObject)]
-pub struct MenuItemInput {
-    name: String,
-    /// Minor units, >= 0.
-    price: i32,
-    available: Option<bool>,
 }
 
 #[derive(Default)]
@@ -153,6 +212,7 @@ impl RestaurantMutation {
             currency: input.currency,
             time_zone: input.time_zone,
             business_day_starts_at: input.business_day_starts_at,
+            tax: tax_change(input.prices_include_tax, input.tax_rules, input.tax_rounding)?,
         })?;
         let services = services(ctx)?;
         // No actor yet: a new restaurant has no commands to serialize with.
@@ -206,27 +266,22 @@ impl RestaurantMutation {
         Ok(Table(table))
     }
 
-    /// Admin.
-    async fn create_menu_item(
+    /// Manager or admin.
+    async fn set_tax_settings(
         &self,
         ctx: &Context<'_>,
         restaurant_id: ID,
-        input: MenuItemInput,
-    ) -> ApiResult<MenuItem> {
-        principal(ctx)?.may_administer()?;
+        input: TaxSettingsInput,
+    ) -> ApiResult<Restaurant> {
         let restaurant = parse_id("restaurantId", &restaurant_id, RestaurantId::parse)?;
-        let item = command(ctx, &restaurant, |by, reply| {
-            RestaurantMsg::CreateMenuItem {
-                by,
-                item: NewMenuItem {
-                    name: input.name.clone(),
-                    price: i64::from(input.price),
-                    available: input.available,
-                },
-                reply,
-            }
+        principal(ctx)?.may_configure(&restaurant)?;
+        let change = tax_change(input.prices_include_tax, input.tax_rules, input.tax_rounding)?;
+        let updated = command(ctx, &restaurant, |by, reply| RestaurantMsg::SetTaxSettings {
+            by,
+            change: change.clone(),
+            reply,
         })
         .await?;
-        Ok(MenuItem(item))
+        Ok(Restaurant(updated, Freshness::Current))
     }
 }

@@ -186,6 +186,28 @@ pub(super) fn batches(
     vec![(text.into(), values)]
 }
 
+/// A list column's JSON text.
+pub(super) fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Internal(e.to_string()))
+}
+
+/// A JSON text column read back.
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(what, &e.to_string()))
+}
+
+/// An enum column read back by its name.
+pub(super) fn parsed<T>(
+    what: &str,
+    text: String,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, StoreError> {
+    parse(&text).ok_or_else(|| corrupt(what, &text))
+}
+
 pub(super) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Internal(format!("stored {what} is invalid: {value:?}"))
 }
@@ -194,9 +216,10 @@ macro_rules! sql_store {
     ($store:ident, $tx:ident, $db:ty, $dialect:ident) => {
         use async_trait::async_trait;
         use orderhub_actors::domain::{
-            BusinessDay, BusinessDayStart, Currency, Event, EventKind, MenuItem, MenuItemId, Money,
-            Order, OrderId, OrderItem, OrderStatus, Restaurant, RestaurantId, StaffCall, Table,
-            TableId, TimeZone, Timestamp,
+            BasisPoints, BusinessDay, BusinessDayStart, Currency, Event, EventKind, MenuItem,
+            MenuItemId, Money, Order, OrderId, OrderItem, OrderItemId, OrderStatus, Restaurant,
+            RestaurantId, ServiceMode, StaffCall, Table, TableId, TaxCategory, TaxRounding,
+            TaxSettings, TimeZone, Timestamp,
         };
         use orderhub_actors::ports::{
             Counters, Found, Freshness, History, Lookup, OrderPage, OrderQuery, Owned,
@@ -207,7 +230,8 @@ macro_rules! sql_store {
         use std::collections::HashMap;
 
         use crate::store::backend::{
-            batches, corrupt, store_error, Positions, Replica, Staged, TxConnection, Value,
+            batches, corrupt, from_json, json, parsed, store_error, Positions, Replica, Staged,
+            TxConnection, Value,
         };
         use crate::store::dialect::$dialect as dialect;
         use crate::store::routing::ReadRouting;
@@ -237,6 +261,11 @@ macro_rules! sql_store {
                 time_zone: TimeZone::parse(&zone).map_err(|_| corrupt("time zone", &zone))?,
                 day_starts_at: BusinessDayStart::from_minutes(start)
                     .ok_or_else(|| corrupt("business day start", &start.to_string()))?,
+                tax: TaxSettings {
+                    prices_include_tax: get(row, "prices_include_tax")?,
+                    rules: from_json("tax rules", &get::<String>(row, "tax_rules")?)?,
+                    rounding: parsed("tax rounding", get(row, "tax_rounding")?, TaxRounding::parse)?,
+                },
             })
         }
 
@@ -248,17 +277,46 @@ macro_rules! sql_store {
             })
         }
 
+        /// `sql::menu_item_columns`, its price in the row's `currency`.
         fn menu_item_from(row: &DbRow) -> Result<MenuItem, StoreError> {
             Ok(MenuItem {
-                id: MenuItemId::from_trusted(get(row, "id")?),
-                restaurant_id: RestaurantId::from_trusted(get(row, "restaurant_id")?),
-                name: get(row, "name")?,
+                id: MenuItemId::from_trusted(get(row, "m_id")?),
+                restaurant_id: RestaurantId::from_trusted(get(row, "m_restaurant_id")?),
+                name: get(row, "m_name")?,
                 price: Money::new(
-                    get(row, "price")?,
+                    get(row, "m_price")?,
                     Currency::from_trusted(get(row, "currency")?),
                 ),
-                available: get(row, "available")?,
+                available: get(row, "m_available")?,
+                description: get(row, "m_description")?,
+                translations: from_json("translations", &get::<String>(row, "m_translations")?)?,
+                allergens: from_json("allergens", &get::<String>(row, "m_allergens")?)?,
+                tax_category: parsed("tax category", get(row, "m_tax_category")?, TaxCategory::parse)?,
+                prep_seconds: get(row, "m_prep_seconds")?,
+                option_groups: from_json("option groups", &get::<String>(row, "m_option_groups")?)?,
+                version: get(row, "m_version")?,
+                archived: get(row, "m_archived")?,
+                position: get(row, "m_menu_position")?,
             })
+        }
+
+        /// `sql::LINE_COLUMNS`: the line and its order's id; prices in `currency`.
+        fn line_from(row: &DbRow, currency: &Currency) -> Result<(String, OrderItem), StoreError> {
+            let order_id: String = get(row, "oi_order_id")?;
+            let line: i64 = get(row, "oi_line")?;
+            let rate: i64 = get(row, "oi_tax_basis_points")?;
+            let item = OrderItem {
+                id: OrderItemId::new(&OrderId::from_trusted(order_id.clone()), line),
+                menu_item_id: MenuItemId::from_trusted(get(row, "oi_menu_item_id")?),
+                name: get(row, "oi_name")?,
+                unit_price: Money::new(get(row, "oi_unit_price")?, currency.clone()),
+                quantity: get(row, "oi_quantity")?,
+                note: get(row, "oi_note")?,
+                options: from_json("line options", &get::<String>(row, "oi_options")?)?,
+                tax_basis_points: BasisPoints::new(rate)
+                    .map_err(|_| corrupt("tax rate", &rate.to_string()))?,
+            };
+            Ok((order_id, item))
         }
 
         /// An order without its items (`with_items` adds them), from its columns, each named
@@ -282,6 +340,10 @@ macro_rules! sql_store {
                 placed_at: Timestamp(get(row, &column("placed_at"))?),
                 updated_at: Timestamp(get(row, &column("updated_at"))?),
                 version: get(row, &column("version"))?,
+                service_mode: parsed("service mode", get(row, &column("service_mode"))?, ServiceMode::parse)?,
+                taxes: from_json("taxes", &get::<String>(row, &column("taxes"))?)?,
+                prices_include_tax: get(row, &column("prices_include_tax"))?,
+                tax_rounding: parsed("tax rounding", get(row, &column("tax_rounding"))?, TaxRounding::parse)?,
             })
         }
 
@@ -310,17 +372,10 @@ macro_rules! sql_store {
                         });
                     }
                 }
-                if !lookup.menu_items.is_empty() {
+                if lookup.whole_menu || !lookup.menu_items.is_empty() {
                     if let Some(id) = get::<Option<String>>(row, "m_id")? {
                         if !items.contains_key(&id) {
-                            let item = MenuItem {
-                                id: MenuItemId::from_trusted(id.clone()),
-                                restaurant_id: restaurant.id.clone(),
-                                name: get(row, "m_name")?,
-                                price: Money::new(get(row, "m_price")?, restaurant.currency.clone()),
-                                available: get(row, "m_available")?,
-                            };
-                            items.insert(id, item);
+                            items.insert(id, menu_item_from(row)?);
                         }
                     }
                 }
@@ -331,16 +386,9 @@ macro_rules! sql_store {
                     if let (Some(line), Some(order)) =
                         (get::<Option<i64>>(row, "oi_line")?, &found.order)
                     {
-                        lines.entry(line).or_insert(OrderItem {
-                            menu_item_id: MenuItemId::from_trusted(get(row, "oi_menu_item_id")?),
-                            name: get(row, "oi_name")?,
-                            unit_price: Money::new(
-                                get(row, "oi_unit_price")?,
-                                order.total.currency.clone(),
-                            ),
-                            quantity: get(row, "oi_quantity")?,
-                            note: get(row, "oi_note")?,
-                        });
+                        if !lines.contains_key(&line) {
+                            lines.insert(line, line_from(row, &order.total.currency)?.1);
+                        }
                     }
                 }
             }
@@ -364,8 +412,10 @@ macro_rules! sql_store {
             if let Some(table) = lookup.table {
                 query = query.bind(table.as_str());
             }
-            for item in lookup.menu_items {
-                query = query.bind(item.as_str());
+            if !lookup.whole_menu {
+                for item in lookup.menu_items {
+                    query = query.bind(item.as_str());
+                }
             }
             if let Some(order) = lookup.order {
                 query = query.bind(order.as_str());
@@ -375,6 +425,25 @@ macro_rules! sql_store {
                 .fetch_all(&mut *tx.conn)
                 .await
                 .map_err(store_error)
+        }
+
+        /// A menu item's columns from `name` to `menu_position`, in the order
+        /// `INSERT_MENU_ITEM` and `UPDATE_MENU_ITEM` take them.
+        fn menu_item_values(item: &MenuItem) -> Result<Vec<Value>, StoreError> {
+            Ok(vec![
+                Value::Text(item.name.clone()),
+                Value::Int(item.price.amount),
+                Value::Bool(item.available),
+                Value::MaybeText(item.description.clone()),
+                Value::Text(json(&item.translations)?),
+                Value::Text(json(&item.allergens)?),
+                Value::Text(item.tax_category.as_str().to_owned()),
+                Value::Int(item.prep_seconds),
+                Value::Text(json(&item.option_groups)?),
+                Value::Int(item.version),
+                Value::Bool(item.archived),
+                Value::Int(item.position),
+            ])
         }
 
         /// Binds a staged write's value.
@@ -392,8 +461,7 @@ macro_rules! sql_store {
 
         fn event_from(restaurant_id: &RestaurantId, row: &DbRow) -> Result<Event, StoreError> {
             let payload: String = get(row, "payload")?;
-            let kind: EventKind = serde_json::from_str(&payload)
-                .map_err(|e| corrupt("event payload", &e.to_string()))?;
+            let kind: EventKind = from_json::<EventKind>("event payload", &payload)?.with_line_ids();
             Ok(Event {
                 restaurant_id: restaurant_id.clone(),
                 seq: get(row, "seq")?,
@@ -421,18 +489,12 @@ macro_rules! sql_store {
                 .collect();
             let mut items: HashMap<String, Vec<OrderItem>> = HashMap::new();
             for row in &rows {
-                let order_id: String = get(row, "order_id")?;
+                let order_id: String = get(row, "oi_order_id")?;
                 let currency = currencies
                     .get(&order_id)
-                    .cloned()
                     .ok_or_else(|| corrupt("order item", &order_id))?;
-                items.entry(order_id).or_default().push(OrderItem {
-                    menu_item_id: MenuItemId::from_trusted(get(row, "menu_item_id")?),
-                    name: get(row, "name")?,
-                    unit_price: Money::new(get(row, "unit_price")?, currency),
-                    quantity: get(row, "quantity")?,
-                    note: get(row, "note")?,
-                });
+                let (order_id, item) = line_from(row, currency)?;
+                items.entry(order_id).or_default().push(item);
             }
             for order in &mut orders {
                 order.items = items.remove(order.id.as_str()).unwrap_or_default();
@@ -551,6 +613,7 @@ macro_rules! sql_store {
                     key: lookup.idempotency_key.is_some(),
                     table: lookup.table.is_some(),
                     menu_items: lookup.menu_items.len(),
+                    whole_menu: lookup.whole_menu,
                     order: lookup.order.is_some(),
                     snapshot_seq: dialect::SNAPSHOT_SEQ,
                 };
@@ -600,6 +663,9 @@ macro_rules! sql_store {
                     .bind(restaurant.currency.as_str())
                     .bind(restaurant.time_zone.name())
                     .bind(restaurant.day_starts_at.minutes())
+                    .bind(restaurant.tax.prices_include_tax)
+                    .bind(json(&restaurant.tax.rules)?)
+                    .bind(restaurant.tax.rounding.as_str())
                     .bind(Timestamp::now().millis())
                     .execute(&mut *conn)
                     .await
@@ -851,6 +917,9 @@ macro_rules! sql_store {
                         Value::Text(restaurant.name.clone()),
                         Value::Text(restaurant.time_zone.name().to_owned()),
                         Value::Int(restaurant.day_starts_at.minutes()),
+                        Value::Bool(restaurant.tax.prices_include_tax),
+                        Value::Text(json(&restaurant.tax.rules)?),
+                        Value::Text(restaurant.tax.rounding.as_str().to_owned()),
                         Value::Int(self.written.last_seq),
                         Value::Int(self.written.ticket_day.0),
                         Value::Int(self.written.last_ticket),
@@ -913,6 +982,10 @@ macro_rules! sql_store {
                     Value::Int(order.placed_at.millis()),
                     Value::Int(order.updated_at.millis()),
                     Value::Int(order.version),
+                    Self::text(order.service_mode.as_str()),
+                    Value::Text(json(&order.taxes)?),
+                    Value::Bool(order.prices_include_tax),
+                    Self::text(order.tax_rounding.as_str()),
                     Self::text(key),
                     Self::text(fingerprint),
                 ];
@@ -920,7 +993,7 @@ macro_rules! sql_store {
                 if order.items.is_empty() {
                     return Ok(());
                 }
-                let mut values = Vec::with_capacity(order.items.len() * 7);
+                let mut values = Vec::with_capacity(order.items.len() * sql::ITEM_VALUES);
                 for (line, item) in order.items.iter().enumerate() {
                     values.extend([
                         Self::text(order.id.as_str()),
@@ -930,6 +1003,8 @@ macro_rules! sql_store {
                         Value::Int(item.unit_price.amount),
                         Value::Int(item.quantity),
                         Value::MaybeText(item.note.clone()),
+                        Value::Text(json(&item.options)?),
+                        Value::Int(i64::from(item.tax_basis_points.get())),
                     ]);
                 }
                 self.stage(sql::insert_items(order.items.len()), values);
@@ -983,25 +1058,21 @@ macro_rules! sql_store {
             }
 
             async fn insert_menu_item(&mut self, item: &MenuItem) -> Result<(), StoreError> {
-                let values = vec![
+                let mut values = vec![
                     Self::text(item.id.as_str()),
                     Self::text(item.restaurant_id.as_str()),
-                    Self::text(item.name.as_str()),
-                    Value::Int(item.price.amount),
-                    Value::Bool(item.available),
-                    Value::Int(Timestamp::now().millis()),
                 ];
+                values.extend(menu_item_values(item)?);
+                values.push(Value::Int(Timestamp::now().millis()));
                 self.stage(sql::INSERT_MENU_ITEM, values);
                 Ok(())
             }
 
-            async fn set_availability(&mut self, item: &MenuItem) -> Result<(), StoreError> {
-                let values = vec![
-                    Value::Bool(item.available),
-                    Self::text(item.id.as_str()),
-                    Self::text(item.restaurant_id.as_str()),
-                ];
-                self.stage(sql::SET_AVAILABILITY, values);
+            async fn update_menu_item(&mut self, item: &MenuItem) -> Result<(), StoreError> {
+                let mut values = menu_item_values(item)?;
+                values.push(Self::text(item.id.as_str()));
+                values.push(Self::text(item.restaurant_id.as_str()));
+                self.stage(sql::UPDATE_MENU_ITEM, values);
                 Ok(())
             }
 

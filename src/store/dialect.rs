@@ -241,9 +241,9 @@ mod tests {
              WHERE id = ?"
         );
         assert_eq!(
-            mysql::built(sql::insert_items(2)),
+            mysql::built(sql::insert_items(1)),
             "INSERT INTO order_items (order_id, line, menu_item_id, name, unit_price, quantity, \
-             note) VALUES (?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?)"
+             note, options, tax_basis_points) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         );
         assert_eq!(
             mysql::question_marks("a = $12 AND b = '$x'"),

@@ -5,30 +5,69 @@
 
 use std::fmt::Write;
 
-pub const ORDER_COLUMNS: &str = "id, restaurant_id, table_id, number, status, total, currency, \
-     note, cancel_reason, placed_at, updated_at, version";
+// JSON text columns (lists read and written whole with their row): restaurants.tax_rules,
+// menu_items.{translations, allergens, option_groups}, orders.taxes, order_items.options.
 
-pub const SELECT_RESTAURANT: &str = "SELECT id, name, currency, time_zone, \
-     business_day_start_minutes FROM restaurants WHERE id = $1";
-pub const INSERT_RESTAURANT: &str = "INSERT INTO restaurants \
-     (id, name, currency, time_zone, business_day_start_minutes, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
+pub const ORDER_COLUMNS: &str = "id, restaurant_id, table_id, number, status, total, currency, \
+     note, cancel_reason, placed_at, updated_at, version, service_mode, taxes, \
+     prices_include_tax, tax_rounding";
+
+/// A restaurant's settings, as `restaurant_from` reads them.
+macro_rules! restaurant_columns {
+    () => {
+        "id, name, currency, time_zone, business_day_start_minutes, prices_include_tax, \
+         tax_rules, tax_rounding"
+    };
+}
+
+pub const SELECT_RESTAURANT: &str = concat!(
+    "SELECT ",
+    restaurant_columns!(),
+    " FROM restaurants WHERE id = $1"
+);
+pub const INSERT_RESTAURANT: &str = concat!(
+    "INSERT INTO restaurants (",
+    restaurant_columns!(),
+    ", created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+);
 /// A command transaction's one write of its restaurant's row, at commit: the settings
-/// `updateRestaurant` changes, and the counters (seq, ticket day and number) as the
-/// transaction leaves them.
+/// (`updateRestaurant`'s, the tax settings), and the counters (seq, ticket day and number) as
+/// the transaction leaves them.
 pub const UPDATE_RESTAURANT: &str = "UPDATE restaurants SET name = $1, time_zone = $2, \
-     business_day_start_minutes = $3, last_seq = $4, ticket_day = $5, last_ticket = $6 \
-     WHERE id = $7";
+     business_day_start_minutes = $3, prices_include_tax = $4, tax_rules = $5, \
+     tax_rounding = $6, last_seq = $7, ticket_day = $8, last_ticket = $9 WHERE id = $10";
 pub const COUNT_RESTAURANTS: &str = "SELECT COUNT(*) FROM restaurants";
 
-/// A menu item's price takes its currency from the restaurant.
-pub const SELECT_MENU: &str = "SELECT m.id, m.restaurant_id, m.name, m.price, m.available, \
-     r.currency FROM menu_items m JOIN restaurants r ON r.id = m.restaurant_id \
-     WHERE m.restaurant_id = $1 ORDER BY m.created_at, m.id";
-pub const INSERT_MENU_ITEM: &str = "INSERT INTO menu_items \
-     (id, restaurant_id, name, price, available, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
-pub const SET_AVAILABILITY: &str =
-    "UPDATE menu_items SET available = $1 WHERE id = $2 AND restaurant_id = $3";
+/// A menu item's columns (alias `m`), each as `m_<column>`, as `menu_item_from` reads them
+/// with the restaurant's `currency`.
+macro_rules! menu_item_columns {
+    () => {
+        "m.id AS m_id, m.restaurant_id AS m_restaurant_id, m.name AS m_name, \
+         m.price AS m_price, m.available AS m_available, m.description AS m_description, \
+         m.translations AS m_translations, m.allergens AS m_allergens, \
+         m.tax_category AS m_tax_category, m.prep_seconds AS m_prep_seconds, \
+         m.option_groups AS m_option_groups, m.version AS m_version, \
+         m.archived AS m_archived, m.menu_position AS m_menu_position"
+    };
+}
+
+/// The menu: the items not archived, in display order.
+pub const SELECT_MENU: &str = concat!(
+    "SELECT r.currency, ",
+    menu_item_columns!(),
+    " FROM menu_items m JOIN restaurants r ON r.id = m.restaurant_id \
+     WHERE m.restaurant_id = $1 AND m.archived = FALSE \
+     ORDER BY m.menu_position, m.created_at, m.id"
+);
+pub const INSERT_MENU_ITEM: &str = "INSERT INTO menu_items (id, restaurant_id, name, price, \
+     available, description, translations, allergens, tax_category, prep_seconds, \
+     option_groups, version, archived, menu_position, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+/// Every field but the id and the restaurant.
+pub const UPDATE_MENU_ITEM: &str = "UPDATE menu_items SET name = $1, price = $2, \
+     available = $3, description = $4, translations = $5, allergens = $6, tax_category = $7, \
+     prep_seconds = $8, option_groups = $9, version = $10, archived = $11, menu_position = $12 \
+     WHERE id = $13 AND restaurant_id = $14";
 
 pub const SELECT_TABLES: &str = "SELECT id, restaurant_id, name FROM restaurant_tables \
      WHERE restaurant_id = $1 ORDER BY created_at, id";
@@ -41,8 +80,9 @@ pub const OWNER_OF_MENU_ITEM: &str = "SELECT restaurant_id FROM menu_items WHERE
 
 pub const INSERT_ORDER: &str = "INSERT INTO orders (id, restaurant_id, table_id, number, \
      status, total, currency, note, cancel_reason, placed_at, updated_at, version, \
-     idempotency_key, request_fingerprint) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+     service_mode, taxes, prices_include_tax, tax_rounding, idempotency_key, \
+     request_fingerprint) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 pub const UPDATE_ORDER: &str = "UPDATE orders SET status = $1, version = $2, updated_at = $3, \
      cancel_reason = $4 WHERE id = $5";
 
@@ -82,10 +122,16 @@ pub fn select_order(in_restaurant: bool) -> String {
     format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1{scope}")
 }
 
+/// An order line's columns (alias `oi`), each as `oi_<column>`, as `line_from` reads them.
+pub const LINE_COLUMNS: &str = "oi.order_id AS oi_order_id, oi.line AS oi_line, \
+     oi.menu_item_id AS oi_menu_item_id, oi.name AS oi_name, oi.unit_price AS oi_unit_price, \
+     oi.quantity AS oi_quantity, oi.note AS oi_note, oi.options AS oi_options, \
+     oi.tax_basis_points AS oi_tax_basis_points";
+
 pub fn select_items(orders: usize) -> String {
     format!(
-        "SELECT order_id, menu_item_id, name, unit_price, quantity, note FROM order_items \
-         WHERE order_id IN ({}) ORDER BY order_id, line",
+        "SELECT {LINE_COLUMNS} FROM order_items oi WHERE oi.order_id IN ({}) \
+         ORDER BY oi.order_id, oi.line",
         placeholders(1, orders)
     )
 }
@@ -96,6 +142,8 @@ pub struct LookupShape {
     pub key: bool,
     pub table: bool,
     pub menu_items: usize,
+    /// Every item not archived, instead of `menu_items`.
+    pub whole_menu: bool,
     pub order: bool,
     /// Also read the restaurant's `last_seq` as the statement's snapshot has it
     /// (`snapshot_seq`), unlocked: see `dialect::postgres::SNAPSHOT_SEQ`.
@@ -111,8 +159,9 @@ pub struct LookupShape {
 /// `m_`, `o_`, `oi_`), so they never clash with the restaurant's.
 pub fn lock_and_look_up(shape: LookupShape, key_is: fn(&str) -> String, lock: &str) -> String {
     let mut columns = vec![
-        "r.id, r.name, r.currency, r.time_zone, r.business_day_start_minutes, r.last_seq, \
-         r.ticket_day, r.last_ticket"
+        "r.id, r.name, r.currency, r.time_zone, r.business_day_start_minutes, \
+         r.prices_include_tax, r.tax_rules, r.tax_rounding, r.last_seq, r.ticket_day, \
+         r.last_ticket"
             .to_owned(),
     ];
     let mut joins = String::new();
@@ -138,10 +187,11 @@ pub fn lock_and_look_up(shape: LookupShape, key_is: fn(&str) -> String, lock: &s
         );
         next += 1;
     }
-    if shape.menu_items > 0 {
-        columns.push(
-            "m.id AS m_id, m.name AS m_name, m.price AS m_price, m.available AS m_available".into(),
-        );
+    if shape.whole_menu {
+        columns.push(menu_item_columns!().into());
+        joins.push_str(" LEFT JOIN menu_items m ON m.restaurant_id = r.id AND m.archived = FALSE");
+    } else if shape.menu_items > 0 {
+        columns.push(menu_item_columns!().into());
         let _ = write!(
             joins,
             " LEFT JOIN menu_items m ON m.restaurant_id = r.id AND m.id IN ({})",
@@ -151,11 +201,7 @@ pub fn lock_and_look_up(shape: LookupShape, key_is: fn(&str) -> String, lock: &s
     }
     if shape.order {
         columns.extend(ORDER_COLUMNS.split(", ").map(|c| format!("o.{c} AS o_{c}")));
-        columns.push(
-            "oi.line AS oi_line, oi.menu_item_id AS oi_menu_item_id, oi.name AS oi_name, \
-             oi.unit_price AS oi_unit_price, oi.quantity AS oi_quantity, oi.note AS oi_note"
-                .into(),
-        );
+        columns.push(LINE_COLUMNS.into());
         let _ = write!(
             joins,
             " LEFT JOIN orders o ON o.restaurant_id = r.id AND o.id = ${next} \
@@ -191,14 +237,18 @@ pub fn shifted(statement: &str, by: usize) -> String {
     out
 }
 
-/// `(order_id, line, menu_item_id, name, unit_price, quantity, note)` for `lines` rows.
+/// The values of one row of [`insert_items`].
+pub const ITEM_VALUES: usize = 9;
+
+/// `(order_id, line, menu_item_id, name, unit_price, quantity, note, options,
+/// tax_basis_points)` for `lines` rows.
 pub fn insert_items(lines: usize) -> String {
     let rows: Vec<String> = (0..lines)
-        .map(|i| format!("({})", placeholders(1 + i * 7, 7)))
+        .map(|i| format!("({})", placeholders(1 + i * ITEM_VALUES, ITEM_VALUES)))
         .collect();
     format!(
-        "INSERT INTO order_items (order_id, line, menu_item_id, name, unit_price, quantity, note) \
-         VALUES {}",
+        "INSERT INTO order_items (order_id, line, menu_item_id, name, unit_price, quantity, \
+         note, options, tax_basis_points) VALUES {}",
         rows.join(", ")
     )
 }
@@ -292,7 +342,7 @@ mod tests {
             COUNT_RESTAURANTS,
             SELECT_MENU,
             INSERT_MENU_ITEM,
-            SET_AVAILABILITY,
+            UPDATE_MENU_ITEM,
             SELECT_TABLES,
             INSERT_TABLE,
             OWNER_OF_ORDER,
@@ -372,8 +422,10 @@ mod tests {
     }
 
     #[test]
-    fn item_rows_take_seven_parameters_each() {
-        assert!(insert_items(2)
-            .ends_with("VALUES ($1, $2, $3, $4, $5, $6, $7), ($8, $9, $10, $11, $12, $13, $14)"));
+    fn item_rows_take_nine_parameters_each() {
+        assert!(insert_items(2).ends_with(
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), \
+             ($10, $11, $12, $13, $14, $15, $16, $17, $18)"
+        ));
     }
 }

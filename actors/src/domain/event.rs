@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{MenuItem, Order, OrderStatus, RestaurantId, StaffCall, Timestamp};
+use super::{MenuItem, Order, OrderStatus, Restaurant, RestaurantId, StaffCall, Timestamp};
 
 /// Something that happened in one restaurant. `seq` is 1, 2, 3 … per restaurant, assigned by
 /// the store in the same transaction as the change itself.
@@ -29,6 +29,14 @@ pub enum EventKind {
     StaffCalled {
         call: StaffCall,
     },
+    /// An item was created, changed or archived, or one of its options changed availability.
+    MenuItemChanged {
+        menu_item: MenuItem,
+    },
+    /// The restaurant's tax settings changed (later: pausing, stations).
+    RestaurantChanged {
+        restaurant: Restaurant,
+    },
 }
 
 impl EventKind {
@@ -38,6 +46,23 @@ impl EventKind {
             EventKind::OrderStatusChanged { .. } => "OrderStatusChanged",
             EventKind::MenuItemAvailabilityChanged { .. } => "MenuItemAvailabilityChanged",
             EventKind::StaffCalled { .. } => "StaffCalled",
+            EventKind::MenuItemChanged { .. } => "MenuItemChanged",
+            EventKind::RestaurantChanged { .. } => "RestaurantChanged",
+        }
+    }
+
+    /// The event with its order's lines given ids if it was stored before lines had them
+    /// ([`Order::with_line_ids`]).
+    pub fn with_line_ids(self) -> EventKind {
+        match self {
+            EventKind::OrderPlaced { order } => EventKind::OrderPlaced {
+                order: order.with_line_ids(),
+            },
+            EventKind::OrderStatusChanged { order, from } => EventKind::OrderStatusChanged {
+                order: order.with_line_ids(),
+                from,
+            },
+            other => other,
         }
     }
 

@@ -2,6 +2,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 
+use super::options::{choose, ChosenOption, OptionId};
+use super::tax::{tax_lines, BasisPoints, ServiceMode, TaxLine, TaxRounding};
 use super::{
     check_name, check_text, DomainError, MenuItem, MenuItemId, Money, OrderId, Principal,
     Restaurant, RestaurantId, Role, TableId, Timestamp,
@@ -68,15 +70,56 @@ impl fmt::Display for OrderStatus {
     }
 }
 
+/// `<order id>_<line>`: a line of an order, named within its restaurant; it names its order,
+/// so the order of a line a client names is found without an index.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct OrderItemId(String);
+
+impl OrderItemId {
+    pub fn new(order: &OrderId, line: i64) -> Self {
+        Self(format!("{order}_{line}"))
+    }
+
+    /// The order and the line (0-based) of an id from a client; `None` for any other form.
+    pub fn parse(s: &str) -> Option<(OrderId, i64)> {
+        let (order, line) = s.rsplit_once('_')?;
+        let digits =
+            !line.is_empty() && line.len() <= 3 && line.bytes().all(|b| b.is_ascii_digit());
+        Some((OrderId::parse(order)?, line.parse().ok().filter(|_| digits)?))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrderItemId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderItem {
+    /// Empty in payloads stored before lines had ids: see [`Order::with_line_ids`].
+    #[serde(default)]
+    pub id: OrderItemId,
     pub menu_item_id: MenuItemId,
     /// Name at order time.
     pub name: String,
-    /// Price at order time.
+    /// Price at order time: the item's price plus the chosen options' deltas.
     pub unit_price: Money,
     pub quantity: i64,
     pub note: Option<String>,
+    /// As they were at order time, in the menu's order.
+    #[serde(default)]
+    pub options: Vec<ChosenOption>,
+    /// The rate of the item's tax category in the order's service mode, at order time.
+    #[serde(default)]
+    pub tax_basis_points: BasisPoints,
 }
 
 impl OrderItem {
@@ -103,6 +146,46 @@ pub struct Order {
     pub placed_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: i64,
+    #[serde(default)]
+    pub service_mode: ServiceMode,
+    /// Per rate over the lines (`tax_lines`), as computed when placed.
+    #[serde(default)]
+    pub taxes: Vec<TaxLine>,
+    /// The restaurant's tax settings when placed, which its taxes were computed with.
+    #[serde(default = "included")]
+    pub prices_include_tax: bool,
+    #[serde(default)]
+    pub tax_rounding: TaxRounding,
+}
+
+fn included() -> bool {
+    true
+}
+
+impl Order {
+    /// What the order costs the customer: `total`, plus the taxes when prices exclude tax.
+    /// Within `Money::MAX_AMOUNT`: `tax_lines` refused the order otherwise.
+    pub fn grand_total(&self) -> Money {
+        let tax: i64 = if self.prices_include_tax {
+            0
+        } else {
+            self.taxes.iter().map(|line| line.tax).sum()
+        };
+        Money::new(
+            self.total.amount.saturating_add(tax),
+            self.total.currency.clone(),
+        )
+    }
+
+    /// Gives lines stored before they had ids (in events' payloads) the ids they have now.
+    pub fn with_line_ids(mut self) -> Order {
+        for (line, item) in self.items.iter_mut().enumerate() {
+            if item.id.as_str().is_empty() {
+                item.id = OrderItemId::new(&self.id, i64::try_from(line).unwrap_or(i64::MAX));
+            }
+        }
+        self
+    }
 }
 
 /// One line of a `placeOrder` request, as the client sent it.
@@ -111,7 +194,14 @@ pub struct LineRequest {
     pub menu_item_id: MenuItemId,
     pub quantity: i64,
     pub note: Option<String>,
+    /// A set: `validate_request` sorts it and refuses an option twice. Left out of the
+    /// fingerprint when empty, so a line without options has the fingerprint it always had.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub option_ids: Vec<OptionId>,
 }
+
+/// The most options one line may choose.
+pub const MAX_OPTIONS_PER_LINE: usize = 50;
 
 /// A `placeOrder` request. It names menu items and quantities, never prices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +211,7 @@ pub struct PlaceOrderRequest {
     pub items: Vec<LineRequest>,
     pub note: Option<String>,
     pub idempotency_key: String,
+    pub service_mode: ServiceMode,
 }
 
 /// Checks everything that needs no stored state, so bad requests never reach the store, and
@@ -152,6 +243,13 @@ pub fn validate_request(mut request: PlaceOrderRequest) -> Result<PlaceOrderRequ
         if let Some(note) = &mut line.note {
             check_text("item note", note, MAX_LINE_NOTE_CHARS)?;
         }
+        if line.option_ids.len() > MAX_OPTIONS_PER_LINE {
+            return bad(format!("a line chooses at most {MAX_OPTIONS_PER_LINE} options"));
+        }
+        line.option_ids.sort();
+        if let Some(twice) = line.option_ids.windows(2).find(|w| w[0] == w[1]) {
+            return bad(format!("option {} is chosen twice", twice[0]));
+        }
     }
     if let Some(note) = &mut request.note {
         check_text("note", note, MAX_ORDER_NOTE_CHARS)?;
@@ -166,11 +264,19 @@ pub fn fingerprint(request: &PlaceOrderRequest) -> String {
         table: &'a TableId,
         items: &'a [LineRequest],
         note: &'a Option<String>,
+        // Left out for eat-in, so that orders placed before service modes keep their
+        // fingerprint.
+        #[serde(skip_serializing_if = "is_eat_in")]
+        service_mode: ServiceMode,
+    }
+    fn is_eat_in(mode: &ServiceMode) -> bool {
+        *mode == ServiceMode::EatIn
     }
     let content = Content {
         table: &request.table_id,
         items: &request.items,
         note: &request.note,
+        service_mode: request.service_mode,
     };
     // Serializing plain strings and integers cannot fail.
     serde_json::to_string(&content).unwrap_or_default()
@@ -189,9 +295,10 @@ pub fn build_order(
     let request = &validate_request(request.clone())?;
     let menu: HashMap<&MenuItemId, &MenuItem> = menu
         .iter()
-        .filter(|item| item.restaurant_id == restaurant.id)
+        .filter(|item| item.restaurant_id == restaurant.id && !item.archived)
         .map(|item| (&item.id, item))
         .collect();
+    let id = OrderId::generate();
     let mut total = Money::new(0, restaurant.currency.clone());
     let mut items = Vec::with_capacity(request.items.len());
     for line in &request.items {
@@ -201,17 +308,31 @@ pub fn build_order(
         if !item.available {
             return Err(DomainError::SoldOut(item.id.clone()));
         }
-        total = total.plus(&item.price.times(line.quantity)?)?;
+        let (options, delta) = choose(&item.option_groups, &line.option_ids)?;
+        let unit_price = item.price.plus(&Money::new(delta, item.price.currency.clone()))?;
+        total = total.plus(&unit_price.times(line.quantity)?)?;
         items.push(OrderItem {
+            id: OrderItemId::new(&id, i64::try_from(items.len()).unwrap_or(i64::MAX)),
             menu_item_id: item.id.clone(),
             name: item.name.clone(),
-            unit_price: item.price.clone(),
+            unit_price,
             quantity: line.quantity,
             note: line.note.clone(),
+            options,
+            tax_basis_points: restaurant
+                .tax
+                .rules
+                .rate(item.tax_category, request.service_mode),
         });
     }
+    let summary = tax_lines(
+        items
+            .iter()
+            .map(|line| (line.tax_basis_points, line.subtotal().amount)),
+        &restaurant.tax,
+    )?;
     Ok(Order {
-        id: OrderId::generate(),
+        id,
         restaurant_id: restaurant.id.clone(),
         table_id: request.table_id.clone(),
         number,
@@ -223,6 +344,10 @@ pub fn build_order(
         placed_at: now,
         updated_at: now,
         version: 1,
+        service_mode: request.service_mode,
+        taxes: summary.lines,
+        prices_include_tax: restaurant.tax.prices_include_tax,
+        tax_rounding: restaurant.tax.rounding,
     })
 }
 
@@ -280,7 +405,7 @@ impl CancelRule {
     pub fn for_principal(principal: &Principal) -> CancelRule {
         match principal.role {
             Role::Customer => CancelRule::Customer,
-            Role::Staff | Role::Admin => CancelRule::Staff,
+            _ => CancelRule::Staff,
         }
     }
 }

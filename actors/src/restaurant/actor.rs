@@ -8,9 +8,10 @@ use tokio::time::Instant;
 use super::Deps;
 use crate::domain::{
     advance, build_order, cancel, fingerprint, next_ticket, ticket_day_after_change,
-    validate_menu_item, validate_request, validate_table_name, CancelRule, DomainError, EventKind,
-    MenuItem, MenuItemId, NewMenuItem, Order, OrderId, OrderStatus, PlaceOrderRequest, Principal,
-    Restaurant, RestaurantSettings, SettingsChange, StaffCall, Table, TableId,
+    validate_request, validate_table_name, CancelRule, DomainError, EventKind,
+    MenuItem, MenuItemId, MenuItemUpdate, NewMenuItem, OptionId, Order, OrderId, OrderStatus,
+    PlaceOrderRequest, Principal, Restaurant, RestaurantSettings, SettingsChange, StaffCall, Table,
+    TableId, TaxSettingsChange,
 };
 use crate::ports::{Lookup, RestaurantTx};
 use crate::{CommandError, StoreError};
@@ -66,6 +67,29 @@ pub enum RestaurantMsg {
         settings: RestaurantSettings,
         reply: Reply<Restaurant>,
     },
+    UpdateMenuItem {
+        by: Principal,
+        menu_item_id: MenuItemId,
+        update: MenuItemUpdate,
+        expected_version: Option<i64>,
+        reply: Reply<MenuItem>,
+    },
+    ArchiveMenuItem {
+        by: Principal,
+        menu_item_id: MenuItemId,
+        reply: Reply<MenuItem>,
+    },
+    SetOptionAvailability {
+        by: Principal,
+        option_id: OptionId,
+        available: bool,
+        reply: Reply<MenuItem>,
+    },
+    SetTaxSettings {
+        by: Principal,
+        change: TaxSettingsChange,
+        reply: Reply<Restaurant>,
+    },
 }
 
 /// A command in the actor's mailbox, holding its place in the restaurant's bounded command
@@ -90,7 +114,7 @@ impl Queued {
 pub struct RestaurantActor;
 
 pub struct RestaurantState {
-    restaurant_id: crate::domain::RestaurantId,
+    pub(super) restaurant_id: crate::domain::RestaurantId,
     deps: Deps,
     /// Set when the store was found unavailable: until then commands fail at once instead of
     /// each waiting out a connection timeout in this actor's queue. The first command after
@@ -173,6 +197,37 @@ impl Actor for RestaurantActor {
                 settings,
                 reply,
             } => answer(reply, state.update_restaurant(&by, settings).await),
+            RestaurantMsg::UpdateMenuItem {
+                by,
+                menu_item_id,
+                update,
+                expected_version,
+                reply,
+            } => answer(
+                reply,
+                state
+                    .update_menu_item(&by, &menu_item_id, update, expected_version)
+                    .await,
+            ),
+            RestaurantMsg::ArchiveMenuItem {
+                by,
+                menu_item_id,
+                reply,
+            } => answer(reply, state.archive_menu_item(&by, &menu_item_id).await),
+            RestaurantMsg::SetOptionAvailability {
+                by,
+                option_id,
+                available,
+                reply,
+            } => answer(
+                reply,
+                state
+                    .set_option_availability(&by, &option_id, available)
+                    .await,
+            ),
+            RestaurantMsg::SetTaxSettings { by, change, reply } => {
+                answer(reply, state.set_tax_settings(&by, change).await)
+            }
         };
         let now = Instant::now();
         // While the pause lasts no command reaches the store (see `begin`): no outcome then, not
@@ -197,7 +252,10 @@ fn answer<T: Send + 'static>(reply: Reply<T>, result: Result<T, CommandError>) -
 }
 
 impl RestaurantState {
-    async fn begin(&self, lookup: Lookup<'_>) -> Result<Box<dyn RestaurantTx>, CommandError> {
+    pub(super) async fn begin(
+        &self,
+        lookup: Lookup<'_>,
+    ) -> Result<Box<dyn RestaurantTx>, CommandError> {
         if self
             .store_down_until
             .is_some_and(|until| Instant::now() < until)
@@ -216,7 +274,7 @@ impl RestaurantState {
 
     /// Commits, then hands the event to the bus. Publishing after commit means a subscriber
     /// never sees an event that was rolled back.
-    async fn commit_and_publish(
+    pub(super) async fn commit_and_publish(
         &self,
         mut tx: Box<dyn RestaurantTx>,
         kind: EventKind,
@@ -271,6 +329,7 @@ impl RestaurantState {
                 idempotency_key: Some(&request.idempotency_key),
                 table: Some(&request.table_id),
                 menu_items: &wanted,
+                whole_menu: false,
                 order: None,
             })
             .await?;
@@ -369,11 +428,15 @@ impl RestaurantState {
             .first()
             .cloned()
             .ok_or(CommandError::not_found("menu item"))?;
+        if item.archived {
+            return Err(CommandError::not_found("menu item"));
+        }
         if item.available == available {
             return Ok(item); // nothing changed: no write, no event
         }
         item.available = available;
-        tx.set_availability(&item).await?;
+        item.version += 1;
+        tx.update_menu_item(&item).await?;
         let kind = EventKind::MenuItemAvailabilityChanged {
             menu_item: item.clone(),
         };
@@ -419,19 +482,6 @@ impl RestaurantState {
         tx.insert_table(&table).await?;
         tx.commit().await?;
         Ok(table)
-    }
-
-    async fn create_menu_item(
-        &self,
-        by: &Principal,
-        input: NewMenuItem,
-    ) -> Result<MenuItem, CommandError> {
-        by.may_administer()?;
-        let mut tx = self.begin(Lookup::NOTHING).await?;
-        let item = validate_menu_item(tx.restaurant(), input)?;
-        tx.insert_menu_item(&item).await?;
-        tx.commit().await?;
-        Ok(item)
     }
 
     /// Changes the given settings under the restaurant's lock, so no order is numbered

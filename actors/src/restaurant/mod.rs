@@ -2,6 +2,7 @@
 //! restarted by the registry's supervisor when one fails.
 
 mod actor;
+mod menu;
 mod registry;
 
 pub use actor::{Queued, Reply, RestaurantActor, RestaurantMsg};
