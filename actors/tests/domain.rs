@@ -93,6 +93,7 @@ fn roles_read_the_same_in_tokens_and_in_text() {
     for (role, text) in [
         (Role::Customer, "customer"),
         (Role::Staff, "staff"),
+        (Role::Manager, "manager"),
         (Role::Admin, "admin"),
     ] {
         assert_eq!(role.as_str(), text);

@@ -41,7 +41,7 @@ impl Restaurant {
         let menu = services(ctx)?.store.menu(&self.0.id, self.1).await?;
         Ok(menu.into_iter().map(MenuItem).collect())
     }
-    /// Staff and admin only.
+    /// Staff, manager and admin only.
     async fn tables(&self, ctx: &Context<'_>) -> ApiResult<Vec<Table>> {
         principal(ctx)?.may_operate(&self.0.id)?;
         let tables = services(ctx)?.store.tables(&self.0.id, self.1).await?;
@@ -188,15 +188,16 @@ impl RestaurantMutation {
         Ok(Restaurant(updated, Freshness::Current))
     }
 
-    /// Admin.
+    /// Admin, or a manager of that restaurant.
     async fn create_table(
         &self,
         ctx: &Context<'_>,
         restaurant_id: ID,
         name: String,
     ) -> ApiResult<Table> {
-        principal(ctx)?.may_administer()?;
         let restaurant = parse_id("restaurantId", &restaurant_id, RestaurantId::parse)?;
+        // Checked here too, so that a refused caller spawns no actor.
+        principal(ctx)?.may_manage(&restaurant)?;
         let table = command(ctx, &restaurant, |by, reply| RestaurantMsg::CreateTable {
             by,
             name: name.clone(),
@@ -206,15 +207,16 @@ impl RestaurantMutation {
         Ok(Table(table))
     }
 
-    /// Admin.
+    /// Admin, or a manager of that restaurant.
     async fn create_menu_item(
         &self,
         ctx: &Context<'_>,
         restaurant_id: ID,
         input: MenuItemInput,
     ) -> ApiResult<MenuItem> {
-        principal(ctx)?.may_administer()?;
         let restaurant = parse_id("restaurantId", &restaurant_id, RestaurantId::parse)?;
+        // Checked here too, so that a refused caller spawns no actor.
+        principal(ctx)?.may_manage(&restaurant)?;
         let item = command(ctx, &restaurant, |by, reply| {
             RestaurantMsg::CreateMenuItem {
                 by,

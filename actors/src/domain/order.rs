@@ -280,7 +280,7 @@ impl CancelRule {
     pub fn for_principal(principal: &Principal) -> CancelRule {
         match principal.role {
             Role::Customer => CancelRule::Customer,
-            Role::Staff | Role::Admin => CancelRule::Staff,
+            Role::Staff | Role::Manager | Role::Admin => CancelRule::Staff,
         }
     }
 }

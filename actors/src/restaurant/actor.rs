@@ -408,7 +408,7 @@ impl RestaurantState {
     }
 
     async fn create_table(&self, by: &Principal, name: &str) -> Result<Table, CommandError> {
-        by.may_administer()?;
+        by.may_manage(&self.restaurant_id)?;
         let name = validate_table_name(name)?;
         let mut tx = self.begin(Lookup::NOTHING).await?;
         let table = Table {
@@ -426,7 +426,7 @@ impl RestaurantState {
         by: &Principal,
         input: NewMenuItem,
     ) -> Result<MenuItem, CommandError> {
-        by.may_administer()?;
+        by.may_manage(&self.restaurant_id)?;
         let mut tx = self.begin(Lookup::NOTHING).await?;
         let item = validate_menu_item(tx.restaurant(), input)?;
         tx.insert_menu_item(&item).await?;

@@ -345,6 +345,16 @@ pub fn staff_of(restaurant: &RestaurantId) -> Principal {
     .expect("a staff principal")
 }
 
+pub fn manager_of(restaurant: &RestaurantId) -> Principal {
+    Principal::new(
+        "manager".into(),
+        Role::Manager,
+        Some(restaurant.clone()),
+        None,
+    )
+    .expect("a manager principal")
+}
+
 pub fn seqs(events: &[Event]) -> Vec<i64> {
     events.iter().map(|e| e.seq).collect()
 }
