@@ -45,6 +45,7 @@ fn restaurant() -> Restaurant {
         currency: Currency::from_trusted("JPY".into()),
         time_zone: TimeZone::parse("Asia/Tokyo").expect("a known zone"),
         day_starts_at: BusinessDayStart::DEFAULT,
+        tax: Default::default(),
     }
 }
 
@@ -56,6 +57,15 @@ fn menu(restaurant: &Restaurant) -> Vec<MenuItem> {
             name: format!("Dish {i}"),
             price: Money::new(500 + 10 * i as i64, restaurant.currency.clone()),
             available: true,
+            description: None,
+            translations: Vec::new(),
+            allergens: Vec::new(),
+            tax_category: Default::default(),
+            prep_seconds: 300,
+            option_groups: Vec::new(),
+            version: 1,
+            archived: false,
+            position: 0,
         })
         .collect()
 }
@@ -71,10 +81,12 @@ fn request(restaurant: &Restaurant, menu: &[MenuItem], lines: usize) -> PlaceOrd
                 menu_item_id: item.id.clone(),
                 quantity: 2,
                 note: Some("no onions".into()),
+                option_ids: Vec::new(),
             })
             .collect(),
         note: Some("t=1767225600123456789".into()),
         idempotency_key: "bench-order-1".into(),
+        service_mode: Default::default(),
     }
 }
 

@@ -349,9 +349,29 @@ mod tests {
     }
 
     #[test]
-    fn staff_tokens_need_a_restaurant() {
-        let token = tokens().issue("kitchen", Role::Staff, None, None, Duration::from_secs(60));
-        assert!(matches!(tokens().verify(&token), Err(AuthError::Scope(_))));
+    fn staff_and_manager_tokens_need_a_restaurant() {
+        for role in [Role::Staff, Role::Manager] {
+            let token = tokens().issue("kitchen", role, None, None, Duration::from_secs(60));
+            assert!(
+                matches!(tokens().verify(&token), Err(AuthError::Scope(_))),
+                "{role:?}"
+            );
+        }
+        let r = RestaurantId::generate();
+        let token = tokens().issue(
+            "boss",
+            Role::Manager,
+            Some(&r),
+            None,
+            Duration::from_secs(60),
+        );
+        let manager = tokens()
+            .verify(&token)
+            .expect("a manager token with a restaurant");
+        assert_eq!(
+            (manager.role, manager.restaurant_id()),
+            (Role::Manager, Some(&r))
+        );
     }
 
     #[test]

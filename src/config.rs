@@ -219,7 +219,7 @@ pub struct ServeArgs {
 pub struct TokenArgs {
     #[arg(long, value_enum)]
     pub role: RoleArg,
-    /// Restaurant id (customer and staff tokens).
+    /// Restaurant id (customer, staff and manager tokens).
     #[arg(long)]
     pub restaurant: Option<String>,
     /// Table id (customer tokens).
@@ -239,6 +239,7 @@ pub struct TokenArgs {
 pub enum RoleArg {
     Customer,
     Staff,
+    Manager,
     Admin,
 }
 
@@ -247,6 +248,7 @@ impl From<RoleArg> for Role {
         match role {
             RoleArg::Customer => Role::Customer,
             RoleArg::Staff => Role::Staff,
+            RoleArg::Manager => Role::Manager,
             RoleArg::Admin => Role::Admin,
         }
     }

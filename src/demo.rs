@@ -20,7 +20,10 @@ const TABLES: [&str; 6] = [
 type Words = (&'static str, &'static str, &'static str);
 
 fn translated(words: Words) -> Vec<(String, String)> {
-    vec![("en".into(), words.1.into()), ("zh-Hans".into(), words.2.into())]
+    vec![
+        ("en".into(), words.1.into()),
+        ("zh-Hans".into(), words.2.into()),
+    ]
 }
 
 fn group(words: Words, min: i64, max: i64, options: &[(Words, i64)]) -> NewOptionGroup {
@@ -96,7 +99,11 @@ fn menu() -> Vec<NewMenuItem> {
     let sizes = |options: &[(Words, i64)]| group(("サイズ", "Size", "杯型"), 1, 1, options);
     let ramen = vec![firmness(), toppings()];
     let mut special = item(
-        ("季節限定 海老塩ラーメン", "Seasonal shrimp salt ramen", "季节限定虾盐拉面"),
+        (
+            "季節限定 海老塩ラーメン",
+            "Seasonal shrimp salt ramen",
+            "季节限定虾盐拉面",
+        ),
         1_200,
         TaxCategory::Food,
         &[Wheat, Egg, Shrimp],
@@ -132,7 +139,13 @@ fn menu() -> Vec<NewMenuItem> {
             &[Wheat, Egg, Soy],
             vec![],
         ),
-        item(("枝豆", "Edamame", "毛豆"), 350, TaxCategory::Food, &[Soy], vec![]),
+        item(
+            ("枝豆", "Edamame", "毛豆"),
+            350,
+            TaxCategory::Food,
+            &[Soy],
+            vec![],
+        ),
         item(
             ("抹茶アイス", "Matcha ice cream", "抹茶冰淇淋"),
             400,

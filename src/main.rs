@@ -145,6 +145,9 @@ fn print_demo(app: &App, demo: &demo::Demo, base: &str) {
         Some(&table.id),
         ttl,
     );
+    let manager_token =
+        app.tokens
+            .issue("demo-manager", Role::Manager, Some(restaurant), None, ttl);
     let admin_token = app.tokens.issue("demo-admin", Role::Admin, None, None, ttl);
     println!(
         "\nCreated the demo restaurant \"{name}\" ({restaurant}) with {tables} tables and {items} menu items.\n\
@@ -152,7 +155,10 @@ fn print_demo(app: &App, demo: &demo::Demo, base: &str) {
          \nOpen the two screens side by side:\n\
          \n  Kitchen display: {base}/kitchen#token={staff_token}\n\
          \n  Customer page ({table_name}): {base}/order#token={customer_token}\n\
+         \nFor the restaurant's manager (menu, tables, settings):\n\
+         \n  Manager screen:  {base}/manage#token={manager_token}\n\
          \n  staff token:     {staff_token}\n\
+         \n  manager token:   {manager_token}\n\
          \n  customer token ({table_name}, table id {table_id}):\n                   {customer_token}\n\
          \n  admin token:     {admin_token}\n\
          \nOpen GraphiQL with the staff token filled in: {base}/#token={staff_token}&restaurant={restaurant}\n\

@@ -40,7 +40,9 @@ fn item(restaurant: &Restaurant, price: i64) -> MenuItem {
             name: "Ramen".into(),
             price,
             available: None,
+            ..Default::default()
         },
+        0,
     )
     .expect("a valid menu item")
 }
@@ -53,9 +55,11 @@ fn request(table: &Table, item: &MenuItem, quantity: i64) -> PlaceOrderRequest {
             menu_item_id: item.id.clone(),
             quantity,
             note: None,
+            option_ids: Vec::new(),
         }],
         note: None,
         idempotency_key: "key-1".into(),
+        service_mode: Default::default(),
     }
 }
 
@@ -93,6 +97,7 @@ fn roles_read_the_same_in_tokens_and_in_text() {
     for (role, text) in [
         (Role::Customer, "customer"),
         (Role::Staff, "staff"),
+        (Role::Manager, "manager"),
         (Role::Admin, "admin"),
     ] {
         assert_eq!(role.as_str(), text);
@@ -321,7 +326,9 @@ fn menu_items_are_priced_in_the_restaurants_currency() {
                 name: name.into(),
                 price,
                 available,
+                ..Default::default()
             },
+            0,
         )
     };
     let tea = new(" Tea ", Money::MAX_AMOUNT, Some(false)).expect("a valid item");
@@ -424,6 +431,9 @@ fn a_lines_subtotal_is_its_unit_price_times_its_quantity() {
         unit_price: Money::new(450, r.currency.clone()),
         quantity: 3,
         note: None,
+        id: Default::default(),
+        options: Vec::new(),
+        tax_basis_points: Default::default(),
     };
     assert_eq!(line.subtotal(), Money::new(1350, r.currency.clone()));
     let order = placed(&r, &table(&r));
@@ -657,6 +667,7 @@ fn restaurant_in(zone_name: &str, starts_at: &str) -> Restaurant {
         currency: Some("EUR".into()),
         time_zone: Some(zone_name.into()),
         business_day_starts_at: Some(starts_at.into()),
+        tax: Default::default(),
     })
     .expect("a valid restaurant")
 }

@@ -84,6 +84,10 @@ async fn an_idempotency_key_is_unique_and_a_version_moves_by_one() {
         placed_at: Timestamp(0),
         updated_at: Timestamp(0),
         version: 1,
+        service_mode: Default::default(),
+        taxes: Vec::new(),
+        prices_include_tax: true,
+        tax_rounding: Default::default(),
     };
     let mut tx = begin(&store, &seeded).await;
     tx.insert_order(&order, "key", "fingerprint")

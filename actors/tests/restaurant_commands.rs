@@ -6,7 +6,7 @@ mod common;
 use std::fmt::Debug;
 use std::time::Duration;
 
-use common::{seed, staff_of, RestaurantFixture as Fixture, NOON};
+use common::{manager_of, seed, staff_of, RestaurantFixture as Fixture, NOON};
 use orderhub_actors::domain::{
     DomainError, EventKind, LineRequest, MenuItem, MenuItemId, NewMenuItem, OrderId, OrderStatus,
     Principal, RestaurantId, RestaurantSettings, Role, StaffCall, Table, TableId, Timestamp,
@@ -80,6 +80,7 @@ impl Fixture {
                 name: name.into(),
                 price,
                 available,
+                ..Default::default()
             },
             reply,
         })
@@ -373,6 +374,7 @@ async fn admins_create_tables_and_menu_items_that_can_be_ordered_at_once() {
         menu_item_id: gyoza.id.clone(),
         quantity: 2,
         note: None,
+        option_ids: Vec::new(),
     }];
     let order = f
         .place_as(&f.customer_at(&table.id), request)
@@ -382,14 +384,21 @@ async fn admins_create_tables_and_menu_items_that_can_be_ordered_at_once() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn setup_commands_are_for_admins_and_check_their_input() {
+async fn setup_commands_are_for_managers_and_admins_and_check_their_input() {
     let f = fixture().await;
     let staff = f.staff();
-    let admin_only = DomainError::Forbidden("admin only".into());
-    assert_eq!(refusal(f.create_table(&staff, "T9").await), admin_only);
+    let elsewhere = manager_of(&RestaurantId::generate());
+    let managers_only = DomainError::Forbidden("manager or admin only".into());
+    let not_here = DomainError::Forbidden("this token is not for that restaurant".into());
+    assert_eq!(refusal(f.create_table(&staff, "T9").await), managers_only);
     assert_eq!(
         refusal(f.create_item(&staff, "Tea", 100, None).await),
-        admin_only
+        managers_only
+    );
+    assert_eq!(refusal(f.create_table(&elsewhere, "T9").await), not_here);
+    assert_eq!(
+        refusal(f.create_item(&elsewhere, "Tea", 100, None).await),
+        not_here
     );
     let blank = refusal(f.create_table(&f.admin(), "   ").await);
     assert!(matches!(blank, DomainError::BadInput(_)), "{blank:?}");
@@ -407,6 +416,17 @@ async fn setup_commands_are_for_admins_and_check_their_input() {
         f.store.menu(f.id(), Freshness::Recent).await.expect("menu"),
         std::slice::from_ref(&f.seeded.item)
     );
+
+    let manager = manager_of(f.id());
+    let table = f
+        .create_table(&manager, "T9")
+        .await
+        .expect("a manager adds a table");
+    let item = f
+        .create_item(&manager, "Tea", 100, None)
+        .await
+        .expect("a manager adds a menu item");
+    assert_eq!((table.name.as_str(), item.name.as_str()), ("T9", "Tea"));
 }
 
 #[tokio::test(start_paused = true)]

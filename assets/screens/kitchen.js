@@ -498,7 +498,7 @@ function signIn(message) {
 async function open(token, restaurantHint) {
   const tokenClaims = claims(token);
   const restaurantId = tokenClaims?.restaurant_id ?? restaurantHint;
-  if (!tokenClaims || !["staff", "admin"].includes(tokenClaims.role)) {
+  if (!tokenClaims || !["staff", "manager", "admin"].includes(tokenClaims.role)) {
     return signIn("That is not a staff token.");
   }
   if (expired(tokenClaims)) return signIn("This token has expired.");

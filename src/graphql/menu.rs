@@ -167,7 +167,10 @@ impl MenuItemUpdateInput {
                 MaybeUndefined::Null => Some(None),
                 MaybeUndefined::Value(text) => Some(Some(text)),
             },
-            translations: self.translations.map(|t| translations(Some(t))).transpose()?,
+            translations: self
+                .translations
+                .map(|t| translations(Some(t)))
+                .transpose()?,
             allergens: self.allergens.map(|a| allergens(Some(a))),
             tax_category: self.tax_category.map(Into::into),
             prep_seconds: self.prep_seconds.map(i64::from),
@@ -194,7 +197,7 @@ impl MenuMutation {
     ) -> ApiResult<MenuItem> {
         let restaurant = parse_id("restaurantId", &restaurant_id, RestaurantId::parse)?;
         // Checked here too, so that a refused caller spawns no actor.
-        principal(ctx)?.may_configure(&restaurant)?;
+        principal(ctx)?.may_manage(&restaurant)?;
         let item = input.into_new()?;
         let created = command(ctx, &restaurant, |by, reply| {
             RestaurantMsg::CreateMenuItem {
@@ -218,7 +221,7 @@ impl MenuMutation {
         let id = parse_id("menuItemId", &menu_item_id, MenuItemId::parse)?;
         let update = input.into_update()?;
         let restaurant = owner(ctx, Owned::MenuItem(&id), "menu item").await?;
-        principal(ctx)?.may_configure(&restaurant)?;
+        principal(ctx)?.may_manage(&restaurant)?;
         let item = command(ctx, &restaurant, |by, reply| {
             RestaurantMsg::UpdateMenuItem {
                 by,
@@ -236,7 +239,7 @@ impl MenuMutation {
     async fn archive_menu_item(&self, ctx: &Context<'_>, menu_item_id: ID) -> ApiResult<MenuItem> {
         let id = parse_id("menuItemId", &menu_item_id, MenuItemId::parse)?;
         let restaurant = owner(ctx, Owned::MenuItem(&id), "menu item").await?;
-        principal(ctx)?.may_configure(&restaurant)?;
+        principal(ctx)?.may_manage(&restaurant)?;
         let item = command(ctx, &restaurant, |by, reply| {
             RestaurantMsg::ArchiveMenuItem {
                 by,

@@ -5,8 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use orderhub_actors::domain::{
     self, LineRequest, MenuItemId, OptionId, OrderId, PlaceOrderRequest, Principal, RestaurantId,
-    TableId,
-    Timestamp,
+    TableId, Timestamp,
 };
 use orderhub_actors::ports::{Freshness, OrderPage, OrderQuery as PageQuery, Owned};
 use orderhub_actors::restaurant::{Reply, RestaurantMsg};

@@ -41,7 +41,13 @@ impl Restaurant {
         self.0.tax.prices_include_tax
     }
     async fn tax_rules(&self) -> Vec<TaxRule> {
-        self.0.tax.rules.as_slice().iter().map(TaxRule::from).collect()
+        self.0
+            .tax
+            .rules
+            .as_slice()
+            .iter()
+            .map(TaxRule::from)
+            .collect()
     }
     async fn tax_rounding(&self) -> TaxRounding {
         self.0.tax.rounding.into()
@@ -51,7 +57,7 @@ impl Restaurant {
         let menu = services(ctx)?.store.menu(&self.0.id, self.1).await?;
         Ok(menu.into_iter().map(MenuItem).collect())
     }
-    /// Staff and admin only.
+    /// Staff, manager and admin only.
     async fn tables(&self, ctx: &Context<'_>) -> ApiResult<Vec<Table>> {
         principal(ctx)?.may_operate(&self.0.id)?;
         let tables = services(ctx)?.store.tables(&self.0.id, self.1).await?;
@@ -212,7 +218,11 @@ impl RestaurantMutation {
             currency: input.currency,
             time_zone: input.time_zone,
             business_day_starts_at: input.business_day_starts_at,
-            tax: tax_change(input.prices_include_tax, input.tax_rules, input.tax_rounding)?,
+            tax: tax_change(
+                input.prices_include_tax,
+                input.tax_rules,
+                input.tax_rounding,
+            )?,
         })?;
         let services = services(ctx)?;
         // No actor yet: a new restaurant has no commands to serialize with.
@@ -232,7 +242,7 @@ impl RestaurantMutation {
     ) -> ApiResult<Restaurant> {
         let restaurant = parse_id("restaurantId", &restaurant_id, RestaurantId::parse)?;
         // Checked here too, so that a refused caller spawns no actor.
-        principal(ctx)?.may_configure(&restaurant)?;
+        principal(ctx)?.may_manage(&restaurant)?;
         let updated = command(ctx, &restaurant, |by, reply| {
             RestaurantMsg::UpdateRestaurant {
                 by,
@@ -248,15 +258,16 @@ impl RestaurantMutation {
         Ok(Restaurant(updated, Freshness::Current))
     }
 
-    /// Admin.
+    /// Admin, or a manager of that restaurant.
     async fn create_table(
         &self,
         ctx: &Context<'_>,
         restaurant_id: ID,
         name: String,
     ) -> ApiResult<Table> {
-        principal(ctx)?.may_administer()?;
         let restaurant = parse_id("restaurantId", &restaurant_id, RestaurantId::parse)?;
+        // Checked here too, so that a refused caller spawns no actor.
+        principal(ctx)?.may_manage(&restaurant)?;
         let table = command(ctx, &restaurant, |by, reply| RestaurantMsg::CreateTable {
             by,
             name: name.clone(),
@@ -274,12 +285,18 @@ impl RestaurantMutation {
         input: TaxSettingsInput,
     ) -> ApiResult<Restaurant> {
         let restaurant = parse_id("restaurantId", &restaurant_id, RestaurantId::parse)?;
-        principal(ctx)?.may_configure(&restaurant)?;
-        let change = tax_change(input.prices_include_tax, input.tax_rules, input.tax_rounding)?;
-        let updated = command(ctx, &restaurant, |by, reply| RestaurantMsg::SetTaxSettings {
-            by,
-            change: change.clone(),
-            reply,
+        principal(ctx)?.may_manage(&restaurant)?;
+        let change = tax_change(
+            input.prices_include_tax,
+            input.tax_rules,
+            input.tax_rounding,
+        )?;
+        let updated = command(ctx, &restaurant, |by, reply| {
+            RestaurantMsg::SetTaxSettings {
+                by,
+                change: change.clone(),
+                reply,
+            }
         })
         .await?;
         Ok(Restaurant(updated, Freshness::Current))

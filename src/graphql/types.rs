@@ -319,7 +319,11 @@ impl Order {
     /// Tax per rate over this order's lines.
     async fn taxes(&self) -> Vec<TaxLine> {
         let currency = &self.0.total.currency;
-        self.0.taxes.iter().map(|line| TaxLine::of(line, currency)).collect()
+        self.0
+            .taxes
+            .iter()
+            .map(|line| TaxLine::of(line, currency))
+            .collect()
     }
     /// What this order costs the customer: total, plus taxes when prices exclude tax.
     async fn grand_total(&self) -> Money {

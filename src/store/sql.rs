@@ -369,6 +369,7 @@ mod tests {
                     menu_items: 3,
                     order: true,
                     snapshot_seq: true,
+                    whole_menu: false,
                 },
                 |p| format!("k = {p}"),
                 " FOR UPDATE",

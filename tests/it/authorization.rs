@@ -1,11 +1,12 @@
 //! Who may do what: every query and mutation against every kind of caller.
 
+use orderhub_actors::domain::Role;
 use serde_json::{json, Value};
 
 use crate::support::{
     on_every_backend, sqlite_url, Api, Fixture, Gql, TestServer, ADVANCE, CANCEL, PLACE, SECRET,
 };
-use crate::ws_client::{Incoming, WsClient, LEGACY, TRANSPORT_WS};
+use crate::ws_client::{Incoming, WsClient, LEGACY, RESTAURANT_EVENTS, TRANSPORT_WS};
 
 on_every_backend!(authorization_matrix);
 
@@ -23,7 +24,7 @@ const FORBID: Outcome = Code("FORBIDDEN");
 const MISSING: Outcome = Code("NOT_FOUND");
 
 /// The callers, in the column order of the table below.
-const CALLERS: [&str; 8] = [
+const CALLERS: [&str; 10] = [
     "anonymous",
     "forged token",
     "customer at the table",
@@ -31,6 +32,8 @@ const CALLERS: [&str; 8] = [
     "customer of another restaurant",
     "staff",
     "staff of another restaurant",
+    "manager",
+    "manager of another restaurant",
     "admin",
 ];
 
@@ -38,74 +41,96 @@ struct Case {
     operation: &'static str,
     /// The field whose value tells Ok from Null.
     field: &'static str,
-    expected: [Outcome; 8],
+    expected: [Outcome; 10],
 }
 
 const CASES: [Case; 13] = [
     Case {
         operation: "restaurant",
         field: "restaurant",
-        expected: [UNAUTH, UNAUTH, Ok, Ok, FORBID, Ok, FORBID, Ok],
+        expected: [UNAUTH, UNAUTH, Ok, Ok, FORBID, Ok, FORBID, Ok, FORBID, Ok],
     },
     Case {
         operation: "restaurant.tables",
         field: "restaurant",
-        expected: [UNAUTH, UNAUTH, FORBID, FORBID, FORBID, Ok, FORBID, Ok],
+        expected: [
+            UNAUTH, UNAUTH, FORBID, FORBID, FORBID, Ok, FORBID, Ok, FORBID, Ok,
+        ],
     },
     Case {
         operation: "order",
         field: "order",
-        expected: [UNAUTH, UNAUTH, Ok, Null, Null, Ok, Null, Ok],
+        expected: [UNAUTH, UNAUTH, Ok, Null, Null, Ok, Null, Ok, Null, Ok],
     },
     Case {
         operation: "orders",
         field: "orders",
-        expected: [UNAUTH, UNAUTH, FORBID, FORBID, FORBID, Ok, FORBID, Ok],
+        expected: [
+            UNAUTH, UNAUTH, FORBID, FORBID, FORBID, Ok, FORBID, Ok, FORBID, Ok,
+        ],
     },
     Case {
         operation: "placeOrder",
         field: "placeOrder",
-        expected: [UNAUTH, UNAUTH, Ok, FORBID, FORBID, Ok, FORBID, Ok],
+        expected: [
+            UNAUTH, UNAUTH, Ok, FORBID, FORBID, Ok, FORBID, Ok, FORBID, Ok,
+        ],
     },
     Case {
         operation: "advanceOrder",
         field: "advanceOrder",
-        expected: [UNAUTH, UNAUTH, FORBID, MISSING, MISSING, Ok, MISSING, Ok],
+        expected: [
+            UNAUTH, UNAUTH, FORBID, MISSING, MISSING, Ok, MISSING, Ok, MISSING, Ok,
+        ],
     },
     Case {
         operation: "cancelOrder",
         field: "cancelOrder",
-        expected: [UNAUTH, UNAUTH, Ok, MISSING, MISSING, Ok, MISSING, Ok],
+        expected: [
+            UNAUTH, UNAUTH, Ok, MISSING, MISSING, Ok, MISSING, Ok, MISSING, Ok,
+        ],
     },
     Case {
         operation: "setMenuItemAvailability",
         field: "setMenuItemAvailability",
-        expected: [UNAUTH, UNAUTH, FORBID, FORBID, MISSING, Ok, MISSING, Ok],
+        expected: [
+            UNAUTH, UNAUTH, FORBID, FORBID, MISSING, Ok, MISSING, Ok, MISSING, Ok,
+        ],
     },
     Case {
         operation: "callStaff",
         field: "callStaff",
-        expected: [UNAUTH, UNAUTH, Ok, FORBID, MISSING, Ok, MISSING, Ok],
+        expected: [
+            UNAUTH, UNAUTH, Ok, FORBID, MISSING, Ok, MISSING, Ok, MISSING, Ok,
+        ],
     },
     Case {
         operation: "createRestaurant",
         field: "createRestaurant",
-        expected: [UNAUTH, UNAUTH, FORBID, FORBID, FORBID, FORBID, FORBID, Ok],
+        expected: [
+            UNAUTH, UNAUTH, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, Ok,
+        ],
     },
     Case {
         operation: "updateRestaurant",
         field: "updateRestaurant",
-        expected: [UNAUTH, UNAUTH, FORBID, FORBID, FORBID, FORBID, FORBID, Ok],
+        expected: [
+            UNAUTH, UNAUTH, FORBID, FORBID, FORBID, FORBID, FORBID, Ok, FORBID, Ok,
+        ],
     },
     Case {
         operation: "createTable",
         field: "createTable",
-        expected: [UNAUTH, UNAUTH, FORBID, FORBID, FORBID, FORBID, FORBID, Ok],
+        expected: [
+            UNAUTH, UNAUTH, FORBID, FORBID, FORBID, FORBID, FORBID, Ok, FORBID, Ok,
+        ],
     },
     Case {
         operation: "createMenuItem",
         field: "createMenuItem",
-        expected: [UNAUTH, UNAUTH, FORBID, FORBID, FORBID, FORBID, FORBID, Ok],
+        expected: [
+            UNAUTH, UNAUTH, FORBID, FORBID, FORBID, FORBID, FORBID, Ok, FORBID, Ok,
+        ],
     },
 ];
 
@@ -118,7 +143,10 @@ async fn authorization_matrix(server: &'static TestServer) {
         token.push(if f.staff.ends_with('A') { 'B' } else { 'A' });
         token
     };
-    let tokens: [Option<&str>; 8] = [
+    // The suite's subject, which made the fixtures: its reads see them even on a replica.
+    let manager = server.token(Role::Manager, Some(&f.restaurant), None);
+    let other_manager = server.token(Role::Manager, Some(&other.restaurant), None);
+    let tokens: [Option<&str>; 10] = [
         None,
         Some(&forged),
         Some(&f.customer),
@@ -126,6 +154,8 @@ async fn authorization_matrix(server: &'static TestServer) {
         Some(&other.customer),
         Some(&f.staff),
         Some(&other.staff),
+        Some(&manager),
+        Some(&other_manager),
         Some(&f.admin),
     ];
     let mut failures = Vec::new();
@@ -461,4 +491,42 @@ async fn a_websocket_without_a_credential_is_refused() {
             .await;
         on_upgrade.close().await;
     }
+}
+
+/// A manager follows its restaurant's events like its staff, and is refused another's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_follows_its_restaurant_s_events_only() {
+    let server = crate::support::sqlite();
+    let f = server.fixture().await;
+    let other = server.fixture().await;
+    let manager = server.token(Role::Manager, Some(&f.restaurant), None);
+    let mut client = WsClient::ready(server, TRANSPORT_WS, &manager).await;
+    client
+        .subscribe("theirs", RESTAURANT_EVENTS, json!({"r": other.restaurant}))
+        .await;
+    let refused = client.recv().await.json();
+    assert_eq!(
+        (
+            refused["type"].as_str(),
+            refused["id"].as_str(),
+            refused["payload"][0]["extensions"]["code"].as_str()
+        ),
+        (Some("error"), Some("theirs"), Some("FORBIDDEN")),
+        "{refused}"
+    );
+    client
+        .subscribe(
+            "own",
+            RESTAURANT_EVENTS,
+            json!({"r": f.restaurant, "after": 0}),
+        )
+        .await;
+    let order = f.place(server, "managed").await;
+    let event = client.next_result("own").await;
+    assert_eq!(
+        event["data"]["restaurantEvents"]["order"]["id"],
+        json!(order),
+        "{event}"
+    );
+    client.close().await;
 }

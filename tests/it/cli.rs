@@ -207,6 +207,23 @@ async fn first_start_seeds_a_demo_and_tokens_survive_restarts() {
         advanced["data"]["advanceOrder"]["status"], "ACCEPTED",
         "{advanced}"
     );
+    // The manager's link and token: the token shapes its restaurant (the page comes later).
+    let manager = printed(&first, "manager token:").expect("a manager token is printed");
+    assert_eq!(
+        printed(&first, "Manager screen:"),
+        Some(format!("{}/manage#token={manager}", first.base))
+    );
+    let created = gql(
+        first.base.clone(),
+        "mutation($r: ID!) { createTable(restaurantId: $r, name: \"Terrace\") { name } }",
+        json!({"r": restaurant}),
+        manager,
+    )
+    .await;
+    assert_eq!(
+        created["data"]["createTable"]["name"], "Terrace",
+        "{created}"
+    );
     drop(first);
 
     // Restarted: no second demo, and the earlier token still verifies.
@@ -247,6 +264,30 @@ async fn first_start_seeds_a_demo_and_tokens_survive_restarts() {
         with_minted["data"]["order"]["status"], "ACCEPTED",
         "{with_minted}"
     );
+    let minted_manager = run(
+        &["token", "--role", "manager", "--restaurant", &restaurant],
+        &[],
+        &dir,
+    );
+    assert!(
+        minted_manager.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted_manager.stderr)
+    );
+    let renamed = gql(
+        second.base.clone(),
+        "mutation($r: ID!) { updateRestaurant(restaurantId: $r, input: {name: \"Ramen Bar\"}) { name } }",
+        json!({"r": restaurant}),
+        String::from_utf8_lossy(&minted_manager.stdout).trim().to_owned(),
+    )
+    .await;
+    assert_eq!(
+        renamed["data"]["updateRestaurant"]["name"], "Ramen Bar",
+        "{renamed}"
+    );
+    let manager_without_restaurant = run(&["token", "--role", "manager"], &[], &dir);
+    assert!(!manager_without_restaurant.status.success());
+    assert!(String::from_utf8_lossy(&manager_without_restaurant.stderr).contains("restaurant_id"));
     let customer_without_table = run(
         &["token", "--role", "customer", "--restaurant", &restaurant],
         &[],

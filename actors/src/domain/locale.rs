@@ -30,11 +30,10 @@ impl Locale {
         }
         let mut subtags = tag.split('-');
         let language = subtags.next().unwrap_or_default();
-        let language_ok = (2..=3).contains(&language.len())
-            && language.bytes().all(|b| b.is_ascii_alphabetic());
-        let rest_ok = subtags.all(|s| {
-            (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
-        });
+        let language_ok =
+            (2..=3).contains(&language.len()) && language.bytes().all(|b| b.is_ascii_alphabetic());
+        let rest_ok = subtags
+            .all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()));
         if language_ok && rest_ok {
             Ok(Self(tag.to_owned()))
         } else {
@@ -93,7 +92,10 @@ impl Localized for NameTranslation {
 /// and the caller shows its own words. An unparsable `wanted` finds none.
 pub fn pick<'a, T: Localized>(translations: &'a [T], wanted: Option<&str>) -> Option<&'a T> {
     let wanted = Locale::parse(wanted?).ok()?;
-    if let Some(exact) = translations.iter().find(|t| t.locale().same(wanted.as_str())) {
+    if let Some(exact) = translations
+        .iter()
+        .find(|t| t.locale().same(wanted.as_str()))
+    {
         return Some(exact);
     }
     let language = wanted.language();
@@ -202,7 +204,16 @@ mod tests {
         for good in ["ja", "en", "zh-Hans", "zh-Hant-TW", "es-419", "haw"] {
             assert!(Locale::parse(good).is_ok(), "{good}");
         }
-        for bad in ["", "e", "english", "en_US", "en-", "-en", "zh-toolongsubtag", "ja\u{0}"] {
+        for bad in [
+            "",
+            "e",
+            "english",
+            "en_US",
+            "en-",
+            "-en",
+            "zh-toolongsubtag",
+            "ja\u{0}",
+        ] {
             assert!(Locale::parse(bad).is_err(), "{bad}");
         }
         assert!(Locale::parse(&format!("en-{}", "a-".repeat(40))).is_err());

@@ -343,7 +343,10 @@ pub fn validate_menu_item(
     let item = MenuItem {
         restaurant_id: restaurant.id.clone(),
         name: check_name("name", &input.name, MAX_ITEM_NAME_CHARS)?,
-        price: Money::new(check_price("price", input.price)?, restaurant.currency.clone()),
+        price: Money::new(
+            check_price("price", input.price)?,
+            restaurant.currency.clone(),
+        ),
         available: input.available.unwrap_or(true),
         description: check_description(input.description)?,
         translations: check_translations(
@@ -406,7 +409,9 @@ pub fn reorder(menu: &[MenuItem], item: &MenuItemId, position: i64) -> Vec<MenuI
     let Some(moved) = menu.iter().find(|m| &m.id == item) else {
         return Vec::new();
     };
-    let at = usize::try_from(position.max(0)).unwrap_or(usize::MAX).min(order.len());
+    let at = usize::try_from(position.max(0))
+        .unwrap_or(usize::MAX)
+        .min(order.len());
     order.insert(at, moved);
     order
         .into_iter()

@@ -22,11 +22,11 @@ pub use menu::{
     StaffCall, Table, TaxSettingsChange, DEFAULT_CURRENCY, DEFAULT_PREP_SECONDS,
     MAX_DESCRIPTION_CHARS, MAX_ITEM_NAME_CHARS, MAX_PREP_SECONDS, MAX_RESTAURANT_NAME,
 };
+pub use money::{Currency, Money};
 pub use options::{
     check_option_groups, choose, ChosenOption, MenuOption, NewMenuOption, NewOptionGroup,
     OptionGroup, OptionGroupId, OptionId, MAX_GROUPS, MAX_OPTIONS_PER_GROUP,
 };
-pub use money::{Currency, Money};
 pub use order::{
     advance, build_order, cancel, fingerprint, validate_request, CancelRule, LineRequest, Order,
     OrderItem, OrderItemId, OrderStatus, PlaceOrderRequest, MAX_LINES, MAX_OPTIONS_PER_LINE,

@@ -318,7 +318,9 @@ mod tests {
         let groups = ramen_groups(&item);
         let ids: Vec<&str> = groups
             .iter()
-            .flat_map(|g| std::iter::once(g.id.as_str()).chain(g.options.iter().map(|o| o.id.as_str())))
+            .flat_map(|g| {
+                std::iter::once(g.id.as_str()).chain(g.options.iter().map(|o| o.id.as_str()))
+            })
             .collect();
         assert_eq!(ids.len(), 7);
         assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 7, "unique");
@@ -390,18 +392,26 @@ mod tests {
         assert_eq!(delta, 370);
         let names: Vec<&str> = picked.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["Firm", "Egg", "Pork"], "in the menu's order");
-        assert!(choose(&groups, &[id(1, 0)]).is_err(), "noodles are required");
-        assert!(choose(&groups, &[id(0, 0), id(0, 1)]).is_err(), "one noodle only");
+        assert!(
+            choose(&groups, &[id(1, 0)]).is_err(),
+            "noodles are required"
+        );
+        assert!(
+            choose(&groups, &[id(0, 0), id(0, 1)]).is_err(),
+            "one noodle only"
+        );
         assert!(choose(&groups, &[id(0, 0), id(0, 0)]).is_err(), "twice");
-        let stranger = ramen_groups(&MenuItemId::generate())[0].options[0].id.clone();
+        let stranger = ramen_groups(&MenuItemId::generate())[0].options[0]
+            .id
+            .clone();
         assert!(matches!(
             choose(&groups, &[id(0, 0), stranger]),
             Err(DomainError::BadInput(_))
         ));
-        let egg = id(1, 0);
+        let (soft, egg) = (id(0, 0), id(1, 0));
         groups[1].options[0].available = false;
         assert_eq!(
-            choose(&groups, &[id(0, 0), egg.clone()]),
+            choose(&groups, &[soft, egg.clone()]),
             Err(DomainError::OptionSoldOut(egg))
         );
     }

@@ -72,9 +72,7 @@ impl fmt::Display for OrderStatus {
 
 /// `<order id>_<line>`: a line of an order, named within its restaurant; it names its order,
 /// so the order of a line a client names is found without an index.
-#[derive(
-    Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct OrderItemId(String);
 
@@ -88,7 +86,10 @@ impl OrderItemId {
         let (order, line) = s.rsplit_once('_')?;
         let digits =
             !line.is_empty() && line.len() <= 3 && line.bytes().all(|b| b.is_ascii_digit());
-        Some((OrderId::parse(order)?, line.parse().ok().filter(|_| digits)?))
+        Some((
+            OrderId::parse(order)?,
+            line.parse().ok().filter(|_| digits)?,
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -244,7 +245,9 @@ pub fn validate_request(mut request: PlaceOrderRequest) -> Result<PlaceOrderRequ
             check_text("item note", note, MAX_LINE_NOTE_CHARS)?;
         }
         if line.option_ids.len() > MAX_OPTIONS_PER_LINE {
-            return bad(format!("a line chooses at most {MAX_OPTIONS_PER_LINE} options"));
+            return bad(format!(
+                "a line chooses at most {MAX_OPTIONS_PER_LINE} options"
+            ));
         }
         line.option_ids.sort();
         if let Some(twice) = line.option_ids.windows(2).find(|w| w[0] == w[1]) {
@@ -309,7 +312,9 @@ pub fn build_order(
             return Err(DomainError::SoldOut(item.id.clone()));
         }
         let (options, delta) = choose(&item.option_groups, &line.option_ids)?;
-        let unit_price = item.price.plus(&Money::new(delta, item.price.currency.clone()))?;
+        let unit_price = item
+            .price
+            .plus(&Money::new(delta, item.price.currency.clone()))?;
         total = total.plus(&unit_price.times(line.quantity)?)?;
         items.push(OrderItem {
             id: OrderItemId::new(&id, i64::try_from(items.len()).unwrap_or(i64::MAX)),
@@ -405,7 +410,7 @@ impl CancelRule {
     pub fn for_principal(principal: &Principal) -> CancelRule {
         match principal.role {
             Role::Customer => CancelRule::Customer,
-            _ => CancelRule::Staff,
+            Role::Staff | Role::Manager | Role::Admin => CancelRule::Staff,
         }
     }
 }
@@ -449,6 +454,7 @@ mod tests {
             currency: Currency::parse("JPY").unwrap(),
             time_zone: crate::domain::TimeZone::utc(),
             day_starts_at: crate::domain::BusinessDayStart::DEFAULT,
+            tax: Default::default(),
         }
     }
 
@@ -459,6 +465,15 @@ mod tests {
             name: format!("dish {price}"),
             price: Money::new(price, r.currency.clone()),
             available,
+            description: None,
+            translations: Vec::new(),
+            allergens: Vec::new(),
+            tax_category: Default::default(),
+            prep_seconds: 300,
+            option_groups: Vec::new(),
+            version: 1,
+            archived: false,
+            position: 0,
         }
     }
 
@@ -472,10 +487,12 @@ mod tests {
                     menu_item_id: item.id.clone(),
                     quantity: *quantity,
                     note: None,
+                    option_ids: Vec::new(),
                 })
                 .collect(),
             note: Some("no onions".into()),
             idempotency_key: "k1".into(),
+            service_mode: Default::default(),
         }
     }
 

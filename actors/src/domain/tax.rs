@@ -315,6 +315,17 @@ pub struct TaxSettings {
     pub rounding: TaxRounding,
 }
 
+/// No tax: prices as entered, every rate 0 %.
+impl Default for TaxSettings {
+    fn default() -> Self {
+        TaxSettings {
+            prices_include_tax: true,
+            rules: TaxRules::none(),
+            rounding: TaxRounding::Down,
+        }
+    }
+}
+
 impl TaxSettings {
     /// The settings of a restaurant created with none given, as `createRestaurant` documents
     /// them: prices include tax and rounding is DOWN for every currency; Japan's rules for

@@ -8,8 +8,8 @@ use tokio::time::Instant;
 use super::Deps;
 use crate::domain::{
     advance, build_order, cancel, fingerprint, next_ticket, ticket_day_after_change,
-    validate_request, validate_table_name, CancelRule, DomainError, EventKind,
-    MenuItem, MenuItemId, MenuItemUpdate, NewMenuItem, OptionId, Order, OrderId, OrderStatus,
+    validate_request, validate_table_name, CancelRule, DomainError, EventKind, MenuItem,
+    MenuItemId, MenuItemUpdate, NewMenuItem, OptionId, Order, OrderId, OrderStatus,
     PlaceOrderRequest, Principal, Restaurant, RestaurantSettings, SettingsChange, StaffCall, Table,
     TableId, TaxSettingsChange,
 };
@@ -471,7 +471,7 @@ impl RestaurantState {
     }
 
     async fn create_table(&self, by: &Principal, name: &str) -> Result<Table, CommandError> {
-        by.may_administer()?;
+        by.may_manage(&self.restaurant_id)?;
         let name = validate_table_name(name)?;
         let mut tx = self.begin(Lookup::NOTHING).await?;
         let table = Table {
@@ -494,7 +494,7 @@ impl RestaurantState {
         by: &Principal,
         settings: RestaurantSettings,
     ) -> Result<Restaurant, CommandError> {
-        by.may_configure(&self.restaurant_id)?;
+        by.may_manage(&self.restaurant_id)?;
         let change = SettingsChange::validate(settings)?;
         let now = self.deps.clock.now();
         let mut tx = self.begin(Lookup::NOTHING).await?;

@@ -17,7 +17,7 @@ impl RestaurantState {
         by: &Principal,
         input: NewMenuItem,
     ) -> Result<MenuItem, CommandError> {
-        by.may_configure(&self.restaurant_id)?;
+        by.may_manage(&self.restaurant_id)?;
         let mut tx = self.begin(Lookup::WHOLE_MENU).await?;
         let item = validate_menu_item(tx.restaurant(), input, tx.found().menu_items.len())?;
         tx.insert_menu_item(&item).await?;
@@ -38,7 +38,7 @@ impl RestaurantState {
         update: MenuItemUpdate,
         expected_version: Option<i64>,
     ) -> Result<MenuItem, CommandError> {
-        by.may_configure(&self.restaurant_id)?;
+        by.may_manage(&self.restaurant_id)?;
         let position = update.position;
         let lookup = match position {
             Some(_) => Lookup::WHOLE_MENU,
@@ -88,7 +88,7 @@ impl RestaurantState {
         by: &Principal,
         id: &MenuItemId,
     ) -> Result<MenuItem, CommandError> {
-        by.may_configure(&self.restaurant_id)?;
+        by.may_manage(&self.restaurant_id)?;
         let mut tx = self
             .begin(Lookup {
                 menu_items: std::slice::from_ref(id),
@@ -149,7 +149,7 @@ impl RestaurantState {
         by: &Principal,
         change: TaxSettingsChange,
     ) -> Result<Restaurant, CommandError> {
-        by.may_configure(&self.restaurant_id)?;
+        by.may_manage(&self.restaurant_id)?;
         let mut tx = self.begin(Lookup::NOTHING).await?;
         let before = tx.restaurant().clone();
         let after = Restaurant {

@@ -41,6 +41,7 @@ pub async fn seed(store: &MemoryStore) -> Seeded {
         currency: Currency::parse("JPY").expect("JPY is a currency"),
         time_zone: TimeZone::utc(),
         day_starts_at: BusinessDayStart::DEFAULT,
+        tax: Default::default(),
     };
     store
         .create_restaurant(&restaurant)
@@ -57,6 +58,15 @@ pub async fn seed(store: &MemoryStore) -> Seeded {
         name: "Ramen".into(),
         price: Money::new(900, restaurant.currency.clone()),
         available: true,
+        description: None,
+        translations: Vec::new(),
+        allergens: Vec::new(),
+        tax_category: Default::default(),
+        prep_seconds: 300,
+        option_groups: Vec::new(),
+        version: 1,
+        archived: false,
+        position: 0,
     };
     let mut tx = store
         .begin(&restaurant.id, Lookup::NOTHING)
@@ -228,9 +238,11 @@ impl RestaurantFixture {
                 menu_item_id: self.seeded.item.id.clone(),
                 quantity,
                 note: None,
+                option_ids: Vec::new(),
             }],
             note: None,
             idempotency_key: key.into(),
+            service_mode: Default::default(),
         }
     }
 
@@ -343,6 +355,16 @@ pub fn staff_of(restaurant: &RestaurantId) -> Principal {
         None,
     )
     .expect("a staff principal")
+}
+
+pub fn manager_of(restaurant: &RestaurantId) -> Principal {
+    Principal::new(
+        "manager".into(),
+        Role::Manager,
+        Some(restaurant.clone()),
+        None,
+    )
+    .expect("a manager principal")
 }
 
 pub fn seqs(events: &[Event]) -> Vec<i64> {
