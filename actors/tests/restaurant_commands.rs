@@ -364,9 +364,21 @@ async fn admins_create_tables_and_menu_items_that_can_be_ordered_at_once() {
         .contains(&table));
     assert_eq!(
         f.store.menu(f.id(), Freshness::Recent).await.expect("menu"),
-        [f.seeded.item.clone(), gyoza.clone(), hidden]
+        [f.seeded.item.clone(), gyoza.clone(), hidden.clone()]
     );
-    assert!(f.events().await.is_empty(), "setup changes publish nothing");
+    // A new table is no event; a new menu item is one, for the screens showing the menu.
+    let created: Vec<EventKind> = f.events().await.into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        created,
+        [
+            EventKind::MenuItemChanged {
+                menu_item: gyoza.clone()
+            },
+            EventKind::MenuItemChanged {
+                menu_item: hidden.clone()
+            }
+        ]
+    );
 
     let mut request = f.request("key-1", 2);
     request.table_id = table.id.clone();

@@ -19,6 +19,7 @@ mod framing;
 mod hostile;
 mod limits;
 mod live;
+mod menu;
 mod nodes;
 mod observability;
 mod orders;
