@@ -183,6 +183,15 @@ impl MenuItemUpdateInput {
     }
 }
 
+/// The restaurant of an item the caller manages: NOT_FOUND for another restaurant's,
+/// FORBIDDEN for one it may see but not change. Checked here too, so that a refused caller
+/// spawns no actor.
+async fn managed(ctx: &Context<'_>, item: &MenuItemId) -> ApiResult<RestaurantId> {
+    let restaurant = owner(ctx, Owned::MenuItem(item), "menu item").await?;
+    principal(ctx)?.may_manage(&restaurant)?;
+    Ok(restaurant)
+}
+
 #[derive(Default)]
 pub struct MenuMutation;
 
@@ -220,8 +229,7 @@ impl MenuMutation {
     ) -> ApiResult<MenuItem> {
         let id = parse_id("menuItemId", &menu_item_id, MenuItemId::parse)?;
         let update = input.into_update()?;
-        let restaurant = owner(ctx, Owned::MenuItem(&id), "menu item").await?;
-        principal(ctx)?.may_manage(&restaurant)?;
+        let restaurant = managed(ctx, &id).await?;
         let item = command(ctx, &restaurant, |by, reply| {
             RestaurantMsg::UpdateMenuItem {
                 by,
@@ -238,8 +246,7 @@ impl MenuMutation {
     /// Manager or admin: takes the item off the menu; orders already placed keep it.
     async fn archive_menu_item(&self, ctx: &Context<'_>, menu_item_id: ID) -> ApiResult<MenuItem> {
         let id = parse_id("menuItemId", &menu_item_id, MenuItemId::parse)?;
-        let restaurant = owner(ctx, Owned::MenuItem(&id), "menu item").await?;
-        principal(ctx)?.may_manage(&restaurant)?;
+        let restaurant = managed(ctx, &id).await?;
         let item = command(ctx, &restaurant, |by, reply| {
             RestaurantMsg::ArchiveMenuItem {
                 by,

@@ -44,7 +44,7 @@ struct Case {
     expected: [Outcome; 10],
 }
 
-const CASES: [Case; 13] = [
+const CASES: [Case; 17] = [
     Case {
         operation: "restaurant",
         field: "restaurant",
@@ -132,6 +132,35 @@ const CASES: [Case; 13] = [
             UNAUTH, UNAUTH, FORBID, FORBID, FORBID, FORBID, FORBID, Ok, FORBID, Ok,
         ],
     },
+    // Named by the item: another restaurant's item is missing, as an order is.
+    Case {
+        operation: "updateMenuItem",
+        field: "updateMenuItem",
+        expected: [
+            UNAUTH, UNAUTH, FORBID, FORBID, MISSING, FORBID, MISSING, Ok, MISSING, Ok,
+        ],
+    },
+    Case {
+        operation: "archiveMenuItem",
+        field: "archiveMenuItem",
+        expected: [
+            UNAUTH, UNAUTH, FORBID, FORBID, MISSING, FORBID, MISSING, Ok, MISSING, Ok,
+        ],
+    },
+    Case {
+        operation: "setOptionAvailability",
+        field: "setOptionAvailability",
+        expected: [
+            UNAUTH, UNAUTH, FORBID, FORBID, MISSING, Ok, MISSING, Ok, MISSING, Ok,
+        ],
+    },
+    Case {
+        operation: "setTaxSettings",
+        field: "setTaxSettings",
+        expected: [
+            UNAUTH, UNAUTH, FORBID, FORBID, FORBID, FORBID, FORBID, Ok, FORBID, Ok,
+        ],
+    },
 ];
 
 async fn authorization_matrix(server: &'static TestServer) {
@@ -197,6 +226,22 @@ fn outcome(response: &Gql, field: &str) -> Outcome {
 /// Operations that change an order get a fresh order each time.
 async fn request(server: &TestServer, f: &Fixture, operation: &str) -> (String, Value) {
     let fresh_order = || async { f.place(server, &uuid::Uuid::new_v4().to_string()).await };
+    // An item with one option, made by the admin; (item id, option id).
+    let fresh_item = || async {
+        let created = server
+            .gql(
+                Some(&f.admin),
+                "mutation($r: ID!) { createMenuItem(restaurantId: $r, input: {name: \"Tea\", \
+                 price: 200, optionGroups: [{name: \"Size\", minSelected: 0, maxSelected: 1, \
+                 options: [{name: \"L\", priceDelta: 50}]}]}) { id optionGroups { options { id } } } }",
+                json!({"r": f.restaurant}),
+            )
+            .await;
+        (
+            created.str("createMenuItem.id"),
+            created.str("createMenuItem.optionGroups.0.options.0.id"),
+        )
+    };
     let (query, variables) = match operation {
         "restaurant" => ("query($r: ID!) { restaurant(id: $r) { id menu { id } } }", json!({"r": f.restaurant})),
         "restaurant.tables" => ("query($r: ID!) { restaurant(id: $r) { tables { id } } }", json!({"r": f.restaurant})),
@@ -219,6 +264,22 @@ async fn request(server: &TestServer, f: &Fixture, operation: &str) -> (String, 
         "createTable" => ("mutation($r: ID!) { createTable(restaurantId: $r, name: \"T9\") { id } }", json!({"r": f.restaurant})),
         "createMenuItem" => (
             "mutation($r: ID!) { createMenuItem(restaurantId: $r, input: {name: \"Tea\", price: 200}) { id } }",
+            json!({"r": f.restaurant}),
+        ),
+        "updateMenuItem" => (
+            "mutation($m: ID!) { updateMenuItem(menuItemId: $m, input: {prepSeconds: 240}) { id } }",
+            json!({"m": fresh_item().await.0}),
+        ),
+        "archiveMenuItem" => (
+            "mutation($m: ID!) { archiveMenuItem(menuItemId: $m) { id } }",
+            json!({"m": fresh_item().await.0}),
+        ),
+        "setOptionAvailability" => (
+            "mutation($o: ID!) { setOptionAvailability(optionId: $o, available: false) { id } }",
+            json!({"o": fresh_item().await.1}),
+        ),
+        "setTaxSettings" => (
+            "mutation($r: ID!) { setTaxSettings(restaurantId: $r, input: {taxRounding: DOWN}) { id } }",
             json!({"r": f.restaurant}),
         ),
         other => panic!("no request for {other}"),
@@ -518,7 +579,7 @@ async fn a_manager_follows_its_restaurant_s_events_only() {
         .subscribe(
             "own",
             RESTAURANT_EVENTS,
-            json!({"r": f.restaurant, "after": 0}),
+            json!({"r": f.restaurant, "after": f.seq}),
         )
         .await;
     let order = f.place(server, "managed").await;

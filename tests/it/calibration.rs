@@ -170,6 +170,35 @@ fn longest_order(f: &Fixture, key: &str) -> Value {
     })
 }
 
+/// An item with the most the domain takes: 20 translations, every allergen, 20 option groups
+/// of 50 options (options untranslated: with 20 translations each the request would pass
+/// `ORDERHUB_MAX_BODY_BYTES`).
+fn largest_item(name: &str) -> Value {
+    const LOCALES: [&str; 20] = [
+        "en", "ja", "zh", "ko", "fr", "de", "es", "it", "pt", "ru", "ar", "hi", "th", "vi", "id",
+        "ms", "nl", "sv", "pl", "tr",
+    ];
+    let groups: Vec<Value> = (0..20)
+        .map(|g| {
+            let options: Vec<Value> = (0..50)
+                .map(|o| json!({"name": format!("option {o}"), "priceDelta": o}))
+                .collect();
+            json!({"name": format!("group {g}"), "minSelected": 0, "maxSelected": 50,
+                   "options": options})
+        })
+        .collect();
+    json!({
+        "name": name, "price": 1000, "description": "the largest item",
+        "translations": LOCALES.iter()
+            .map(|l| json!({"locale": l, "name": format!("{name} ({l})"), "description": "d"}))
+            .collect::<Vec<_>>(),
+        "allergens": ["EGG", "MILK", "WHEAT", "BUCKWHEAT", "PEANUT", "SHRIMP", "CRAB", "WALNUT",
+                      "TREE_NUTS", "SOY", "SESAME", "FISH", "MOLLUSCS", "CELERY", "MUSTARD",
+                      "SULPHITES", "LUPIN", "GLUTEN"],
+        "optionGroups": groups,
+    })
+}
+
 /// Every listed root field with the arguments that reach its documented maximum: the query,
 /// its variables, and who may send it.
 struct Operation {
@@ -187,6 +216,7 @@ fn operations(
     order: &str,
     changed: &mut impl Iterator<Item = String>,
     tag: &str,
+    largest: &(String, String),
 ) -> Vec<Operation> {
     let mut fresh = || changed.next().expect("enough orders to change");
     let mut operations = Vec::new();
@@ -235,6 +265,42 @@ fn operations(
                     "$r: ID!, $n: String!",
                     "updateRestaurant(restaurantId: $r, input: {name: $n})",
                     json!({"r": f.restaurant, "n": "Test Kitchen"}),
+                    &f.admin,
+                ),
+                "setMenuItemAvailability" => (
+                    "$m: ID!",
+                    "setMenuItemAvailability(menuItemId: $m, available: true)",
+                    json!({"m": f.menu[0]}),
+                    &f.staff,
+                ),
+                "createMenuItem" => (
+                    "$r: ID!, $i: MenuItemInput!",
+                    "createMenuItem(restaurantId: $r, input: $i)",
+                    json!({"r": f.restaurant, "i": largest_item(&format!("largest {tag}"))}),
+                    &f.admin,
+                ),
+                "updateMenuItem" => (
+                    "$m: ID!, $d: String",
+                    "updateMenuItem(menuItemId: $m, input: {description: $d})",
+                    json!({"m": largest.0, "d": format!("calibrated over {tag}")}),
+                    &f.admin,
+                ),
+                "archiveMenuItem" => (
+                    "$m: ID!",
+                    "archiveMenuItem(menuItemId: $m)",
+                    json!({"m": f.menu[2]}),
+                    &f.admin,
+                ),
+                "setOptionAvailability" => (
+                    "$o: ID!",
+                    "setOptionAvailability(optionId: $o, available: false)",
+                    json!({"o": largest.1}),
+                    &f.staff,
+                ),
+                "setTaxSettings" => (
+                    "$r: ID!",
+                    "setTaxSettings(restaurantId: $r, input: {taxRounding: DOWN})",
+                    json!({"r": f.restaurant}),
                     &f.admin,
                 ),
                 "restaurantEvents" => (
@@ -296,9 +362,21 @@ async fn documented_maxima_pass_with_the_full_selection_of_their_types() {
         orders.push(placed.str("placeOrder.id"));
     }
     let (read, mut changed) = (orders[0].clone(), orders[1..].iter().cloned());
+    let created = server
+        .gql(
+            Some(&f.admin),
+            "mutation($r: ID!, $i: MenuItemInput!) { createMenuItem(restaurantId: $r, input: $i) \
+             { id optionGroups { options { id } } } }",
+            json!({"r": f.restaurant, "i": largest_item("largest")}),
+        )
+        .await;
+    let largest = (
+        created.str("createMenuItem.id"),
+        created.str("createMenuItem.optionGroups.0.options.0.id"),
+    );
 
     // Over HTTP: queries and mutations.
-    let over_http = operations(&schema, &f, &read, &mut changed, "http");
+    let over_http = operations(&schema, &f, &read, &mut changed, "http", &largest);
     let listed: Vec<&str> = over_http.iter().map(|o| o.field.as_str()).collect();
     for expected in [
         "orders",
@@ -353,7 +431,7 @@ async fn documented_maxima_pass_with_the_full_selection_of_their_types() {
     assert!(refused.0["data"].is_null(), "{}", refused.0);
 
     // Over a WebSocket: every operation, each on a socket of its sender.
-    for op in operations(&schema, &f, &read, &mut changed, "ws") {
+    for op in operations(&schema, &f, &read, &mut changed, "ws", &largest) {
         let mut socket = WsClient::ready(server, TRANSPORT_WS, &op.token).await;
         socket.subscribe("1", &op.query, op.variables.clone()).await;
         let payload = socket.next_result("1").await;
@@ -363,7 +441,7 @@ async fn documented_maxima_pass_with_the_full_selection_of_their_types() {
 
     // The documented number of subscriptions on one connection, each with the full selection
     // of its type.
-    let subscriptions = operations(&schema, &f, &read, &mut changed, "subscriptions");
+    let subscriptions = operations(&schema, &f, &read, &mut changed, "subscriptions", &largest);
     let order_updated = subscriptions
         .iter()
         .find(|o| o.field == "orderUpdated")

@@ -162,7 +162,7 @@ async fn first_start_seeds_a_demo_and_tokens_survive_restarts() {
         .expect("the restaurant id is printed");
     let menu = gql(
         first.base.clone(),
-        "query($r: ID!) { restaurant(id: $r) { menu { id available } tables { id } timeZone businessDayStartsAt } }",
+        "query($r: ID!) { restaurant(id: $r) { menu { id available optionGroups { id } } tables { id } timeZone businessDayStartsAt } }",
         json!({"r": restaurant}),
         staff.clone(),
     )
@@ -176,8 +176,13 @@ async fn first_start_seeds_a_demo_and_tokens_survive_restarts() {
         menu["data"]["restaurant"]["businessDayStartsAt"], "04:00",
         "{menu}"
     );
-    let item = menu["data"]["restaurant"]["menu"][0]["id"]
-        .as_str()
+    // A dish without choices to make (the ramen wants its noodle firmness).
+    let item = menu["data"]["restaurant"]["menu"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|dish| dish["optionGroups"] == json!([]) && dish["available"] == json!(true))
+        .and_then(|dish| dish["id"].as_str())
         .expect("menu")
         .to_owned();
     let table = menu["data"]["restaurant"]["tables"][0]["id"]
@@ -305,18 +310,18 @@ async fn sigterm_closes_websockets_with_going_away_and_exits_cleanly() {
     let api = node.api();
     let f = api.fixture().await;
     let mut kitchen = WsClient::ready(&api, TRANSPORT_WS, &f.staff).await;
-    // From seq 0: the order below may commit before the subscription is live.
+    // From the menu's last event: the order below may commit before the subscription is live.
     kitchen
         .subscribe(
             "k",
             RESTAURANT_EVENTS,
-            json!({"r": f.restaurant, "after": 0}),
+            json!({"r": f.restaurant, "after": f.seq}),
         )
         .await;
     f.place(&api, "before-shutdown").await;
     assert_eq!(
         kitchen.next_result("k").await["data"]["restaurantEvents"]["seq"],
-        1
+        f.seq + 1
     );
     let status = tokio::task::spawn_blocking(move || node.terminate())
         .await

@@ -288,7 +288,10 @@ fn cases(s: &Scene) -> Vec<Case> {
         ));
     }
     let page = "orders(restaurantId: $r, first: 100) { edges { node { items { name note menuItemId quantity } } } }";
-    let complexity = format!("query($r: ID!) {{ a: {page} b: {page} c: {page} d: {page} }}");
+    let complexity = format!(
+        "query($r: ID!) {{ a: {page} b: {page} c: {page} d: {page} \
+         e: {page} f: {page} g: {page} h: {page} }}"
+    );
     let mut deep = String::from("query { __schema { types { fields { type ");
     deep.push_str(&"{ ofType ".repeat(20));
     deep.push_str("{ name }");

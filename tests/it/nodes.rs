@@ -107,8 +107,8 @@ async fn two_nodes_on(a_url: &str, b_url: &str) {
         .iter()
         .map(|e| e.seq)
         .collect();
-    // The orders, one advance, the order of the shared key.
-    let expected: Vec<i64> = (1..=2 * ORDERS_PER_NODE as i64 + 2).collect();
+    // The fixture's menu, the orders, one advance, the order of the shared key.
+    let expected: Vec<i64> = (1..=f.seq + 2 * ORDERS_PER_NODE as i64 + 2).collect();
     assert_eq!(seqs, expected, "one event per change, seq without gaps");
 }
 

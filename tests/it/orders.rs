@@ -549,10 +549,14 @@ async fn events_are_numbered_without_gaps(server: &'static TestServer) {
     let events = store.events(&restaurant, 0, 100).await.expect("events");
     let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
-    assert_eq!(seqs, [1, 2, 3, 4]);
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6, 7]);
     assert_eq!(
         kinds,
         [
+            // The fixture's three menu items.
+            "MenuItemChanged",
+            "MenuItemChanged",
+            "MenuItemChanged",
             "OrderPlaced",
             "OrderStatusChanged",
             "MenuItemAvailabilityChanged",
@@ -561,12 +565,12 @@ async fn events_are_numbered_without_gaps(server: &'static TestServer) {
     );
     assert_eq!(
         store
-            .events(&restaurant, 2, 100)
+            .events(&restaurant, 5, 100)
             .await
             .expect("events")
             .first()
             .map(|e| e.seq),
-        Some(3)
+        Some(6)
     );
 }
 

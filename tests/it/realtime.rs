@@ -105,7 +105,7 @@ async fn events_arrive_in_seq_order_without_gaps(server: &'static TestServer) {
     }
     let (warm_ups, first) = warm_up(server, &f, &mut kitchen).await;
     // Each client then gets every later event, from its first one on.
-    let last = warm_ups + 40;
+    let last = f.seq + warm_ups + 40;
     place_orders(server, &f, "order", 40).await;
     for (client, first) in kitchen.iter_mut().zip(first) {
         let expected: Vec<i64> = (first + 1..=last).collect();
@@ -130,15 +130,20 @@ async fn resuming_with_after_misses_nothing(server: &'static TestServer) {
     let f = server.fixture().await;
     let mut client = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
     // From the start: the first orders reach it whether its channel has joined yet or not.
+    // The n-th event after the fixture's menu.
+    let nth = |n: i64| f.seq + n;
     client
         .subscribe(
             "a",
             RESTAURANT_EVENTS,
-            json!({"r": f.restaurant, "after": 0}),
+            json!({"r": f.restaurant, "after": nth(0)}),
         )
         .await;
     place_orders(server, &f, "before", 5).await;
-    assert_eq!(seqs(&mut client, "a", 5).await, [1, 2, 3, 4, 5]);
+    assert_eq!(
+        seqs(&mut client, "a", 5).await,
+        (1..=5).map(nth).collect::<Vec<_>>()
+    );
     client.close().await;
 
     place_orders(server, &f, "while-away", 6).await;
@@ -147,14 +152,17 @@ async fn resuming_with_after_misses_nothing(server: &'static TestServer) {
         .subscribe(
             "b",
             RESTAURANT_EVENTS,
-            json!({"r": f.restaurant, "after": 5}),
+            json!({"r": f.restaurant, "after": nth(5)}),
         )
         .await;
-    assert_eq!(seqs(&mut resumed, "b", 6).await, [6, 7, 8, 9, 10, 11]);
+    assert_eq!(
+        seqs(&mut resumed, "b", 6).await,
+        (6..=11).map(nth).collect::<Vec<_>>()
+    );
     place_orders(server, &f, "after-resume", 2).await;
-    assert_eq!(seqs(&mut resumed, "b", 2).await, [12, 13]);
+    assert_eq!(seqs(&mut resumed, "b", 2).await, [nth(12), nth(13)]);
 
-    // From the beginning, and from the very end.
+    // From the beginning (the menu's events first), and from the very end.
     let mut replay = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
     replay
         .subscribe(
@@ -167,11 +175,11 @@ async fn resuming_with_after_misses_nothing(server: &'static TestServer) {
         .subscribe(
             "d",
             RESTAURANT_EVENTS,
-            json!({"r": f.restaurant, "after": 13}),
+            json!({"r": f.restaurant, "after": nth(13)}),
         )
         .await;
-    let all: Vec<i64> = (1..=13).collect();
-    assert_eq!(seqs(&mut replay, "c", 13).await, all);
+    let all: Vec<i64> = (1..=nth(13)).collect();
+    assert_eq!(seqs(&mut replay, "c", all.len()).await, all);
     f.place(server, "one-more").await;
     let mut got = vec![];
     for _ in 0..2 {
@@ -184,7 +192,10 @@ async fn resuming_with_after_misses_nothing(server: &'static TestServer) {
     got.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         got,
-        [("c".to_owned(), json!(14)), ("d".to_owned(), json!(14))]
+        [
+            ("c".to_owned(), json!(nth(14))),
+            ("d".to_owned(), json!(nth(14)))
+        ]
     );
 }
 
@@ -386,7 +397,8 @@ async fn events_that_were_never_published_still_arrive() {
     )
     .await;
     place_orders(&writer, &f, "elsewhere", 3).await;
-    assert_eq!(seqs(&mut kitchen, "k", 3).await, [1, 2, 3]);
+    let expected: Vec<i64> = (f.seq + 1..=f.seq + 3).collect();
+    assert_eq!(seqs(&mut kitchen, "k", 3).await, expected);
 }
 
 /// `healthy` subscribers read `events` events placed by 4 writers; returns every delivery's
@@ -565,7 +577,8 @@ async fn off_the_shelf_clients_of_both_subprotocols_work() {
                     .expect("an event")
             })
             .collect();
-        assert_eq!(seqs, ["1", "2", "3", "4", "5"], "{protocol}");
+        let expected: Vec<String> = (f.seq + 1..=f.seq + 5).map(|s| s.to_string()).collect();
+        assert_eq!(seqs, expected, "{protocol}");
         assert!(child.wait().expect("node exits").success(), "{protocol}");
     }
 }
@@ -600,7 +613,7 @@ async fn resuming_past_the_newest_event_is_history_gone_with_the_newest_seq(
 ) {
     let f = server.fixture().await;
     place_orders(server, &f, "before", 3).await;
-    let mut newest = 3;
+    let mut newest = f.seq + 3;
     for protocol in [TRANSPORT_WS, LEGACY] {
         for (form, in_cohort) in [("cohort", true), ("own", false)] {
             let request = |after: i64| match in_cohort {
@@ -671,8 +684,9 @@ async fn history_gone_after_retention(url: &str) {
         "{refused}"
     );
     // The newest seq, to resume from once the state is reloaded.
+    let newest = f.seq + 3;
     assert_eq!(
-        refused["payload"][0]["extensions"]["lastSeq"], 3,
+        refused["payload"][0]["extensions"]["lastSeq"], newest,
         "{refused}"
     );
     // Up to date needs no history, and goes on live: the next order comes once it is. The node
@@ -687,12 +701,12 @@ async fn history_gone_after_retention(url: &str) {
         .subscribe(
             "live",
             RESTAURANT_EVENTS,
-            json!({"r": f.restaurant, "after": 3}),
+            json!({"r": f.restaurant, "after": newest}),
         )
         .await;
     alive(1).await;
     f.place(&server, "new").await;
-    assert_eq!(seqs(&mut client, "live", 1).await, [4]);
+    assert_eq!(seqs(&mut client, "live", 1).await, [newest + 1]);
 }
 
 /// Kitchens of one restaurant that sent the same document share one execution (a cohort):
@@ -766,17 +780,17 @@ async fn subscribers_of_the_same_events_share_one_execution() {
         )
         .await;
         let mut client = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
-        let variables = json!({"r": f.restaurant, "after": after});
+        let variables = json!({"r": f.restaurant, "after": f.seq + after});
         client.subscribe("k", RESTAURANT_EVENTS, variables).await;
         resumed.push((after, client));
     }
     placing.await.expect("placed");
-    let all: Vec<i64> = (1..=ORDERS).collect();
+    let all: Vec<i64> = (f.seq + 1..=f.seq + ORDERS).collect();
     for client in &mut live {
         assert_eq!(seqs(client, "k", ORDERS as usize).await, all);
     }
     for (after, client) in &mut resumed {
-        let expected: Vec<i64> = (*after + 1..=ORDERS).collect();
+        let expected: Vec<i64> = (f.seq + *after + 1..=f.seq + ORDERS).collect();
         assert_eq!(seqs(client, "k", expected.len()).await, expected);
     }
     let mut others = Vec::new();

@@ -218,7 +218,7 @@ async fn an_event_has_the_shape_of_its_selection(server: &'static TestServer) {
     let f = server.fixture().await;
     let selection =
         "restaurantEvents(restaurantId: $r, after: AFTER) { ... on StaffCalled { call { id } } }";
-    let mut seen = 0;
+    let mut seen = f.seq;
     for protocol in [TRANSPORT_WS, LEGACY] {
         for (form, query) in [
             (

@@ -28,7 +28,7 @@ async fn a_stopped_node_leaves_no_task_behind() {
     // Work for every kind of task: a restaurant actor, a channel with a subscription, the bus.
     let f = api.fixture().await;
     let mut kitchen = WsClient::ready(&api, TRANSPORT_WS, &f.staff).await;
-    let variables = json!({"r": f.restaurant, "after": 0});
+    let variables = json!({"r": f.restaurant, "after": f.seq});
     kitchen.subscribe("k", RESTAURANT_EVENTS, variables).await;
     f.place(&api, "before-stop").await;
     let first = kitchen.next_result("k").await;

@@ -110,7 +110,9 @@ async fn a_panicking_subscription_actor_ends_that_subscription_alone() {
     let f = server.fixture().await;
     let failed_before = server.channels.failed_subscribers();
     let mut kitchen = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
-    let variables = json!({"r": f.restaurant, "after": 0});
+    // The n-th event after the fixture's menu.
+    let nth = |n: i64| f.seq + n;
+    let variables = json!({"r": f.restaurant, "after": nth(0)});
     // "a" and "b" share a cohort (one execution, two subscription actors); "c" runs apart.
     kitchen.subscribe("a", SEQS, variables.clone()).await;
     kitchen.subscribe("b", SEQS, variables.clone()).await;
@@ -119,7 +121,10 @@ async fn a_panicking_subscription_actor_ends_that_subscription_alone() {
     for _ in 0..3 {
         let message = kitchen.recv().await.json();
         assert_eq!(message["type"], "next", "{message}");
-        assert_eq!(message["payload"]["data"]["restaurantEvents"]["seq"], 1);
+        assert_eq!(
+            message["payload"]["data"]["restaurantEvents"]["seq"],
+            nth(1)
+        );
     }
     panic_next(Target::Subscription, &restaurant(&f));
     f.place(server, "second").await;
@@ -132,11 +137,14 @@ async fn a_panicking_subscription_actor_ends_that_subscription_alone() {
         let id = message["id"].as_str().expect("id").to_owned();
         match message["type"].as_str() {
             Some("next") => {
-                assert_eq!(message["payload"]["data"]["restaurantEvents"]["seq"], 2);
+                assert_eq!(
+                    message["payload"]["data"]["restaurantEvents"]["seq"],
+                    nth(2)
+                );
                 survived.push(id);
             }
             _ => {
-                assert_ended_with_last_seq(&message, 1);
+                assert_ended_with_last_seq(&message, nth(1));
                 ended.push(id);
             }
         }
@@ -144,15 +152,18 @@ async fn a_panicking_subscription_actor_ends_that_subscription_alone() {
     assert_eq!(ended.len(), 1, "one ended: {ended:?}, {survived:?}");
     assert_eq!(server.channels.failed_subscribers(), failed_before + 1);
     kitchen
-        .subscribe("resumed", SEQS, json!({"r": f.restaurant, "after": 1}))
+        .subscribe("resumed", SEQS, json!({"r": f.restaurant, "after": nth(1)}))
         .await;
-    assert_eq!(next(&mut kitchen, "resumed").await, Ok(2));
+    assert_eq!(next(&mut kitchen, "resumed").await, Ok(nth(2)));
     f.place(server, "third").await;
     let mut thirds = Vec::new();
     for _ in 0..3 {
         let message = kitchen.recv().await.json();
         assert_eq!(message["type"], "next", "{message}");
-        assert_eq!(message["payload"]["data"]["restaurantEvents"]["seq"], 3);
+        assert_eq!(
+            message["payload"]["data"]["restaurantEvents"]["seq"],
+            nth(3)
+        );
         thirds.push(message["id"].as_str().expect("id").to_owned());
     }
     thirds.sort();
@@ -177,16 +188,16 @@ async fn a_panicking_channel_actor_ends_its_subscriptions_with_last_seq_and_come
     );
     let mut kitchen = WsClient::ready(server, TRANSPORT_WS, &f.staff).await;
     kitchen
-        .subscribe("k", SEQS, json!({"r": f.restaurant, "after": 0}))
+        .subscribe("k", SEQS, json!({"r": f.restaurant, "after": f.seq}))
         .await;
     f.place(server, "first").await;
-    assert_eq!(next(&mut kitchen, "k").await, Ok(1));
+    assert_eq!(next(&mut kitchen, "k").await, Ok(f.seq + 1));
     panic_next(Target::Channel, &restaurant(&f));
     f.place(server, "second").await;
     let ended = next(&mut kitchen, "k")
         .await
         .expect_err("the subscription ends");
-    assert_ended_with_last_seq(&ended, 1);
+    assert_ended_with_last_seq(&ended, f.seq + 1);
     eventually(
         "the supervisor restarts the channel",
         Duration::from_secs(10),
@@ -200,11 +211,19 @@ async fn a_panicking_channel_actor_ends_its_subscriptions_with_last_seq_and_come
     );
 
     kitchen
-        .subscribe("again", SEQS, json!({"r": f.restaurant, "after": 1}))
+        .subscribe(
+            "again",
+            SEQS,
+            json!({"r": f.restaurant, "after": f.seq + 1}),
+        )
         .await;
-    assert_eq!(next(&mut kitchen, "again").await, Ok(2));
+    assert_eq!(next(&mut kitchen, "again").await, Ok(f.seq + 2));
     f.place(server, "third").await;
-    assert_eq!(next(&mut kitchen, "again").await, Ok(3), "live again");
+    assert_eq!(
+        next(&mut kitchen, "again").await,
+        Ok(f.seq + 3),
+        "live again"
+    );
     assert_eq!(
         server.channels.restarts(),
         restarts + 1,
@@ -274,7 +293,7 @@ async fn a_panicking_bus_connection_is_restarted_and_its_channels_catch_up() {
     let f = writer.api.fixture().await;
     let mut kitchen = WsClient::ready(&reader.api, TRANSPORT_WS, &f.staff).await;
     kitchen
-        .subscribe("k", SEQS, json!({"r": f.restaurant, "after": 0}))
+        .subscribe("k", SEQS, json!({"r": f.restaurant, "after": f.seq}))
         .await;
     // The reader's channel is live once Redis has its SUBSCRIBE; once a first event has come
     // through, the catch-up that follows the SUBSCRIBE is behind it too.
@@ -285,14 +304,14 @@ async fn a_panicking_bus_connection_is_restarted_and_its_channels_catch_up() {
     )
     .await;
     f.place(&writer.api, "live").await;
-    assert_eq!(next(&mut kitchen, "k").await, Ok(1));
+    assert_eq!(next(&mut kitchen, "k").await, Ok(f.seq + 1));
     let failures = failed_bus_restarts(&reader.api).await;
 
     // Alone: nothing but the new connection's catch-up can bring it.
     let started = Instant::now();
     panic_next(Target::BusConnection, &restaurant(&f));
     f.place(&writer.api, "the-actor-dies-on-it").await;
-    assert_eq!(next(&mut kitchen, "k").await, Ok(2));
+    assert_eq!(next(&mut kitchen, "k").await, Ok(f.seq + 2));
     eprintln!(
         "the event the actor died on arrived after {:?}",
         started.elapsed()
@@ -308,12 +327,15 @@ async fn a_panicking_bus_connection_is_restarted_and_its_channels_catch_up() {
     for _ in 0..4 {
         seqs.push(next(&mut kitchen, "k").await);
     }
-    assert_eq!(seqs, [Ok(3), Ok(4), Ok(5), Ok(6)]);
+    assert_eq!(
+        seqs,
+        [Ok(f.seq + 3), Ok(f.seq + 4), Ok(f.seq + 5), Ok(f.seq + 6)]
+    );
     wait_for_failed_bus_restarts(&reader.api, failures + 2.0).await;
 
     // Live again, and nothing came twice: the next message is the next event.
     f.place(&writer.api, "live-again").await;
-    assert_eq!(next(&mut kitchen, "k").await, Ok(7));
+    assert_eq!(next(&mut kitchen, "k").await, Ok(f.seq + 7));
     eprintln!("both restarts and catch-ups took {:?}", started.elapsed());
 
     kitchen.close().await;

@@ -350,6 +350,8 @@ impl Api {
             menu.push(item.str("createMenuItem.id"));
         }
         Fixture {
+            // One MenuItemChanged per item created.
+            seq: menu.len() as i64,
             staff: self.token(Role::Staff, Some(&restaurant), None),
             customer: self.token(Role::Customer, Some(&restaurant), Some(&tables[0])),
             other_customer: self.token(Role::Customer, Some(&restaurant), Some(&tables[1])),
@@ -368,6 +370,9 @@ pub struct Fixture {
     pub tables: Vec<String>,
     /// Ramen 900, Gyoza 450, Special 1500 (sold out).
     pub menu: Vec<String>,
+    /// The restaurant's newest seq once set up: its menu's events. A test's own first event
+    /// is `seq + 1`.
+    pub seq: i64,
     pub admin: String,
     pub staff: String,
     pub customer: String,
