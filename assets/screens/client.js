@@ -360,3 +360,31 @@ export function age(since, now = Date.now()) {
   if (minutes < 60) return `${minutes} min`;
   return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")}`;
 }
+
+/**
+ * The tag of `available` that best suits a reader who prefers `preferred` (BCP 47 tags, most
+ * preferred first, as `navigator.languages`): for each preferred tag in turn, an available tag
+ * equal to it (case aside), else one of the same language (`en-US` finds `en`); null when none
+ * fits. RFC 4647's lookup, with the primary language subtag as the only fallback.
+ */
+export function matchLocale(preferred, available) {
+  const lower = (tag) => String(tag).toLowerCase();
+  const language = (tag) => lower(tag).split("-")[0];
+  for (const wanted of preferred) {
+    if (!wanted) continue;
+    const exact = available.find((tag) => tag && lower(tag) === lower(wanted));
+    if (exact) return exact;
+    const same = available.find((tag) => tag && language(tag) === language(wanted));
+    if (same) return same;
+  }
+  return null;
+}
+
+/** A language's name in that language ("日本語", "English"), for a language switch. */
+export function languageName(tag) {
+  try {
+    return new Intl.DisplayNames([tag], { type: "language" }).of(tag) ?? tag;
+  } catch {
+    return tag;
+  }
+}

@@ -35,12 +35,17 @@ const AGE_WARN = 8;
 const AGE_LATE = 15;
 
 const ORDER = `fragment Ticket on Order {
-  id number status version tableId note placedAt updatedAt
-  items { menuItemId name quantity note }
+  id number status version tableId note placedAt updatedAt serviceMode
+  items { menuItemId name quantity note options { optionId groupName name } }
+}`;
+/** A menu item as the board's menu sheet shows it: sold out or not, and each of its options. */
+const STOCK = `fragment Stock on MenuItem {
+  id name available price { amount currency }
+  optionGroups { id name options { id name available } }
 }`;
 const RESTAURANT = `query Kitchen($r: ID!, $seq: Int) { restaurant(id: $r, atLeastSeq: $seq) {
-  name currency timeZone tables { id name } menu { id name available price { amount currency } }
-} }`;
+  name currency timeZone tables { id name } menu { ...Stock }
+} } ${STOCK}`;
 const TABLES = `query Tables($r: ID!, $seq: Int) { restaurant(id: $r, atLeastSeq: $seq) { tables { id name } } }`;
 const OPEN_ORDERS = `query OpenOrders($r: ID!, $after: String) {
   orders(restaurantId: $r, statuses: [PLACED, ACCEPTED, PREPARING, READY], first: 100, after: $after) {
@@ -55,10 +60,11 @@ const EVENTS = `subscription Board($r: ID!, $after: Int) {
     __typename seq at
     ... on OrderPlaced { order { ...Ticket } }
     ... on OrderStatusChanged { from order { ...Ticket } }
-    ... on MenuItemAvailabilityChanged { menuItem { id name available price { amount currency } } }
+    ... on MenuItemAvailabilityChanged { menuItem { ...Stock } }
+    ... on MenuItemChanged { archived menuItem { ...Stock } }
     ... on StaffCalled { call { id tableId message at } }
   }
-} ${ORDER}`;
+} ${ORDER} ${STOCK}`;
 const ADVANCE = `mutation Advance($o: ID!, $to: OrderStatus!, $v: Int) {
   advanceOrder(orderId: $o, to: $to, expectedVersion: $v) { ...Ticket }
 } ${ORDER}`;
@@ -66,8 +72,13 @@ const CANCEL = `mutation Cancel($o: ID!, $reason: String!) {
   cancelOrder(orderId: $o, reason: $reason) { ...Ticket }
 } ${ORDER}`;
 const AVAILABILITY = `mutation Availability($m: ID!, $a: Boolean!) {
-  setMenuItemAvailability(menuItemId: $m, available: $a) { id name available price { amount currency } }
-}`;
+  setMenuItemAvailability(menuItemId: $m, available: $a) { ...Stock }
+} ${STOCK}`;
+const OPTION_AVAILABILITY = `mutation OptionAvailability($o: ID!, $a: Boolean!) {
+  setOptionAvailability(optionId: $o, available: $a) { ...Stock }
+} ${STOCK}`;
+/** How the order leaves the kitchen, when the cook must know (eat-in is the usual case). */
+const MODES = { TAKEOUT: "Takeout" };
 
 const $ = (id) => document.getElementById(id);
 
@@ -193,6 +204,16 @@ class Board {
         this.menu.set(event.menuItem.id, event.menuItem);
         this.renderMenu();
         break;
+      case "MenuItemChanged":
+        // Created, changed, archived, or one of its options sold out or back.
+        if (event.archived) this.menu.delete(event.menuItem.id);
+        else this.menu.set(event.menuItem.id, event.menuItem);
+        this.renderMenu();
+        break;
+      default:
+        // Events this board does not show (visits, restaurant settings, newer kinds) still
+        // count in seq order above.
+        break;
       case "StaffCalled":
         if (!this.dismissed.has(event.call.id)) {
           this.calls.set(event.call.id, event.call);
@@ -287,6 +308,16 @@ class Board {
     this.apply(cancelOrder);
   }
 
+  async setOptionAvailable(item, option, available) {
+    try {
+      const { setOptionAvailability } = await gql(this.token, OPTION_AVAILABILITY, { o: option.id, a: available });
+      this.menu.set(item.id, setOptionAvailability);
+      this.renderMenu();
+    } catch (error) {
+      this.problem(`${item.name} — ${option.name}: ${error.message}`);
+    }
+  }
+
   async setAvailable(item, available) {
     try {
       const { setMenuItemAvailability } = await gql(this.token, AVAILABILITY, { m: item.id, a: available });
@@ -368,8 +399,14 @@ class Board {
         el("span", { class: "table" }, this.tables.get(order.tableId) ?? "Table ?"),
         el("span", { class: "age", title: `placed ${clockTime(order.placedAt, this.timeZone)}` },
           age(order.placedAt, now))),
+      MODES[order.serviceMode] ? el("p", { class: "mode", "data-mode": order.serviceMode }, MODES[order.serviceMode]) : null,
       el("ul", { class: "items" }, order.items.map((item) => el("li", {},
         el("span", { class: "qty" }, `${item.quantity}×`), " ", item.name,
+        // The options change what the cook does: on their own line, in bold.
+        item.options?.length
+          ? el("span", { class: "options" }, item.options.flatMap((option, i) => [
+            i > 0 ? " · " : null, el("span", { class: "option", title: option.groupName }, option.name)]))
+          : null,
         item.note ? el("span", { class: "line-note" }, item.note) : null))),
       order.note ? el("p", { class: "note" }, order.note) : null,
       el("footer", {},
@@ -413,13 +450,23 @@ class Board {
   }
 
   renderMenu() {
-    $("menu-items").replaceChildren(...[...this.menu.values()].map((item) => el("li", {},
+    $("menu-items").replaceChildren(...[...this.menu.values()].map((item) => el("li", { "data-id": item.id },
       el("button", {
         type: "button",
         class: item.available ? "available" : "sold-out",
         "aria-pressed": String(!item.available),
         onclick: () => this.setAvailable(item, !item.available),
-      }, el("span", {}, item.name), el("span", { class: "state" }, item.available ? "Available" : "Sold out")))));
+      }, el("span", {}, item.name), el("span", { class: "state" }, item.available ? "Available" : "Sold out")),
+      (item.optionGroups ?? []).some((group) => group.options.length)
+        ? el("div", { class: "stock-options" }, item.optionGroups.flatMap((group) => group.options).map((option) =>
+          el("button", {
+            type: "button",
+            class: `chip ${option.available ? "available" : "sold-out"}`,
+            "data-option-id": option.id,
+            "aria-pressed": String(!option.available),
+            onclick: () => this.setOptionAvailable(item, option, !option.available),
+          }, option.name)))
+        : null)));
   }
 }
 

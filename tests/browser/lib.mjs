@@ -37,8 +37,11 @@ export async function eventually(what, probe, ms = 10000) {
   }
 }
 
-/** Runs a scenario with a fresh Chromium profile, removed afterwards; exits with its outcome. */
-export async function run(scenario) {
+/**
+ * Runs a scenario with a fresh Chromium profile, removed afterwards; exits with its outcome.
+ * `options.locale` (e.g. "en-US") sets the browser's language, as navigator.languages reports it.
+ */
+export async function run(scenario, options = {}) {
   const profile = mkdtempSync(join(tmpdir(), "orderhub-chromium-"));
   let context;
   let status = 0;
@@ -48,6 +51,7 @@ export async function run(scenario) {
       headless: true,
       timeout: 30000,
       viewport: { width: 1280, height: 800 },
+      locale: options.locale,
       args: [
         "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-quic",

@@ -480,3 +480,99 @@ fn the_kitchen_screen_recovers_from_a_seq_past_the_newest_event() {
     scenario.passes();
     drop(node);
 }
+
+/// Creates a menu item in the fixture's restaurant as admin; returns its id.
+async fn create_item(server: &Api, f: &Fixture, item: serde_json::Value) -> String {
+    server
+        .gql(
+            Some(&f.admin),
+            "mutation($r: ID!, $i: MenuItemInput!) { createMenuItem(restaurantId: $r, input: $i) { id } }",
+            json!({"r": f.restaurant, "i": item}),
+        )
+        .await
+        .str("createMenuItem.id")
+}
+
+/// In the fixture's restaurant (JPY: Japan's rules, prices with tax, rounded down), a ramen
+/// with noodle firmness (one of two) and toppings (up to two of four), and a beer. A guest's
+/// phone in English orders two ramen with firm noodles, egg and chashu, and a beer, to take
+/// away: the kitchen ticket shows the options, the guest the taxes computed by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeout_ramen_with_options_shows_them_in_the_kitchen_and_its_taxes_to_the_guest() {
+    let server = sqlite();
+    let f = server.fixture().await;
+    create_item(
+        server,
+        &f,
+        json!({
+            "name": "醤油ラーメン", "price": 950, "allergens": ["WHEAT", "EGG", "SOY"],
+            "description": "鶏ガラ醤油",
+            "translations": [
+                {"locale": "en", "name": "Shoyu ramen", "description": "Chicken and soy"},
+                {"locale": "zh-Hans", "name": "酱油拉面"}
+            ],
+            "optionGroups": [
+                {"name": "麺のかたさ", "minSelected": 1, "maxSelected": 1,
+                 "translations": [{"locale": "en", "name": "Noodles"}],
+                 "options": [
+                     {"name": "やわらかめ", "priceDelta": 0,
+                      "translations": [{"locale": "en", "name": "Soft"}]},
+                     {"name": "かため", "priceDelta": 0,
+                      "translations": [{"locale": "en", "name": "Firm"}]}]},
+                {"name": "トッピング", "minSelected": 0, "maxSelected": 2,
+                 "translations": [{"locale": "en", "name": "Toppings"}],
+                 "options": [
+                     {"name": "味玉", "priceDelta": 150,
+                      "translations": [{"locale": "en", "name": "Egg"}]},
+                     {"name": "チャーシュー", "priceDelta": 250,
+                      "translations": [{"locale": "en", "name": "Chashu"}]},
+                     {"name": "のり", "priceDelta": 100,
+                      "translations": [{"locale": "en", "name": "Nori"}]},
+                     {"name": "メンマ", "priceDelta": 120,
+                      "translations": [{"locale": "en", "name": "Bamboo shoots"}]}]}
+            ]
+        }),
+    )
+    .await;
+    create_item(
+        server,
+        &f,
+        json!({"name": "Beer", "price": 600, "taxCategory": "ALCOHOL", "allergens": ["WHEAT", "GLUTEN"]}),
+    )
+    .await;
+    in_browser("options.mjs", &server.base, &f);
+
+    // The server's account of the order agrees with the page.
+    let orders = server
+        .gql(
+            Some(&f.staff),
+            "query($r: ID!) { orders(restaurantId: $r, first: 10) { edges { node { \
+             serviceMode grandTotal { amount } taxes { basisPoints base { amount } tax { amount } } \
+             items { quantity options { name } } } } } }",
+            json!({"r": f.restaurant}),
+        )
+        .await;
+    let order = orders.at("orders.edges.0.node");
+    assert_eq!(order["serviceMode"], json!("TAKEOUT"));
+    assert_eq!(
+        order["taxes"],
+        json!([
+            {"basisPoints": 800, "base": {"amount": 2700}, "tax": {"amount": 200}},
+            {"basisPoints": 1000, "base": {"amount": 600}, "tax": {"amount": 54}}
+        ])
+    );
+    assert_eq!(order["grandTotal"]["amount"], json!(3300));
+    assert_eq!(
+        order["items"][0]["options"],
+        json!([{"name": "かため"}, {"name": "味玉"}, {"name": "チャーシュー"}])
+    );
+    for name in [
+        "options-chooser-390x844",
+        "options-customer-390x844",
+        "options-kitchen-1280x800",
+    ] {
+        let path = screenshots_dir().join(format!("{name}.png"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{path:?} is saved"));
+        assert!(bytes.starts_with(b"\x89PNG"), "{path:?} is a PNG");
+    }
+}
