@@ -169,7 +169,7 @@ async fn join_at_once(api: &Api, form: Form, size: usize) {
     for i in 0..ORDERS {
         f.place(api, &format!("order-{i}")).await;
     }
-    let last_seq = i64::try_from(placed + ORDERS).expect("small");
+    let last_seq = f.seq + i64::try_from(placed + ORDERS).expect("small");
     target.send_replace(Some(last_seq));
     for (n, reader) in readers.into_iter().enumerate() {
         let seqs = match reader.await.expect("reader") {

@@ -511,7 +511,7 @@ async fn a_stalled_client_is_cut_alone_and_resumes() {
     );
 
     // The stalled client now reads what reached it: events in order, then the cut.
-    let mut last_seq = 0;
+    let mut last_seq = f.seq;
     let cut = loop {
         match stalled.recv().await {
             Incoming::Json(message) if message["type"] == "next" => {
@@ -533,7 +533,7 @@ async fn a_stalled_client_is_cut_alone_and_resumes() {
         Incoming::Closed(code, _) => assert!(matches!(code, Some(4508) | None), "{cut:?}"),
     }
     assert!(
-        last_seq < EVENTS as i64,
+        last_seq < f.seq + EVENTS as i64,
         "the stalled client was cut before the end"
     );
     let mut resumed = WsClient::ready(&server, TRANSPORT_WS, &f.staff).await;
@@ -544,7 +544,7 @@ async fn a_stalled_client_is_cut_alone_and_resumes() {
             json!({"r": f.restaurant, "after": last_seq}),
         )
         .await;
-    let rest: Vec<i64> = ((last_seq + 1)..=EVENTS as i64).collect();
+    let rest: Vec<i64> = ((last_seq + 1)..=f.seq + EVENTS as i64).collect();
     assert_eq!(seqs(&mut resumed, "r", rest.len()).await, rest);
 }
 
