@@ -201,7 +201,6 @@ pub async fn run(
     // Subscribe everyone, a few at a time (this is not the storm scenario).
     let gate = Arc::new(Semaphore::new(64));
     let mut connecting = Vec::new();
-    let after = (!params.live).then_some(0);
     for i in 0..params.subscribers + params.stalled {
         let restaurant = i % r_count;
         let token = signer.staff(&restaurants[restaurant].id, i)?;
@@ -212,7 +211,12 @@ pub async fn run(
         connecting.push(tokio::spawn(async move {
             let _permit = gate.acquire().await;
             target
-                .subscribe(&token, &restaurants[restaurant].id, after, recv_buffer)
+                .subscribe(
+                    &token,
+                    &restaurants[restaurant].id,
+                    (!params.live).then_some(restaurants[restaurant].seq),
+                    recv_buffer,
+                )
                 .await
         }));
     }

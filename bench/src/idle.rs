@@ -66,7 +66,12 @@ pub async fn run(
             let socket = {
                 let _permit = gate.acquire().await;
                 target
-                    .subscribe(&token, &restaurants[r].id, (!live).then_some(0), None)
+                    .subscribe(
+                        &token,
+                        &restaurants[r].id,
+                        (!live).then_some(restaurants[r].seq),
+                        None,
+                    )
                     .await?
             };
             Ok::<_, anyhow::Error>(tokio::spawn(reader::hold(socket, 1, false, stop)))

@@ -12,12 +12,15 @@ use crate::frame;
 
 const TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
 
-/// A restaurant made for one run: fresh, so its events are the run's and its seqs start at 1.
+/// A restaurant made for one run: fresh, so its events after `seq` are the run's.
 #[derive(Debug, Clone)]
 pub struct Restaurant {
     pub id: String,
     pub table: String,
     pub menu_item: String,
+    /// The restaurant's newest seq once set up (orderhub's menu item is an event of its own):
+    /// displays that replay subscribe after it.
+    pub seq: i64,
     /// Places orders at the table.
     pub customer: String,
 }
@@ -124,11 +127,23 @@ async fn restaurant(
         .await
         .context("createMenuItem")?;
     let menu_item = id_at(&item, "createMenuItem")?;
+    let page = target
+        .gql(
+            admin,
+            "query($r: ID!) { orders(restaurantId: $r, first: 1) { seq } }",
+            json!({"r": id}),
+        )
+        .await
+        .context("orders")?;
+    let seq = page["data"]["orders"]["seq"]
+        .as_i64()
+        .ok_or_else(|| anyhow!("no seq in {page}"))?;
     let customer = signer.customer(&id, &table)?;
     Ok(Restaurant {
         id,
         table,
         menu_item,
+        seq,
         customer,
     })
 }

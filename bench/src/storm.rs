@@ -80,8 +80,10 @@ pub async fn run(
         );
         tasks.push(tokio::spawn(async move {
             let _ = go.wait_for(|go| *go).await;
-            let restaurant = &restaurants[i % restaurants.len()].id;
-            let socket = target.subscribe(&token, restaurant, Some(0), None).await?;
+            let restaurant = &restaurants[i % restaurants.len()];
+            let socket = target
+                .subscribe(&token, &restaurant.id, Some(restaurant.seq), None)
+                .await?;
             Ok::<_, anyhow::Error>(reader::hold(socket, history as u64, true, stop).await)
         }));
     }
