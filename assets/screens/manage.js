@@ -152,6 +152,8 @@ class Manager {
       tab.setAttribute("aria-pressed", String(tab.dataset.view === view));
     }
     document.body.dataset.view = view;
+    this.notice(null);
+    this.problem(null);
     if (view === "qr") this.loadSheet();
   }
 

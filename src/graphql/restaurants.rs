@@ -69,11 +69,7 @@ impl Restaurant {
     /// and put on the table. Each call mints new tokens; earlier ones stay valid until they
     /// expire. baseUrl: an absolute http(s) URL without fragment or query (else
     /// BAD_USER_INPUT). Not in the contract.
-    async fn table_links(
-        &self,
-        ctx: &Context<'_>,
-        base_url: String,
-    ) -> ApiResult<Vec<TableLink>> {
+    async fn table_links(&self, ctx: &Context<'_>, base_url: String) -> ApiResult<Vec<TableLink>> {
         principal(ctx)?.may_manage(&self.0.id)?;
         let base = table_links::base_url(&base_url)?;
         let services = services(ctx)?;

@@ -136,7 +136,10 @@ mod tests {
         for (raw, expected) in [
             ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
             ("https://orders.example/", "https://orders.example"),
-            ("HTTPS://Orders.Example/shop//", "HTTPS://Orders.Example/shop"),
+            (
+                "HTTPS://Orders.Example/shop//",
+                "HTTPS://Orders.Example/shop",
+            ),
             ("http://[::1]:8000", "http://[::1]:8000"),
         ] {
             assert_eq!(base_url(raw).ok().as_deref(), Some(expected), "{raw}");
@@ -157,7 +160,11 @@ mod tests {
             "https://orders.example/\n",
         ] {
             let refused = base_url(raw).err().map(|e| e.code());
-            assert_eq!(refused, Some(orderhub_actors::ErrorCode::BadUserInput), "{raw:?}");
+            assert_eq!(
+                refused,
+                Some(orderhub_actors::ErrorCode::BadUserInput),
+                "{raw:?}"
+            );
         }
         let long = format!("https://orders.example/{}", "a".repeat(MAX_BASE_URL));
         assert!(base_url(&long).is_err());

@@ -14,11 +14,7 @@ const LINKS: &str = "query($r: ID!, $b: String!) { restaurant(id: $r) { \
 
 async fn links(server: &Api, token: &str, restaurant: &str, base_url: &str) -> Gql {
     server
-        .gql(
-            Some(token),
-            LINKS,
-            json!({"r": restaurant, "b": base_url}),
-        )
+        .gql(Some(token), LINKS, json!({"r": restaurant, "b": base_url}))
         .await
 }
 
@@ -84,7 +80,13 @@ async fn a_manager_gets_a_working_customer_link_per_table() {
     let f = server.fixture().await;
     let manager = server.token(Role::Manager, Some(&f.restaurant), None);
     // Trailing slashes are dropped: the link is never `…//order`.
-    let answer = links(server, &manager, &f.restaurant, &format!("{}/", server.base)).await;
+    let answer = links(
+        server,
+        &manager,
+        &f.restaurant,
+        &format!("{}/", server.base),
+    )
+    .await;
     let tokens = check_links(&answer, &f, &server.base, 365 * 86_400);
 
     let placed = server
@@ -115,10 +117,7 @@ async fn a_manager_gets_a_working_customer_link_per_table() {
 /// ORDERHUB_TABLE_TOKEN_TTL sets how long the printed links stay valid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_table_token_ttl_is_configurable() {
-    let server = TestServer::start(
-        &sqlite_url("table_token_ttl"),
-        &["--table-token-ttl", "2d"],
-    );
+    let server = TestServer::start(&sqlite_url("table_token_ttl"), &["--table-token-ttl", "2d"]);
     let f = server.fixture().await;
     let manager = server.token(Role::Manager, Some(&f.restaurant), None);
     let answer = links(&server, &manager, &f.restaurant, &server.base).await;
@@ -222,7 +221,10 @@ async fn the_manager_screen_is_served_with_its_policy() {
                 "no inline code"
             );
             for asset in ["manage.js", "manage.css", "screens.css"] {
-                assert!(body.contains(&format!("/assets/screens/{asset}")), "{asset}");
+                assert!(
+                    body.contains(&format!("/assets/screens/{asset}")),
+                    "{asset}"
+                );
             }
         }
     }
