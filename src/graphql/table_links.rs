@@ -56,6 +56,7 @@ pub struct TableLink {
     expires_at: Timestamp,
 }
 
+/// A table's customer link and its QR code, to print and put on the table.
 #[Object]
 impl TableLink {
     async fn table(&self) -> Table {
