@@ -12,7 +12,7 @@ use async_graphql::futures_util::StreamExt;
 use criterion::{criterion_group, criterion_main, Criterion};
 use orderhub::auth::Tokens;
 use orderhub::bus::LocalBus;
-use orderhub::graphql::{self, Caller, Services};
+use orderhub::graphql::{self, Caller, Services, TableLinks};
 use orderhub::store::routing::ReadRouting;
 use orderhub_actors::channel::{ChannelConfig, ChannelRegistry, Filter};
 use orderhub_actors::domain::{
@@ -156,6 +156,10 @@ async fn node(buffer: usize) -> (Node, Restaurant, Vec<MenuItem>) {
         registry,
         channels: channels.clone(),
         reads: Arc::new(ReadRouting::new()),
+        table_links: TableLinks {
+            tokens: Tokens::new(&[7u8; 32]).expect("a 32-byte secret"),
+            ttl: Duration::from_secs(86_400),
+        },
     };
     let restaurant = restaurant();
     store

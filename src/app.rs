@@ -19,7 +19,7 @@ use crate::auth::{ClaimRules, Tokens, WeakSecret};
 use crate::bus::{LocalBus, RedisBus};
 use crate::config::WsConfig;
 use crate::config::{LogFormat, ServeArgs, StoreArgs};
-use crate::graphql::{self, Services};
+use crate::graphql::{self, Services, TableLinks};
 use crate::http::cors::{CrossOrigin, Origin};
 use crate::http::server::ServerLimits;
 use crate::http::{self, HttpState};
@@ -172,6 +172,8 @@ pub struct Settings {
     pub rate_limit: (u32, u32),
     /// Other origins whose pages may call the API and open WebSockets.
     pub cors_origins: Vec<Origin>,
+    /// How long the customer tokens of `Restaurant.tableLinks` are valid.
+    pub table_token_ttl: Duration,
 }
 
 impl Settings {
@@ -207,6 +209,7 @@ impl Settings {
             rate_limit,
             rate_limit_burst,
             query_timeout,
+            table_token_ttl,
             disable_introspection,
             cors_origins,
         } = args.clone();
@@ -258,6 +261,7 @@ impl Settings {
             query_timeout,
             rate_limit: (rate_limit, rate_limit_burst),
             cors_origins,
+            table_token_ttl,
         }
     }
 }
@@ -303,6 +307,10 @@ impl App {
                 registry: registry.clone(),
                 channels: channels.clone(),
                 reads: reads.clone(),
+                table_links: TableLinks {
+                    tokens: tokens.clone(),
+                    ttl: settings.table_token_ttl,
+                },
             }),
             settings.schema,
         );
@@ -562,6 +570,7 @@ mod tests {
             "ORDERHUB_RATE_LIMIT_BURST" => "9",
             "ORDERHUB_QUERY_TIMEOUT" => "6s",
             "ORDERHUB_CORS_ORIGINS" => "https://app.example,http://127.0.0.1:5173",
+            "ORDERHUB_TABLE_TOKEN_TTL" => "30d",
             // Switches are given without a value.
             "ORDERHUB_NO_DEMO" | "ORDERHUB_DISABLE_INTROSPECTION" => "",
             _ => return None,

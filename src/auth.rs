@@ -222,17 +222,32 @@ impl Tokens {
         table: Option<&TableId>,
         ttl: Duration,
     ) -> String {
+        self.issue_expiring(subject, role, restaurant, table, ttl).0
+    }
+
+    /// As [`issue`](Self::issue), with the token's `exp` (whole seconds, as a timestamp).
+    pub fn issue_expiring(
+        &self,
+        subject: &str,
+        role: Role,
+        restaurant: Option<&RestaurantId>,
+        table: Option<&TableId>,
+        ttl: Duration,
+    ) -> (String, Timestamp) {
         let iat = Timestamp::now().millis() / 1000;
+        let exp = iat.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
         let claims = Issued {
             sub: subject,
             role,
             restaurant_id: restaurant.map(RestaurantId::as_str),
             table_id: table.map(TableId::as_str),
             iat,
-            exp: iat.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+            exp,
         };
         // HS256 signing of a serializable struct cannot fail.
-        encode(&Header::new(Algorithm::HS256), &claims, &self.keys.encoding).unwrap_or_default()
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.keys.encoding)
+            .unwrap_or_default();
+        (token, Timestamp(exp.saturating_mul(1000)))
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {

@@ -209,6 +209,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERHUB_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<Origin>,
 
+    /// How long the customer links of the manager screen's QR sheet (`Restaurant.tableLinks`)
+    /// stay valid: the tokens printed on the tables. Reprint before it runs out.
+    #[arg(long, env = "ORDERHUB_TABLE_TOKEN_TTL", default_value = "365d", value_parser = parse_duration)]
+    pub table_token_ttl: Duration,
+
     /// Refuse introspection (`__schema`, `__type`) with GRAPHQL_VALIDATION_FAILED. GraphiQL
     /// needs it, so it is on unless this is set.
     #[arg(long, env = "ORDERHUB_DISABLE_INTROSPECTION", value_parser = clap::builder::BoolishValueParser::new())]

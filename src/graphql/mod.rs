@@ -9,6 +9,7 @@ mod nulls;
 mod orders;
 mod restaurants;
 mod rules;
+mod table_links;
 mod telemetry;
 mod types;
 mod variables;
@@ -27,6 +28,7 @@ pub use error::{ApiError, ApiResult};
 pub use events::{CatchUpTo, SharedExecution};
 pub use live::{ending, expires_in, Rendered, Tag};
 pub use nulls::failed_as_a_whole;
+pub use table_links::{TableLinks, MAX_BASE_URL};
 
 use crate::auth::AuthError;
 
@@ -51,6 +53,8 @@ pub struct Services {
     pub channels: ChannelRegistry,
     /// Read-your-writes (commands tell it who wrote) and causal reads (`atLeastSeq`).
     pub reads: Arc<dyn ReadRouter>,
+    /// Mints the customer links of `Restaurant.tableLinks`.
+    pub table_links: TableLinks,
 }
 
 /// Who sent a request, attached per request by the transport.

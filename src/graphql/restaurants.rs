@@ -8,6 +8,7 @@ use orderhub_actors::domain::{
 use orderhub_actors::ports::{Freshness, Owned};
 use orderhub_actors::restaurant::RestaurantMsg;
 
+use super::table_links::{self, TableLink};
 use super::types::{MenuItem, ServiceMode, StaffCall, Table, TaxCategory, TaxRounding, TaxRule};
 use super::{command, freshness, owner, parse_id, principal, services, ApiError, ApiResult};
 
@@ -62,6 +63,21 @@ impl Restaurant {
         principal(ctx)?.may_operate(&self.0.id)?;
         let tables = services(ctx)?.store.tables(&self.0.id, self.1).await?;
         Ok(tables.into_iter().map(Table).collect())
+    }
+    /// Manager or admin: each table's customer link, baseUrl + "/order#token=" + a customer
+    /// token for that table valid for ORDERHUB_TABLE_TOKEN_TTL, with its QR code, to print
+    /// and put on the table. Each call mints new tokens; earlier ones stay valid until they
+    /// expire. baseUrl: an absolute http(s) URL without fragment or query (else
+    /// BAD_USER_INPUT). Not in the contract.
+    async fn table_links(&self, ctx: &Context<'_>, base_url: String) -> ApiResult<Vec<TableLink>> {
+        principal(ctx)?.may_manage(&self.0.id)?;
+        let base = table_links::base_url(&base_url)?;
+        let services = services(ctx)?;
+        let tables = services.store.tables(&self.0.id, self.1).await?;
+        tables
+            .into_iter()
+            .map(|table| services.table_links.link(&base, table))
+            .collect()
     }
 }
 

@@ -1,6 +1,7 @@
-//! The screens: the kitchen display at `/kitchen` and the customer page at `/order`. Plain
+//! The screens: the kitchen display at `/kitchen`, the customer page at `/order` and the
+//! manager screen at `/manage` (menu, tax, tables and a printable sheet of table QR codes). Plain
 //! HTML, CSS and JavaScript embedded in the binary, no build step and no CDN; they speak only
-//! the public GraphQL API, so they are also the reference client for other frontends.
+//! the served GraphQL API, so they are also the reference client for other frontends.
 
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
@@ -19,15 +20,16 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
     frame-ancestors 'none'";
 
 /// Route and page.
-const PAGES: [(&str, &str); 2] = [
+const PAGES: [(&str, &str); 3] = [
     (
         "/kitchen",
         include_str!("../../assets/screens/kitchen.html"),
     ),
     ("/order", include_str!("../../assets/screens/order.html")),
+    ("/manage", include_str!("../../assets/screens/manage.html")),
 ];
 
-const ASSETS: [(&str, &str, &str); 4] = [
+const ASSETS: [(&str, &str, &str); 6] = [
     (
         "client.js",
         include_str!("../../assets/screens/client.js"),
@@ -46,6 +48,16 @@ const ASSETS: [(&str, &str, &str); 4] = [
     (
         "screens.css",
         include_str!("../../assets/screens/screens.css"),
+        CSS,
+    ),
+    (
+        "manage.js",
+        include_str!("../../assets/screens/manage.js"),
+        JS,
+    ),
+    (
+        "manage.css",
+        include_str!("../../assets/screens/manage.css"),
         CSS,
     ),
 ];

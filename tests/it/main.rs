@@ -19,6 +19,7 @@ mod framing;
 mod hostile;
 mod limits;
 mod live;
+mod manage;
 mod menu;
 mod nodes;
 mod observability;

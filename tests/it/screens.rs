@@ -576,3 +576,30 @@ async fn a_takeout_ramen_with_options_shows_them_in_the_kitchen_and_its_taxes_to
         assert!(bytes.starts_with(b"\x89PNG"), "{path:?} is a PNG");
     }
 }
+
+/// The manager screen: an item with option groups created and edited, a conflict shown, a tax
+/// rate and a table set; then the QR sheet, every code on it decoded from a screenshot to its
+/// table's customer link, and one of them opened: the customer page shows the menu.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manager_sets_up_the_menu_and_prints_working_table_qr_codes() {
+    let server = sqlite();
+    let f = server.fixture().await;
+    let manager = server.token(
+        orderhub_actors::domain::Role::Manager,
+        Some(&f.restaurant),
+        None,
+    );
+    let mut env = scenario_env(&server.base, &f).to_vec();
+    env.push(("MANAGER_TOKEN", &manager));
+    tokio::task::block_in_place(|| Scenario::start("manage.mjs", &env).passes());
+    for shot in [
+        "manager-1280x800",
+        "manager-800x1280",
+        "qr-sheet-1280x800",
+        "qr-sheet-print-794x1123",
+    ] {
+        let path = screenshots_dir().join(format!("{shot}.png"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{path:?} is saved"));
+        assert!(bytes.starts_with(b"\x89PNG"), "{path:?} is a PNG");
+    }
+}
