@@ -141,6 +141,8 @@ impl FanoutReport {
 
 /// What the displays of a run share.
 struct Shared {
+    /// Each restaurant's seq once set up, before the run's first order.
+    setup_seq: Vec<i64>,
     /// The last seq of each restaurant, once the writers are done (i64::MAX before).
     final_seq: Vec<AtomicI64>,
     /// The highest seq any display saw per restaurant (an order whose answer was lost may
@@ -180,6 +182,7 @@ pub async fn run(
         Arc::new(setup::restaurants(target, signer, params.restaurants.max(1)).await?);
     let r_count = restaurants.len();
     let shared = Arc::new(Shared {
+        setup_seq: restaurants.iter().map(|r| r.seq).collect(),
         final_seq: (0..r_count).map(|_| AtomicI64::new(i64::MAX)).collect(),
         max_seen: (0..r_count).map(|_| AtomicI64::new(0)).collect(),
         warm: AtomicUsize::new(0),
@@ -283,7 +286,8 @@ pub async fn run(
     let writes_seconds = writes_started.elapsed().as_secs_f64();
 
     for (r, final_seq) in shared.final_seq.iter().enumerate() {
-        final_seq.store(lock(&shared.sent[r]).len() as i64, Ordering::Relaxed);
+        let sent = lock(&shared.sent[r]).len() as i64;
+        final_seq.store(shared.setup_seq[r] + sent, Ordering::Relaxed);
     }
     let _ = stage_tx.send(FINAL_KNOWN);
     let drain_deadline = Instant::now() + params.drain;
@@ -306,7 +310,7 @@ pub async fn run(
         // The warm-up event is not part of the measurement.
         let mut verdict = display.tracker.verdict(final_seq);
         verdict.received = verdict.received.saturating_sub(1);
-        expected += u64::try_from(final_seq - 1).unwrap_or(0);
+        expected += u64::try_from(final_seq - shared.setup_seq[r] - 1).unwrap_or(0);
         deliveries.add(verdict);
         latency.merge(&display.latency);
         if let Some(end) = display.end {
@@ -380,7 +384,7 @@ async fn display(
     live: bool,
 ) -> Display {
     let mut d = Display {
-        tracker: Tracker::new(0),
+        tracker: Tracker::new(shared.setup_seq[r]),
         latency: Histogram::default(),
         end: None,
     };
@@ -424,12 +428,13 @@ async fn display(
                 shared
                     .last_delivery
                     .fetch_max(shared.start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                if seq > 1 {
+                // The run's first event is the warm-up, not measured.
+                if seq > shared.setup_seq[r] + 1 {
                     if let Some(sent) = frame::sent_at_nanos(&text) {
                         d.latency.record(now.saturating_sub(sent));
                     }
                 }
-                if !warm && d.tracker.last() >= 1 {
+                if !warm && d.tracker.last() > shared.setup_seq[r] {
                     warm = true;
                     shared.warm.fetch_add(1, Ordering::Relaxed);
                 }
@@ -483,7 +488,7 @@ async fn wake(
     r: usize,
     stall_start: Instant,
 ) -> Stalled {
-    let mut tracker = Tracker::new(0);
+    let mut tracker = Tracker::new(shared.setup_seq[r]);
     let outcome = loop {
         let message = match tokio::time::timeout(Duration::from_secs(2), socket.next()).await {
             Err(_) => break "not cut".to_owned(),

@@ -74,7 +74,8 @@ pub async fn run(
                     )
                     .await?
             };
-            Ok::<_, anyhow::Error>(tokio::spawn(reader::hold(socket, 1, false, stop)))
+            let after = restaurants[r].seq;
+            Ok::<_, anyhow::Error>(tokio::spawn(reader::hold(socket, after, 1, false, stop)))
         }));
     }
     let mut held = Vec::with_capacity(connections);

@@ -20,14 +20,16 @@ pub struct Held {
     pub end: Option<String>,
 }
 
+/// `after`: the seq the subscription started after.
 pub async fn hold(
     mut socket: Socket,
+    after: i64,
     want: u64,
     leave_when_done: bool,
     mut stop: watch::Receiver<bool>,
 ) -> Held {
     let mut held = Held {
-        tracker: Tracker::new(0),
+        tracker: Tracker::new(after),
         first_event: None,
         all_events: None,
         end: None,

@@ -135,7 +135,7 @@ async fn restaurant(
         )
         .await
         .context("orders")?;
-    let seq = page["data"]["orders"]["seq"]
+    let seq = page["orders"]["seq"]
         .as_i64()
         .ok_or_else(|| anyhow!("no seq in {page}"))?;
     let customer = signer.customer(&id, &table)?;

@@ -84,7 +84,8 @@ pub async fn run(
             let socket = target
                 .subscribe(&token, &restaurant.id, Some(restaurant.seq), None)
                 .await?;
-            Ok::<_, anyhow::Error>(reader::hold(socket, history as u64, true, stop).await)
+            let held = reader::hold(socket, restaurant.seq, history as u64, true, stop).await;
+            Ok::<_, anyhow::Error>((restaurant.seq, held))
         }));
     }
     let watch = Watch::start(server_pids);
@@ -102,8 +103,8 @@ pub async fn run(
     let (mut last_first, mut last_all) = (Some(Duration::ZERO), Some(Duration::ZERO));
     for task in tasks {
         match task.await {
-            Ok(Ok(held)) => {
-                deliveries.add(held.tracker.verdict(history as i64));
+            Ok(Ok((setup_seq, held))) => {
+                deliveries.add(held.tracker.verdict(setup_seq + history as i64));
                 match held.first_event {
                     Some(at) => {
                         first.record((at - start).as_nanos() as u64);
