@@ -16,9 +16,9 @@ use orderhub::graphql::{self, Caller, Services, TableLinks};
 use orderhub::store::routing::ReadRouting;
 use orderhub_actors::channel::{ChannelConfig, ChannelRegistry, Filter};
 use orderhub_actors::domain::{
-    build_order, BusinessDayStart, Currency, Event, EventKind, LineRequest, MenuItem, MenuItemId,
-    Money, PlaceOrderRequest, Principal, Restaurant, RestaurantId, Role, TableId, TimeZone,
-    Timestamp,
+    build_order, validate_menu_item, BusinessDayStart, Currency, Event, EventKind, LineRequest,
+    MenuItem, NewMenuItem, PlaceOrderRequest, Principal, Restaurant, RestaurantId, Role, TableId,
+    TimeZone, Timestamp,
 };
 use orderhub_actors::ports::{Bus, EventSink, SystemClock};
 use orderhub_actors::restaurant::{Deps, RegistryConfig, RestaurantRegistry};
@@ -51,21 +51,13 @@ fn restaurant() -> Restaurant {
 
 fn menu(restaurant: &Restaurant) -> Vec<MenuItem> {
     (0..LINES)
-        .map(|i| MenuItem {
-            id: MenuItemId::generate(),
-            restaurant_id: restaurant.id.clone(),
-            name: format!("Dish {i}"),
-            price: Money::new(500 + 10 * i as i64, restaurant.currency.clone()),
-            available: true,
-            description: None,
-            translations: Vec::new(),
-            allergens: Vec::new(),
-            tax_category: Default::default(),
-            prep_seconds: 300,
-            option_groups: Vec::new(),
-            version: 1,
-            archived: false,
-            position: 0,
+        .map(|i| {
+            let new = NewMenuItem {
+                name: format!("Dish {i}"),
+                price: 500 + 10 * i as i64,
+                ..NewMenuItem::default()
+            };
+            validate_menu_item(restaurant, new, i).expect("a valid item")
         })
         .collect()
 }

@@ -319,31 +319,29 @@ macro_rules! sql_store {
             Ok((order_id, item))
         }
 
-        /// An order without its items (`with_items` adds them), from its columns, each named
-        /// with `prefix` before it.
-        fn order_from(row: &DbRow, prefix: &str) -> Result<Order, StoreError> {
-            let column = |name: &str| format!("{prefix}{name}");
-            let status: String = get(row, &column("status"))?;
+        /// `sql::ORDER_COLUMNS`: an order without its items (`with_items` adds them).
+        fn order_from(row: &DbRow) -> Result<Order, StoreError> {
+            let status: String = get(row, "o_status")?;
             Ok(Order {
-                id: OrderId::from_trusted(get(row, &column("id"))?),
-                restaurant_id: RestaurantId::from_trusted(get(row, &column("restaurant_id"))?),
-                table_id: TableId::from_trusted(get(row, &column("table_id"))?),
-                number: get(row, &column("number"))?,
+                id: OrderId::from_trusted(get(row, "o_id")?),
+                restaurant_id: RestaurantId::from_trusted(get(row, "o_restaurant_id")?),
+                table_id: TableId::from_trusted(get(row, "o_table_id")?),
+                number: get(row, "o_number")?,
                 status: OrderStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
                 items: Vec::new(),
                 total: Money::new(
-                    get(row, &column("total"))?,
-                    Currency::from_trusted(get(row, &column("currency"))?),
+                    get(row, "o_total")?,
+                    Currency::from_trusted(get(row, "o_currency")?),
                 ),
-                note: get(row, &column("note"))?,
-                cancel_reason: get(row, &column("cancel_reason"))?,
-                placed_at: Timestamp(get(row, &column("placed_at"))?),
-                updated_at: Timestamp(get(row, &column("updated_at"))?),
-                version: get(row, &column("version"))?,
-                service_mode: parsed("service mode", get(row, &column("service_mode"))?, ServiceMode::parse)?,
-                taxes: from_json("taxes", &get::<String>(row, &column("taxes"))?)?,
-                prices_include_tax: get(row, &column("prices_include_tax"))?,
-                tax_rounding: parsed("tax rounding", get(row, &column("tax_rounding"))?, TaxRounding::parse)?,
+                note: get(row, "o_note")?,
+                cancel_reason: get(row, "o_cancel_reason")?,
+                placed_at: Timestamp(get(row, "o_placed_at")?),
+                updated_at: Timestamp(get(row, "o_updated_at")?),
+                version: get(row, "o_version")?,
+                service_mode: parsed("service mode", get(row, "o_service_mode")?, ServiceMode::parse)?,
+                taxes: from_json("taxes", &get::<String>(row, "o_taxes")?)?,
+                prices_include_tax: get(row, "o_prices_include_tax")?,
+                tax_rounding: parsed("tax rounding", get(row, "o_tax_rounding")?, TaxRounding::parse)?,
             })
         }
 
@@ -381,7 +379,7 @@ macro_rules! sql_store {
                 }
                 if lookup.order.is_some() && get::<Option<String>>(row, "o_id")?.is_some() {
                     if found.order.is_none() {
-                        found.order = Some(order_from(row, "o_")?);
+                        found.order = Some(order_from(row)?);
                     }
                     if let (Some(line), Some(order)) =
                         (get::<Option<i64>>(row, "oi_line")?, &found.order)
@@ -541,7 +539,7 @@ macro_rules! sql_store {
             else {
                 return Ok(None);
             };
-            let order = order_from(&row, "")?;
+            let order = order_from(&row)?;
             Ok(with_items(conn, vec![order]).await?.pop())
         }
 
@@ -775,8 +773,8 @@ macro_rules! sql_store {
                 let mut orders = Vec::with_capacity(rows.len());
                 for row in &rows {
                     // The restaurant's row alone: a page without orders.
-                    if get::<Option<String>>(row, "id")?.is_some() {
-                        orders.push(order_from(row, "")?);
+                    if get::<Option<String>>(row, "o_id")?.is_some() {
+                        orders.push(order_from(row)?);
                     }
                 }
                 Ok(OrderPage { orders: with_items(&mut conn, orders).await?, seq })
@@ -909,23 +907,30 @@ macro_rules! sql_store {
                 Value::Text(text.to_owned())
             }
 
-            /// Sends the staged writes, and the restaurant's row if the transaction changed it.
+            /// Sends the staged writes, and the restaurant's row if the transaction changed it:
+            /// its settings and counters, or its counters alone.
             async fn send_writes(&mut self) -> Result<(), StoreError> {
-                if self.restaurant_changed || self.written != self.counters {
-                    let restaurant = &self.restaurant;
-                    let values = vec![
+                let restaurant = &self.restaurant;
+                let counters = [
+                    Value::Int(self.written.last_seq),
+                    Value::Int(self.written.ticket_day.0),
+                    Value::Int(self.written.last_ticket),
+                    Value::Text(restaurant.id.as_str().to_owned()),
+                ];
+                if self.restaurant_changed {
+                    let mut values = vec![
                         Value::Text(restaurant.name.clone()),
                         Value::Text(restaurant.time_zone.name().to_owned()),
                         Value::Int(restaurant.day_starts_at.minutes()),
                         Value::Bool(restaurant.tax.prices_include_tax),
                         Value::Text(json(&restaurant.tax.rules)?),
                         Value::Text(restaurant.tax.rounding.as_str().to_owned()),
-                        Value::Int(self.written.last_seq),
-                        Value::Int(self.written.ticket_day.0),
-                        Value::Int(self.written.last_ticket),
-                        Value::Text(restaurant.id.as_str().to_owned()),
                     ];
+                    values.extend(counters);
                     self.stage(sql::UPDATE_RESTAURANT, values);
+                } else if self.written != self.counters {
+                    // Most commands: the settings stay as they were locked.
+                    self.stage(sql::UPDATE_COUNTERS, counters.into());
                 }
                 let writes = std::mem::take(&mut self.writes);
                 for (statement, values) in batches(dialect::BATCH, &writes) {

@@ -8,9 +8,13 @@ use std::fmt::Write;
 // JSON text columns (lists read and written whole with their row): restaurants.tax_rules,
 // menu_items.{translations, allergens, option_groups}, orders.taxes, order_items.options.
 
-pub const ORDER_COLUMNS: &str = "id, restaurant_id, table_id, number, status, total, currency, \
-     note, cancel_reason, placed_at, updated_at, version, service_mode, taxes, \
-     prices_include_tax, tax_rounding";
+/// An order's columns (alias `o`), each as `o_<column>`, as `order_from` reads them.
+pub const ORDER_COLUMNS: &str = "o.id AS o_id, o.restaurant_id AS o_restaurant_id, \
+     o.table_id AS o_table_id, o.number AS o_number, o.status AS o_status, o.total AS o_total, \
+     o.currency AS o_currency, o.note AS o_note, o.cancel_reason AS o_cancel_reason, \
+     o.placed_at AS o_placed_at, o.updated_at AS o_updated_at, o.version AS o_version, \
+     o.service_mode AS o_service_mode, o.taxes AS o_taxes, \
+     o.prices_include_tax AS o_prices_include_tax, o.tax_rounding AS o_tax_rounding";
 
 /// A restaurant's settings, as `restaurant_from` reads them.
 macro_rules! restaurant_columns {
@@ -36,6 +40,9 @@ pub const INSERT_RESTAURANT: &str = concat!(
 pub const UPDATE_RESTAURANT: &str = "UPDATE restaurants SET name = $1, time_zone = $2, \
      business_day_start_minutes = $3, prices_include_tax = $4, tax_rules = $5, \
      tax_rounding = $6, last_seq = $7, ticket_day = $8, last_ticket = $9 WHERE id = $10";
+/// The same for a transaction that changed the counters alone (seq, ticket day and number).
+pub const UPDATE_COUNTERS: &str =
+    "UPDATE restaurants SET last_seq = $1, ticket_day = $2, last_ticket = $3 WHERE id = $4";
 pub const COUNT_RESTAURANTS: &str = "SELECT COUNT(*) FROM restaurants";
 
 /// A menu item's columns (alias `m`), each as `m_<column>`, as `menu_item_from` reads them
@@ -115,11 +122,11 @@ pub fn placeholders(first: usize, count: usize) -> String {
 
 pub fn select_order(in_restaurant: bool) -> String {
     let scope = if in_restaurant {
-        " AND restaurant_id = $2"
+        " AND o.restaurant_id = $2"
     } else {
         ""
     };
-    format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1{scope}")
+    format!("SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id = $1{scope}")
 }
 
 /// An order line's columns (alias `oi`), each as `oi_<column>`, as `line_from` reads them.
@@ -200,7 +207,7 @@ pub fn lock_and_look_up(shape: LookupShape, key_is: fn(&str) -> String, lock: &s
         next += shape.menu_items;
     }
     if shape.order {
-        columns.extend(ORDER_COLUMNS.split(", ").map(|c| format!("o.{c} AS o_{c}")));
+        columns.push(ORDER_COLUMNS.into());
         columns.push(LINE_COLUMNS.into());
         let _ = write!(
             joins,
@@ -260,15 +267,10 @@ pub fn insert_items(lines: usize) -> String {
 /// with null order columns. The restaurant comes first, as a derived table, so that the
 /// placeholders appear in order (see `dialect::mysql::sql`).
 pub fn select_orders(statuses: usize, after_cursor: bool) -> String {
-    let columns: Vec<String> = ORDER_COLUMNS
-        .split(", ")
-        .map(|c| format!("o.{c}"))
-        .collect();
     let mut sql = format!(
-        "SELECT r.last_seq AS page_seq, {} \
+        "SELECT r.last_seq AS page_seq, {ORDER_COLUMNS} \
          FROM (SELECT id, last_seq FROM restaurants WHERE id = $1) r \
-         LEFT JOIN orders o ON o.restaurant_id = r.id",
-        columns.join(", ")
+         LEFT JOIN orders o ON o.restaurant_id = r.id"
     );
     let mut next = 2;
     if statuses > 0 {
@@ -339,6 +341,7 @@ mod tests {
             SELECT_RESTAURANT,
             INSERT_RESTAURANT,
             UPDATE_RESTAURANT,
+            UPDATE_COUNTERS,
             COUNT_RESTAURANTS,
             SELECT_MENU,
             INSERT_MENU_ITEM,

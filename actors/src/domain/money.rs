@@ -53,7 +53,7 @@ impl Money {
             .checked_mul(quantity)
             .filter(|a| *a <= Self::MAX_AMOUNT)
             .map(|amount| Money::new(amount, self.currency.clone()))
-            .ok_or_else(too_large)
+            .ok_or_else(|| too_large("order total"))
     }
 
     pub fn plus(&self, other: &Money) -> Result<Money, DomainError> {
@@ -62,13 +62,14 @@ impl Money {
             .checked_add(other.amount)
             .filter(|a| *a <= Self::MAX_AMOUNT)
             .map(|amount| Money::new(amount, self.currency.clone()))
-            .ok_or_else(too_large)
+            .ok_or_else(|| too_large("order total"))
     }
 }
 
-fn too_large() -> DomainError {
+/// `BadInput`: `what` (an order total, a bill's tax) would pass [`Money::MAX_AMOUNT`].
+pub(super) fn too_large(what: &str) -> DomainError {
     DomainError::BadInput(format!(
-        "order total exceeds the largest amount ({})",
+        "{what} exceeds the largest amount ({})",
         Money::MAX_AMOUNT
     ))
 }

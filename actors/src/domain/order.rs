@@ -459,22 +459,13 @@ mod tests {
     }
 
     fn item(r: &Restaurant, price: i64, available: bool) -> MenuItem {
-        MenuItem {
-            id: MenuItemId::generate(),
-            restaurant_id: r.id.clone(),
+        let new = crate::domain::NewMenuItem {
             name: format!("dish {price}"),
-            price: Money::new(price, r.currency.clone()),
-            available,
-            description: None,
-            translations: Vec::new(),
-            allergens: Vec::new(),
-            tax_category: Default::default(),
-            prep_seconds: 300,
-            option_groups: Vec::new(),
-            version: 1,
-            archived: false,
-            position: 0,
-        }
+            price,
+            available: Some(available),
+            ..Default::default()
+        };
+        crate::domain::validate_menu_item(r, new, 0).unwrap()
     }
 
     fn request(r: &Restaurant, lines: &[(&MenuItem, i64)]) -> PlaceOrderRequest {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::money::too_large;
 use super::{Currency, DomainError, Money};
 
 /// Whether the customer eats in or takes the order away; Japan taxes food differently for each.
@@ -431,13 +432,6 @@ fn rate_tax(base: i64, rate: BasisPoints, settings: &TaxSettings) -> i64 {
     // At most 2^31 × 10^4: far inside i128; the quotient is at most `base`, so it fits in i64.
     let tax = settings.rounding.divide(i128::from(base) * r, denominator);
     i64::try_from(tax).unwrap_or(base)
-}
-
-fn too_large(what: &str) -> DomainError {
-    DomainError::BadInput(format!(
-        "{what} exceeds the largest amount ({})",
-        Money::MAX_AMOUNT
-    ))
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use orderhub_actors::channel::{ChannelConfig, ChannelRegistry, Filter, Subscription};
 use orderhub_actors::domain::{
-    BusinessDayStart, Currency, Event, EventKind, LineRequest, MenuItem, MenuItemId, Money, Order,
-    OrderId, OrderStatus, PlaceOrderRequest, Principal, Restaurant, RestaurantId, Role, StaffCall,
-    Table, TableId, TimeZone, Timestamp,
+    validate_menu_item, BusinessDayStart, Currency, Event, EventKind, LineRequest, MenuItem,
+    NewMenuItem, Order, OrderId, OrderStatus, PlaceOrderRequest, Principal, Restaurant,
+    RestaurantId, Role, StaffCall, Table, TableId, TimeZone, Timestamp,
 };
 use orderhub_actors::ports::{Clock, EventSink, Freshness, Lookup, OrderQuery, Store};
 use orderhub_actors::restaurant::{Deps, RegistryConfig, Reply, RestaurantMsg, RestaurantRegistry};
@@ -52,22 +52,12 @@ pub async fn seed(store: &MemoryStore) -> Seeded {
         restaurant_id: restaurant.id.clone(),
         name: "T1".into(),
     };
-    let item = MenuItem {
-        id: MenuItemId::generate(),
-        restaurant_id: restaurant.id.clone(),
+    let ramen = NewMenuItem {
         name: "Ramen".into(),
-        price: Money::new(900, restaurant.currency.clone()),
-        available: true,
-        description: None,
-        translations: Vec::new(),
-        allergens: Vec::new(),
-        tax_category: Default::default(),
-        prep_seconds: 300,
-        option_groups: Vec::new(),
-        version: 1,
-        archived: false,
-        position: 0,
+        price: 900,
+        ..NewMenuItem::default()
     };
+    let item = validate_menu_item(&restaurant, ramen, 0).expect("a valid item");
     let mut tx = store
         .begin(&restaurant.id, Lookup::NOTHING)
         .await
